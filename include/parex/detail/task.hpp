@@ -1,0 +1,133 @@
+// parex/detail/task.hpp - work items for executors that run calls in this process.
+//
+// A LocalTask is the future's own state with the callable and its arguments stored in
+// place: one allocation per submit. The queue holding a task owns one reference; run()
+// (or discard()) gives it up, and the arguments are destroyed right after the call so
+// that a finished task pins no memory. Not thread-safe by itself: each task is run or
+// discarded by exactly one thread.
+#pragma once
+
+#include <parex/detail/callable.hpp>
+#include <parex/detail/state.hpp>
+#include <parex/errors.hpp>
+
+#include <exception>
+#include <functional>
+#include <optional>
+#include <tuple>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace parex::detail {
+
+/// An intrusive queue node that an executor can run.
+struct LocalTask {
+  LocalTask* next = nullptr;
+  /// Runs the call unless it was cancelled, completes the future, drops the queue's reference.
+  virtual void run() noexcept = 0;
+  /// Never runs it: fails a pending future with e (or leaves a cancelled one), drops the reference.
+  virtual void discard(std::exception_ptr e) noexcept = 0;
+  /// Cancels a pending future and drops the reference (shutdown with cancel_futures).
+  virtual void cancel_and_release() noexcept = 0;
+
+ protected:
+  ~LocalTask() = default;
+};
+
+/// The result of one map item: its value, or the exception it raised.
+template <class R>
+using Outcome = std::variant<R, std::exception_ptr>;
+/// The results of one map chunk, in item order.
+template <class R>
+using ChunkResult = std::vector<Outcome<R>>;
+
+template <class R>
+class TaskState : public State<R>, public LocalTask {
+ public:
+  void discard(std::exception_ptr e) noexcept final {
+    if (this->try_claim()) this->finish_with_error(std::move(e));
+    drop_payload();
+    this->release_producer();
+  }
+  void cancel_and_release() noexcept final {
+    this->cancel();
+    drop_payload();
+    this->release_producer();
+  }
+
+ protected:
+  virtual void drop_payload() noexcept = 0;
+  // pending -> running + claimed in one step; false if cancelled.
+  bool start() noexcept { return this->set_running() && this->try_claim(); }
+};
+
+/// submit(fn, args...) run locally.
+template <class R, class F, class... A>
+class Call final : public TaskState<R> {
+ public:
+  template <class G, class... B>
+  explicit Call(G&& g, B&&... b) : payload_(std::in_place, std::forward<G>(g), std::forward<B>(b)...) {
+    this->retain_producer();  // the future adopts the first reference; the queue holds this one
+  }
+  void run() noexcept override {
+    if (this->start()) {
+      try {
+        if constexpr (std::is_void_v<R>) {
+          std::apply([](auto&&... x) { std::invoke(std::move(x)...); }, std::move(*payload_));
+          this->emplace_claimed();
+        } else {
+          this->emplace_claimed(
+              std::apply([](auto&&... x) -> R { return std::invoke(std::move(x)...); }, std::move(*payload_)));
+        }
+      } catch (...) {
+        this->finish_with_error(std::current_exception());
+      }
+    }
+    payload_.reset();
+    this->release_producer();
+  }
+
+ private:
+  void drop_payload() noexcept override { payload_.reset(); }
+  std::optional<std::tuple<F, A...>> payload_;
+};
+
+/// One map chunk run locally: fn over each item; every item gets its own outcome.
+template <class R, class F, class Item>
+class ChunkCall final : public TaskState<ChunkResult<R>> {
+ public:
+  ChunkCall(F fn, std::vector<Item> items) : fn_(std::in_place, std::move(fn)), items_(std::move(items)) {
+    this->retain_producer();
+  }
+  void run() noexcept override {
+    if (this->start()) {
+      try {
+        ChunkResult<R> out;
+        out.reserve(items_.size());
+        for (auto& item : items_) {
+          try {
+            out.emplace_back(std::in_place_index<0>, std::invoke(*fn_, std::move(item)));
+          } catch (...) {
+            out.emplace_back(std::in_place_index<1>, std::current_exception());
+          }
+        }
+        this->emplace_claimed(std::move(out));
+      } catch (...) {  // bad_alloc while building the chunk
+        this->finish_with_error(std::current_exception());
+      }
+    }
+    drop_payload();
+    this->release_producer();
+  }
+
+ private:
+  void drop_payload() noexcept override {
+    fn_.reset();
+    std::vector<Item>().swap(items_);
+  }
+  std::optional<F> fn_;
+  std::vector<Item> items_;
+};
+
+}  // namespace parex::detail

@@ -1,0 +1,126 @@
+// parex/errors.hpp - the error hierarchy, shaped like Python's concurrent.futures.
+//
+//   Error (std::runtime_error)
+//   ├── CancelledError          the future was cancelled
+//   ├── TimeoutError            a wait ran out of time
+//   ├── InvalidStateError       an operation not allowed in the current state
+//   ├── BrokenExecutor          the executor can no longer run work
+//   │   ├── BrokenThreadPool    (an initializer failed)
+//   │   └── BrokenProcessPool   (a worker process died, or its initializer failed)
+//   │       └── WorkerCrashed   the worker running this very call died
+//   ├── RemoteError             an exception of an unregistered type, carried from a worker
+//   ├── UnregisteredFunction    a function the process backend cannot name
+//   ├── ProtocolError           a corrupt, truncated or oversized frame
+//   └── NotSerializable         a value that cannot be encoded or decoded
+//
+// All are plain value types, safe to copy and to throw from any thread.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <sys/types.h>
+
+namespace parex {
+
+/// Base of every error parex throws (Python: concurrent.futures.Error / RuntimeError).
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The future was cancelled before it ran.
+class CancelledError : public Error {
+ public:
+  CancelledError() : Error("the future was cancelled") {}
+  using Error::Error;
+};
+
+/// A wait (result, exception, wait, as_completed, map) ran past its timeout.
+class TimeoutError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// An operation that the object's current state does not allow
+/// (a second set_result, submit after shutdown, ...).
+class InvalidStateError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// The executor cannot run work any more.
+class BrokenExecutor : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A ThreadPoolExecutor whose initializer failed.
+class BrokenThreadPool : public BrokenExecutor {
+ public:
+  using BrokenExecutor::BrokenExecutor;
+};
+
+/// A ProcessPoolExecutor that lost a worker or could not start one.
+class BrokenProcessPool : public BrokenExecutor {
+ public:
+  using BrokenExecutor::BrokenExecutor;
+};
+
+/// The worker process running this call died; names the pid, the signal or exit code
+/// and the function. Only the call that was running fails with it: the pool goes on.
+class WorkerCrashed : public BrokenProcessPool {
+ public:
+  WorkerCrashed(std::string message, pid_t pid, int signal, int exit_code, std::string function)
+      : BrokenProcessPool(std::move(message)),
+        pid_(pid), signal_(signal), exit_code_(exit_code), function_(std::move(function)) {}
+  pid_t pid() const noexcept { return pid_; }
+  /// The signal that killed the worker, or 0 if it exited.
+  int signal() const noexcept { return signal_; }
+  /// The worker's exit code, or -1 if a signal killed it.
+  int exit_code() const noexcept { return exit_code_; }
+  const std::string& function() const noexcept { return function_; }
+
+ private:
+  pid_t pid_;
+  int signal_;
+  int exit_code_;
+  std::string function_;
+};
+
+/// An exception thrown in a worker whose type is not registered with
+/// PAREX_REGISTER_EXCEPTION: its type name and what() travel, the type does not.
+class RemoteError : public Error {
+ public:
+  RemoteError(std::string type, const std::string& what)
+      : Error(type + ": " + what), type_(std::move(type)), remote_what_(what) {}
+  /// The demangled name of the exception type thrown in the worker.
+  const std::string& type() const noexcept { return type_; }
+  /// The remote exception's own what(), without the type prefix.
+  const std::string& remote_what() const noexcept { return remote_what_; }
+
+ private:
+  std::string type_;
+  std::string remote_what_;
+};
+
+/// A function that the process backend cannot ship by name; the message lists
+/// the registered names nearest to the one asked for.
+class UnregisteredFunction : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A frame that is corrupt, truncated, oversized or from another protocol version.
+class ProtocolError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A value that cannot be encoded or decoded; when a codec threw, the original
+/// exception is nested (std::rethrow_if_nested reaches it).
+class NotSerializable : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace parex

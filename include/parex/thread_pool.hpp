@@ -1,0 +1,49 @@
+// parex/thread_pool.hpp - ThreadPoolExecutor: Python's ThreadPoolExecutor for C++.
+//
+// Runs any callable (lambdas with captures included) on a fixed set of threads started
+// by the constructor. All members are thread-safe. The destructor is shutdown(true).
+//
+// @code
+//   parex::ThreadPoolExecutor pool{{.max_workers = 4, .thread_name_prefix = "io"}};
+//   auto f = pool.submit([&](int x) { return x + offset; }, 1);
+// @endcode
+#pragma once
+
+#include <parex/executor.hpp>
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace parex {
+
+/// The CPUs this process may use: its affinity mask, capped by a cgroup CPU quota.
+std::size_t process_cpu_count() noexcept;
+
+struct ThreadPoolOptions {
+  /// Number of threads; 0 means process_cpu_count().
+  std::size_t max_workers = 0;
+  /// Threads are named "<prefix>_<i>" (truncated to Linux's 15 characters).
+  std::string thread_name_prefix = "parex";
+  /// Runs first on every worker thread; if it throws, the pool is broken:
+  /// queued calls and later submits fail with BrokenThreadPool.
+  std::function<void()> initializer;
+};
+
+/// An Executor that runs calls on threads of this process.
+class ThreadPoolExecutor final : public Executor {
+ public:
+  explicit ThreadPoolExecutor(ThreadPoolOptions options = {});
+  ~ThreadPoolExecutor() override;
+  std::size_t max_workers() const noexcept override;
+
+  struct Impl;
+
+ private:
+  void dispatch(detail::LocalTask* task) override;
+  void do_shutdown(bool wait, bool cancel_futures) override;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace parex

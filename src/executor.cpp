@@ -1,0 +1,29 @@
+// The Executor base: the parts of submit/map that need no template.
+#include <parex/executor.hpp>
+
+#include <cstdio>
+
+namespace parex {
+
+Executor::~Executor() = default;
+
+void Executor::post(detail::LocalTask* task) {
+  try {
+    dispatch(task);
+  } catch (...) {
+    // Not queued: drop the queue's reference; the caller's future (about to unwind) has the other.
+    task->cancel_and_release();
+    throw;
+  }
+}
+
+namespace detail {
+[[noreturn]] void throw_map_timeout(std::chrono::nanoseconds timeout) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "map: next result not ready within the %.3g ms timeout",
+                std::chrono::duration<double, std::milli>(timeout).count());
+  throw TimeoutError(buf);
+}
+}  // namespace detail
+
+}  // namespace parex

@@ -1,0 +1,304 @@
+// The future's state machine (see detail/state.hpp for the word layout) and the
+// completion watch behind wait() and as_completed().
+//
+// Why a hand-rolled futex instead of std::mutex + std::condition_variable per future:
+// a condvar costs ~88 bytes and a lock per completion; here completing is one CAS and a
+// wake-up syscall happens only if somebody is actually asleep (has_waiters).
+#include <parex/future.hpp>
+
+#include <climits>
+#include <condition_variable>
+#include <cstdio>
+#include <ctime>
+#include <linux/futex.h>
+#include <mutex>
+#include <sched.h>
+#include <string>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace parex::detail {
+
+void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+bool futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                const Clock::time_point* deadline) noexcept {
+  timespec ts{};
+  timespec* tsp = nullptr;
+  if (deadline) {
+    // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time, which is what
+    // steady_clock reads on Linux: no drift from recomputing relative timeouts.
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch()).count();
+    if (ns <= 0) return false;
+    ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+    ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    tsp = &ts;
+    if (Clock::now() >= *deadline) return false;
+  }
+  const long r = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_BITSET_PRIVATE,
+                           expected, tsp, nullptr, FUTEX_BITSET_MATCH_ANY);
+  return !(r == -1 && errno == ETIMEDOUT);
+}
+
+void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+}
+
+void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
+}
+
+void report_callback_error(std::exception_ptr e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    std::fprintf(stderr, "parex: exception in a done callback: %s\n", x.what());
+  } catch (...) {
+    std::fprintf(stderr, "parex: exception of a non-std type in a done callback\n");
+  }
+}
+
+namespace {
+constexpr bool is_done(std::uint32_t w) noexcept { return (w & StateBase::status_mask) >= StateBase::finished; }
+}  // namespace
+
+StateBase::~StateBase() {
+  // Callbacks of a state that never completed (every handle dropped): release them.
+  for (CallbackNode* n = callbacks_; n;) {
+    CallbackNode* next = n->next;
+    n->dispose();
+    n = next;
+  }
+}
+
+bool StateBase::set_running() noexcept {
+  std::uint32_t old = word_.load(std::memory_order_relaxed);
+  for (;;) {
+    const std::uint32_t st = old & status_mask;
+    if (st != pending) return st == running;
+    if (word_.compare_exchange_weak(old, (old & ~status_mask) | running, std::memory_order_acq_rel,
+                                    std::memory_order_relaxed))
+      return true;
+  }
+}
+
+bool StateBase::try_claim() noexcept {
+  std::uint32_t old = word_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (is_done(old) || (old & claimed)) return false;
+    if (word_.compare_exchange_weak(old, old | claimed, std::memory_order_acquire, std::memory_order_relaxed))
+      return true;
+  }
+}
+
+std::uint32_t StateBase::transition_to_done(std::uint32_t done_bits, bool only_from_pending, bool& ok) noexcept {
+  std::uint32_t old = word_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (old & cb_lock) {  // an add/remove_callback is in its few-instruction window
+      cpu_relax();
+      old = word_.load(std::memory_order_relaxed);
+      continue;
+    }
+    if (only_from_pending && ((old & status_mask) != pending || (old & claimed))) {
+      ok = false;
+      return old;
+    }
+    std::uint32_t nw = (old & ~(status_mask | has_waiters | has_callbacks)) | done_bits;
+    if (old & has_callbacks) nw |= cb_lock;  // we take the list: hold the lock until it is ours
+    if (word_.compare_exchange_weak(old, nw, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      ok = true;
+      return old;
+    }
+  }
+}
+
+void StateBase::after_done(std::uint32_t old) noexcept {
+  if (old & has_waiters) futex_wake_all(word_);
+  if (old & has_callbacks) run_callbacks();
+}
+
+void StateBase::complete(bool error) noexcept {
+  bool ok = false;
+  const auto old = transition_to_done(finished | (error ? has_error : 0u), false, ok);
+  after_done(old);
+}
+
+bool StateBase::cancel() noexcept {
+  bool ok = false;
+  const auto old = transition_to_done(cancelled, true, ok);
+  if (!ok) return (old & status_mask) == cancelled;
+  after_done(old);
+  return true;
+}
+
+void StateBase::run_callbacks() noexcept {
+  CallbackNode* list = std::exchange(callbacks_, nullptr);
+  word_.fetch_and(~cb_lock, std::memory_order_release);
+  // Nodes were pushed at the head: reverse to run them in registration order.
+  CallbackNode* ordered = nullptr;
+  while (list) {
+    CallbackNode* next = list->next;
+    list->next = ordered;
+    ordered = list;
+    list = next;
+  }
+  while (ordered) {
+    CallbackNode* next = ordered->next;  // read first: fire() may free the node
+    ordered->fire(*this);
+    ordered = next;
+  }
+}
+
+std::uint32_t StateBase::lock_callbacks() noexcept {
+  std::uint32_t old = word_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (old & cb_lock) {
+      cpu_relax();
+      old = word_.load(std::memory_order_relaxed);
+      continue;
+    }
+    if (word_.compare_exchange_weak(old, old | cb_lock, std::memory_order_acquire, std::memory_order_relaxed))
+      return old;
+  }
+}
+
+void StateBase::add_callback(CallbackNode* node) noexcept {
+  if (!is_done(word_.load(std::memory_order_acquire))) {
+    const auto old = lock_callbacks();
+    if (!is_done(old)) {  // status cannot leave "not done" while we hold cb_lock
+      node->next = callbacks_;
+      callbacks_ = node;
+      word_.fetch_or(has_callbacks, std::memory_order_relaxed);
+      word_.fetch_and(~cb_lock, std::memory_order_release);
+      return;
+    }
+    word_.fetch_and(~cb_lock, std::memory_order_release);
+  }
+  node->fire(*this);
+}
+
+bool StateBase::remove_callback(CallbackNode* node) noexcept {
+  lock_callbacks();
+  bool found = false;
+  for (CallbackNode** p = &callbacks_; *p; p = &(*p)->next) {
+    if (*p == node) {
+      *p = node->next;
+      found = true;
+      break;
+    }
+  }
+  if (!callbacks_) word_.fetch_and(~has_callbacks, std::memory_order_relaxed);
+  word_.fetch_and(~cb_lock, std::memory_order_release);
+  return found;
+}
+
+bool StateBase::wait_until(const Clock::time_point* deadline) const noexcept {
+  std::uint32_t old = word_.load(std::memory_order_acquire);
+  if (is_done(old)) return true;
+  // A short spin first: a result that lands within a microsecond or two costs no
+  // syscalls on either side. Kept short because on small machines the spinner may be
+  // stealing the very core that would finish the call.
+  for (int i = 0; i < 64; ++i) {
+    cpu_relax();
+    old = word_.load(std::memory_order_acquire);
+    if (is_done(old)) return true;
+  }
+  for (;;) {
+    if (!(old & has_waiters)) {
+      if (!word_.compare_exchange_weak(old, old | has_waiters, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        if (is_done(old)) return true;
+        continue;
+      }
+      old |= has_waiters;
+    }
+    const bool in_time = futex_wait(word_, old, deadline);
+    old = word_.load(std::memory_order_acquire);
+    if (is_done(old)) return true;
+    if (!in_time) return false;
+  }
+}
+
+[[noreturn]] void throw_timeout(const char* what, std::chrono::nanoseconds waited) {
+  const double ms = std::chrono::duration<double, std::milli>(waited).count();
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%s not ready after %.3g ms", what, ms);
+  throw TimeoutError(buf);
+}
+
+[[noreturn]] void throw_no_state() { throw InvalidStateError("the future has no state (default-constructed or moved from)"); }
+
+void await_done(const StateBase& s, const Timeout& t, const char* what) {
+  if (!s.done()) {
+    const auto deadline = t.deadline();
+    if (!s.wait_until(deadline_ptr(deadline))) throw_timeout(what, t.duration());
+  }
+  if (s.status() == StateBase::cancelled) throw CancelledError();
+}
+
+// ---------------------------------------------------------------------------------------
+// CompletionWatch: one callback node per state, all feeding one queue of indices.
+// The nodes' memory belongs to the watch. A completing thread that has taken a node off a
+// state's list may still be invoking it when the watch dies, so the destructor waits for
+// those in-flight invocations (fired counts them) before freeing the nodes.
+
+struct CompletionWatch::Core {
+  struct Node final : CallbackNode {
+    Core* core = nullptr;
+    std::size_t index = 0;
+    void fire(StateBase&) noexcept override {
+      std::lock_guard lock(core->mutex);  // the last touch: the watch may be freed once fired is counted
+      core->ready.push_back(index);
+      ++core->fired;
+      core->cv.notify_all();
+    }
+    void dispose() noexcept override {}
+  };
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<std::size_t> ready;  // completed, not yet handed out; guarded by mutex
+  std::size_t head = 0;            // next ready entry to hand out; consumer only
+  std::size_t fired = 0;           // nodes invoked so far; guarded by mutex
+  std::vector<Node> nodes;
+  std::vector<StateBase*> states;
+};
+
+CompletionWatch::CompletionWatch(std::vector<StateBase*> states) : core_(std::make_shared<Core>()) {
+  core_->states = std::move(states);
+  core_->nodes.resize(core_->states.size());
+  core_->ready.reserve(core_->states.size());
+  for (std::size_t i = 0; i < core_->states.size(); ++i) {
+    core_->nodes[i].core = core_.get();
+    core_->nodes[i].index = i;
+    core_->states[i]->add_callback(&core_->nodes[i]);
+  }
+}
+
+CompletionWatch::~CompletionWatch() {
+  std::size_t removed = 0;
+  for (std::size_t i = 0; i < core_->states.size(); ++i)
+    if (core_->states[i]->remove_callback(&core_->nodes[i])) ++removed;
+  // Every node not removed was taken by a completing thread: wait until it has run.
+  std::unique_lock lock(core_->mutex);
+  core_->cv.wait(lock, [&] { return core_->fired + removed == core_->states.size(); });
+}
+
+std::size_t CompletionWatch::size() const noexcept { return core_->states.size(); }
+
+std::optional<std::size_t> CompletionWatch::next(const Clock::time_point* deadline) {
+  std::unique_lock lock(core_->mutex);
+  auto has_ready = [&] { return core_->head < core_->ready.size(); };
+  if (deadline) {
+    if (!core_->cv.wait_until(lock, *deadline, has_ready)) return std::nullopt;
+  } else {
+    core_->cv.wait(lock, has_ready);
+  }
+  return core_->ready[core_->head++];
+}
+
+}  // namespace parex::detail

@@ -1,0 +1,280 @@
+// ThreadPoolExecutor.
+//
+//   submit ──CAS──▶ inbox (lock-free LIFO) ──exchange──▶ worker i's deque ──pop──▶ run
+//                                                          ▲ steal half │
+//                                              worker j ───┘            ▼ complete future
+//
+// Why this shape: a queue with one lock and one wake-up per task collapses as soon as
+// there are more runnable threads than cores (a descheduled lock holder stalls everyone,
+// and every submit pays a futex wake). Here a submit is one CAS and wakes a worker only
+// when the inbox goes from empty to non-empty while someone sleeps. A worker takes the
+// whole inbox at once, keeps it in its own deque (one uncontended lock per pop), and wakes
+// one sleeper who steals half of it; that one wakes the next, and so on: wake-ups grow
+// with the number of workers, not with the number of tasks.
+//
+// Sleeping uses a Dekker pair on (inbox or deque sizes, sleepers): a producer publishes
+// work and then reads sleepers; a worker bumps sleepers and then re-reads the work, both
+// seq_cst, so at least one of them sees the other and no wake-up is lost.
+//
+// Ownership: a task in a queue holds one reference to its state; run()/discard() drop it.
+#include <parex/thread_pool.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <pthread.h>
+#include <sched.h>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace parex {
+
+using detail::LocalTask;
+
+namespace {
+LocalTask* const closed_marker = reinterpret_cast<LocalTask*>(std::uintptr_t{1});
+
+LocalTask* reverse(LocalTask* chain) noexcept {
+  LocalTask* out = nullptr;
+  while (chain) {
+    LocalTask* next = chain->next;
+    chain->next = out;
+    out = chain;
+    chain = next;
+  }
+  return out;
+}
+}  // namespace
+
+struct ThreadPoolExecutor::Impl {
+  struct alignas(64) Worker {
+    std::mutex mutex;
+    std::deque<LocalTask*> queue;      // guarded by mutex; owner pops the front, thieves take the front half
+    std::atomic<std::size_t> size{0};  // queue.size(), for lock-free peeking
+    std::thread thread;
+  };
+
+  explicit Impl(ThreadPoolOptions o) : options(std::move(o)) {
+    const std::size_t n = options.max_workers ? options.max_workers : process_cpu_count();
+    workers.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) workers.push_back(std::make_unique<Worker>());
+  }
+
+  void start() {
+    for (std::size_t i = 0; i < workers.size(); ++i) workers[i]->thread = std::thread([this, i] { worker_main(i); });
+  }
+
+  // ---- producers ---------------------------------------------------------------------
+  void push(LocalTask* t) {
+    LocalTask* head = inbox.load(std::memory_order_relaxed);
+    do {
+      if (head == closed_marker) throw_closed();
+      t->next = head;
+    } while (!inbox.compare_exchange_weak(head, t, std::memory_order_seq_cst, std::memory_order_relaxed));
+    if (head == nullptr) wake_one();
+  }
+
+  [[noreturn]] void throw_closed() const {
+    if (broken.load(std::memory_order_acquire)) throw BrokenThreadPool(broken_reason);
+    throw InvalidStateError("cannot submit after shutdown");
+  }
+
+  void wake_one() noexcept {
+    if (sleepers.load(std::memory_order_seq_cst) != 0) {
+      epoch.fetch_add(1, std::memory_order_seq_cst);
+      detail::futex_wake(epoch, 1);
+    }
+  }
+  void wake_all() noexcept {
+    epoch.fetch_add(1, std::memory_order_seq_cst);
+    detail::futex_wake_all(epoch);
+  }
+
+  // ---- workers -----------------------------------------------------------------------
+  void worker_main(std::size_t self) {
+    const std::string name = options.thread_name_prefix + "_" + std::to_string(self);
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+    if (options.initializer) {
+      try {
+        options.initializer();
+      } catch (const std::exception& e) {
+        break_pool(std::string("a thread initializer failed: ") + e.what());
+      } catch (...) {
+        break_pool("a thread initializer failed with an exception of a non-std type");
+      }
+    }
+    for (;;) {
+      if (LocalTask* t = next_task(self)) {
+        t->run();
+        continue;
+      }
+      if (stopping.load(std::memory_order_acquire)) return;
+      sleep();
+    }
+  }
+
+  LocalTask* next_task(std::size_t self) {
+    Worker& me = *workers[self];
+    if (me.size.load(std::memory_order_relaxed) != 0) {
+      std::lock_guard lock(me.mutex);
+      if (!me.queue.empty()) {
+        LocalTask* t = me.queue.front();
+        me.queue.pop_front();
+        me.size.store(me.queue.size(), std::memory_order_relaxed);
+        return t;
+      }
+    }
+    if (LocalTask* chain = take_inbox()) {
+      LocalTask* first = reverse(chain);
+      if (LocalTask* rest = first->next) keep(me, rest);
+      return first;
+    }
+    return steal(self);
+  }
+
+  LocalTask* take_inbox() noexcept {
+    LocalTask* head = inbox.load(std::memory_order_acquire);
+    while (head != nullptr && head != closed_marker) {
+      if (inbox.compare_exchange_weak(head, nullptr, std::memory_order_acquire, std::memory_order_acquire)) return head;
+    }
+    return nullptr;
+  }
+
+  // Appends a FIFO chain to my deque, then lets a sleeper come and steal from it.
+  void keep(Worker& me, LocalTask* chain) {
+    {
+      std::lock_guard lock(me.mutex);
+      for (; chain; chain = chain->next) me.queue.push_back(chain);
+      me.size.store(me.queue.size(), std::memory_order_seq_cst);
+    }
+    wake_one();
+  }
+
+  LocalTask* steal(std::size_t self) {
+    const std::size_t n = workers.size();
+    for (std::size_t k = 1; k < n; ++k) {
+      Worker& victim = *workers[(self + k) % n];
+      if (victim.size.load(std::memory_order_relaxed) == 0) continue;
+      LocalTask* chain = nullptr;
+      {
+        std::lock_guard lock(victim.mutex);
+        const std::size_t take = (victim.queue.size() + 1) / 2;
+        if (take == 0) continue;
+        // Link the oldest half into a FIFO chain: the thief runs what has waited longest.
+        for (std::size_t i = take; i-- > 0;) {
+          victim.queue[i]->next = chain;
+          chain = victim.queue[i];
+        }
+        victim.queue.erase(victim.queue.begin(), victim.queue.begin() + static_cast<std::ptrdiff_t>(take));
+        victim.size.store(victim.queue.size(), std::memory_order_relaxed);
+      }
+      if (LocalTask* rest = chain->next) keep(*workers[self], rest);
+      return chain;
+    }
+    return nullptr;
+  }
+
+  bool has_work() const noexcept {
+    LocalTask* h = inbox.load(std::memory_order_seq_cst);
+    if (h != nullptr && h != closed_marker) return true;
+    for (auto& w : workers)
+      if (w->size.load(std::memory_order_seq_cst) != 0) return true;
+    return false;
+  }
+
+  void sleep() noexcept {
+    sleepers.fetch_add(1, std::memory_order_seq_cst);
+    const std::uint32_t e = epoch.load(std::memory_order_seq_cst);
+    if (!has_work() && !stopping.load(std::memory_order_seq_cst)) detail::futex_wait(epoch, e, nullptr);
+    sleepers.fetch_sub(1, std::memory_order_seq_cst);
+  }
+
+  // ---- shutdown ----------------------------------------------------------------------
+  // Takes every queued task out of the pool (the inbox, closed for good, and every deque).
+  std::vector<LocalTask*> drain_all() {
+    std::vector<LocalTask*> out;
+    LocalTask* rest = inbox.exchange(closed_marker, std::memory_order_acq_rel);
+    for (LocalTask* t = reverse(rest == closed_marker ? nullptr : rest); t;) {
+      LocalTask* next = t->next;
+      out.push_back(t);
+      t = next;
+    }
+    for (auto& w : workers) {
+      std::lock_guard lock(w->mutex);
+      out.insert(out.end(), w->queue.begin(), w->queue.end());
+      w->queue.clear();
+      w->size.store(0, std::memory_order_relaxed);
+    }
+    return out;
+  }
+
+  void break_pool(std::string reason) {
+    {
+      std::lock_guard lock(shutdown_mutex);
+      if (broken.load(std::memory_order_relaxed)) return;
+      broken_reason = std::move(reason);
+      broken.store(true, std::memory_order_release);
+    }
+    const auto error = std::make_exception_ptr(BrokenThreadPool(broken_reason));
+    for (LocalTask* t : drain_all()) t->discard(error);
+    stopping.store(true, std::memory_order_seq_cst);
+    wake_all();
+  }
+
+  void shutdown(bool wait, bool cancel_futures) {
+    std::lock_guard lock(shutdown_mutex);
+    if (cancel_futures) {
+      for (LocalTask* t : drain_all()) t->cancel_and_release();
+    } else {
+      LocalTask* rest = inbox.exchange(closed_marker, std::memory_order_acq_rel);
+      if (rest != closed_marker && rest != nullptr) keep(*workers[0], reverse(rest));
+    }
+    stopping.store(true, std::memory_order_seq_cst);
+    wake_all();
+    if (!wait || joined) return;
+    for (auto& w : workers)
+      if (w->thread.get_id() == std::this_thread::get_id())
+        throw InvalidStateError("shutdown(wait=true) called from one of the pool's own threads would wait for itself");
+    for (auto& w : workers) w->thread.join();
+    joined = true;
+  }
+
+  ThreadPoolOptions options;
+  alignas(64) std::atomic<LocalTask*> inbox{nullptr};  // producers push; workers take all at once
+  alignas(64) std::atomic<std::uint32_t> sleepers{0};  // workers inside sleep()
+  alignas(64) std::atomic<std::uint32_t> epoch{0};     // futex word: bumped to wake sleepers
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> broken{false};
+  std::mutex shutdown_mutex;  // serialises shutdown and break_pool
+  std::string broken_reason;  // written before broken is set (release)
+  bool joined = false;        // guarded by shutdown_mutex
+  std::vector<std::unique_ptr<Worker>> workers;
+};
+
+ThreadPoolExecutor::ThreadPoolExecutor(ThreadPoolOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
+  impl_->start();
+}
+
+ThreadPoolExecutor::~ThreadPoolExecutor() {
+  try {
+    impl_->shutdown(true, false);
+  } catch (const std::exception& e) {
+    // Destroyed from one of its own threads: the thread would run on inside freed memory.
+    std::fprintf(stderr, "parex: ThreadPoolExecutor destroyed by one of its own threads: %s\n", e.what());
+    std::abort();
+  }
+}
+
+std::size_t ThreadPoolExecutor::max_workers() const noexcept { return impl_->workers.size(); }
+
+void ThreadPoolExecutor::dispatch(LocalTask* task) { impl_->push(task); }
+
+void ThreadPoolExecutor::do_shutdown(bool wait, bool cancel_futures) { impl_->shutdown(wait, cancel_futures); }
+
+}  // namespace parex

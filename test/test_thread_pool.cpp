@@ -1,0 +1,148 @@
+// ThreadPoolExecutor beyond the shared contract: any callable, options, breakage, stress.
+#define BOOST_TEST_DYN_LINK
+#include <boost/test/unit_test.hpp>
+
+#include "helpers.hpp"
+
+#include <memory>
+#include <pthread.h>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace test;
+using parex::ThreadPoolExecutor;
+
+BOOST_AUTO_TEST_SUITE(thread_pool)
+
+BOOST_AUTO_TEST_CASE(any_callable_with_captures_and_move_only_values) {
+  ThreadPoolExecutor pool{{.max_workers = 2}};
+  const int offset = 100;
+  auto f = pool.submit([&](int x) { return x + offset; }, 1);
+  BOOST_TEST(f.result(deadlock_timeout) == 101);
+  auto g = pool.submit([](std::unique_ptr<int> p) { return std::make_unique<int>(*p * 2); }, std::make_unique<int>(21));
+  BOOST_TEST(*std::move(g).result(deadlock_timeout) == 42);
+  struct Functor {
+    int k;
+    int operator()(int x) const { return k * x; }
+  };
+  BOOST_TEST(pool.submit(Functor{3}, 5).result(deadlock_timeout) == 15);
+  std::vector<int> out;
+  for (int y : pool.map([&](int x) { return x * offset; }, std::vector{1, 2, 3})) out.push_back(y);
+  BOOST_TEST((out == std::vector<int>{100, 200, 300}));
+}
+
+BOOST_AUTO_TEST_CASE(default_workers_follow_the_cpus_we_may_use) {
+  ThreadPoolExecutor pool;
+  BOOST_TEST(pool.max_workers() == parex::process_cpu_count());
+  BOOST_TEST(parex::process_cpu_count() >= 1u);
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  BOOST_REQUIRE(sched_getaffinity(0, sizeof set, &set) == 0);
+  BOOST_TEST(parex::process_cpu_count() <= static_cast<std::size_t>(CPU_COUNT(&set)));
+}
+
+BOOST_AUTO_TEST_CASE(threads_are_named_and_initialized) {
+  std::atomic<int> inits{0};
+  ThreadPoolExecutor pool{{.max_workers = 3, .thread_name_prefix = "calc", .initializer = [&] { inits.fetch_add(1); }}};
+  std::set<std::string> names;
+  std::mutex m;
+  std::vector<parex::Future<void>> fs;
+  for (int i = 0; i < 30; ++i)
+    fs.push_back(pool.submit([&] {
+      char buf[16] = {};
+      pthread_getname_np(pthread_self(), buf, sizeof buf);
+      std::lock_guard lock(m);
+      names.insert(buf);
+      std::this_thread::sleep_for(1ms);
+    }));
+  for (auto& f : fs) f.result(deadlock_timeout);
+  BOOST_TEST(eventually([&] { return inits.load() == 3; }));
+  for (auto& n : names) BOOST_TEST(n.rfind("calc_", 0) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(failing_initializer_breaks_the_pool) {
+  Gate release;
+  ThreadPoolExecutor pool{{.max_workers = 1, .initializer = [&] {
+                             release.wait();
+                             throw std::runtime_error("no database");
+                           }}};
+  auto queued = pool.submit([] { return 1; });
+  release.open();
+  try {
+    queued.result(deadlock_timeout);
+    BOOST_FAIL("no error");
+  } catch (const parex::BrokenThreadPool& e) {
+    BOOST_TEST(std::string(e.what()).find("no database") != std::string::npos);
+  }
+  BOOST_CHECK_THROW(pool.submit([] { return 2; }), parex::BrokenThreadPool);
+  BOOST_CHECK_THROW(pool.submit([] { return 2; }), parex::BrokenExecutor);
+}
+
+BOOST_AUTO_TEST_CASE(many_producers_no_lost_or_duplicated_result) {
+  ThreadPoolExecutor pool{{.max_workers = 3}};
+  constexpr int producers = 4, per = 25'000;
+  std::vector<std::vector<parex::Future<long>>> fs(producers);
+  std::vector<std::thread> ts;
+  for (int p = 0; p < producers; ++p)
+    ts.emplace_back([&, p] {
+      for (int i = 0; i < per; ++i) fs[p].push_back(pool.submit([](long x) { return x * 2; }, long(p) * per + i));
+    });
+  for (auto& t : ts) t.join();
+  long sum = 0;
+  for (auto& v : fs)
+    for (auto& f : v) sum += f.result(deadlock_timeout);
+  const long n = long(producers) * per;
+  BOOST_TEST(sum == n * (n - 1));
+}
+
+BOOST_AUTO_TEST_CASE(tasks_submit_more_tasks) {
+  ThreadPoolExecutor pool{{.max_workers = 2}};
+  auto outer = pool.submit([&pool] { return pool.submit([] { return 5; }); });
+  auto inner = outer.result(deadlock_timeout);
+  BOOST_TEST(inner.result(deadlock_timeout) == 5);
+}
+
+BOOST_AUTO_TEST_CASE(shutdown_from_inside_a_task) {
+  ThreadPoolExecutor pool{{.max_workers = 2}};
+  auto f = pool.submit([&pool] {
+    try {
+      pool.shutdown(true);  // would wait for itself
+      return std::string("no error");
+    } catch (const parex::InvalidStateError&) {
+      pool.shutdown(false);
+      return std::string("refused");
+    }
+  });
+  BOOST_TEST(f.result(deadlock_timeout) == "refused");
+  BOOST_CHECK_THROW(pool.submit([] {}), parex::InvalidStateError);
+}
+
+BOOST_AUTO_TEST_CASE(a_long_task_does_not_strand_the_queue) {
+  // One worker is stuck on a long task; everything queued behind it must still run on
+  // the other worker (work stealing), not wait for the long one.
+  ThreadPoolExecutor pool{{.max_workers = 2}};
+  Gate release;
+  auto blocker = pool.submit([&] { return release.wait(); });
+  std::vector<parex::Future<int>> fs;
+  for (int i = 0; i < 100; ++i) fs.push_back(pool.submit([](int x) { return x; }, i));
+  for (int i = 0; i < 100; ++i) BOOST_REQUIRE(fs[i].result(deadlock_timeout) == i);
+  BOOST_TEST(!blocker.done());
+  release.open();
+  BOOST_TEST(blocker.result(deadlock_timeout));
+}
+
+BOOST_AUTO_TEST_CASE(burst_submit_from_idle_wakes_everyone_needed) {
+  // Repeated bursts after the workers went to sleep: no lost wake-up may leave a task
+  // queued forever.
+  ThreadPoolExecutor pool{{.max_workers = 4}};
+  for (int round = 0; round < 200; ++round) {
+    std::vector<parex::Future<int>> fs;
+    for (int i = 0; i < 1 + round % 7; ++i) fs.push_back(pool.submit([](int x) { return x + 1; }, i));
+    for (std::size_t i = 0; i < fs.size(); ++i) BOOST_REQUIRE(fs[i].result(deadlock_timeout) == int(i) + 1);
+    if (round % 50 == 0) std::this_thread::sleep_for(2ms);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
