@@ -17,6 +17,19 @@ void Executor::post(detail::LocalTask* task) {
   }
 }
 
+void Executor::post(detail::RemoteCall* call) {
+  try {
+    dispatch_remote(call);
+  } catch (...) {
+    call->drop();  // never queued: the future (about to unwind) holds the only other reference
+    throw;
+  }
+}
+
+void Executor::dispatch_remote(detail::RemoteCall*) {
+  throw InvalidStateError("this executor runs calls in this process; it has no remote dispatch");
+}
+
 namespace detail {
 [[noreturn]] void throw_map_timeout(std::chrono::nanoseconds timeout) {
   char buf[96];

@@ -19,6 +19,8 @@
 // Ownership: a task in a queue holds one reference to its state; run()/discard() drop it.
 #include <parex/thread_pool.hpp>
 
+#include "inbox.hpp"
+
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -38,18 +40,7 @@ namespace parex {
 using detail::LocalTask;
 
 namespace {
-LocalTask* const closed_marker = reinterpret_cast<LocalTask*>(std::uintptr_t{1});
-
-LocalTask* reverse(LocalTask* chain) noexcept {
-  LocalTask* out = nullptr;
-  while (chain) {
-    LocalTask* next = chain->next;
-    chain->next = out;
-    out = chain;
-    chain = next;
-  }
-  return out;
-}
+using Inbox = detail::Inbox<LocalTask>;
 }  // namespace
 
 struct ThreadPoolExecutor::Impl {
@@ -72,12 +63,11 @@ struct ThreadPoolExecutor::Impl {
 
   // ---- producers ---------------------------------------------------------------------
   void push(LocalTask* t) {
-    LocalTask* head = inbox.load(std::memory_order_relaxed);
-    do {
-      if (head == closed_marker) throw_closed();
-      t->next = head;
-    } while (!inbox.compare_exchange_weak(head, t, std::memory_order_seq_cst, std::memory_order_relaxed));
-    if (head == nullptr) wake_one();
+    switch (inbox.push(t)) {
+      case Inbox::Push::first: return wake_one();
+      case Inbox::Push::more: return;
+      case Inbox::Push::closed: throw_closed();
+    }
   }
 
   [[noreturn]] void throw_closed() const {
@@ -130,20 +120,11 @@ struct ThreadPoolExecutor::Impl {
         return t;
       }
     }
-    if (LocalTask* chain = take_inbox()) {
-      LocalTask* first = reverse(chain);
+    if (LocalTask* first = inbox.take_all()) {
       if (LocalTask* rest = first->next) keep(me, rest);
       return first;
     }
     return steal(self);
-  }
-
-  LocalTask* take_inbox() noexcept {
-    LocalTask* head = inbox.load(std::memory_order_acquire);
-    while (head != nullptr && head != closed_marker) {
-      if (inbox.compare_exchange_weak(head, nullptr, std::memory_order_acquire, std::memory_order_acquire)) return head;
-    }
-    return nullptr;
   }
 
   // Appends a FIFO chain to my deque, then lets a sleeper come and steal from it.
@@ -181,8 +162,7 @@ struct ThreadPoolExecutor::Impl {
   }
 
   bool has_work() const noexcept {
-    LocalTask* h = inbox.load(std::memory_order_seq_cst);
-    if (h != nullptr && h != closed_marker) return true;
+    if (inbox.has_items()) return true;
     for (auto& w : workers)
       if (w->size.load(std::memory_order_seq_cst) != 0) return true;
     return false;
@@ -199,8 +179,7 @@ struct ThreadPoolExecutor::Impl {
   // Takes every queued task out of the pool (the inbox, closed for good, and every deque).
   std::vector<LocalTask*> drain_all() {
     std::vector<LocalTask*> out;
-    LocalTask* rest = inbox.exchange(closed_marker, std::memory_order_acq_rel);
-    for (LocalTask* t = reverse(rest == closed_marker ? nullptr : rest); t;) {
+    for (LocalTask* t = inbox.close(); t;) {
       LocalTask* next = t->next;
       out.push_back(t);
       t = next;
@@ -231,9 +210,8 @@ struct ThreadPoolExecutor::Impl {
     std::lock_guard lock(shutdown_mutex);
     if (cancel_futures) {
       for (LocalTask* t : drain_all()) t->cancel_and_release();
-    } else {
-      LocalTask* rest = inbox.exchange(closed_marker, std::memory_order_acq_rel);
-      if (rest != closed_marker && rest != nullptr) keep(*workers[0], reverse(rest));
+    } else if (LocalTask* rest = inbox.close()) {
+      keep(*workers[0], rest);
     }
     stopping.store(true, std::memory_order_seq_cst);
     wake_all();
@@ -246,7 +224,7 @@ struct ThreadPoolExecutor::Impl {
   }
 
   ThreadPoolOptions options;
-  alignas(64) std::atomic<LocalTask*> inbox{nullptr};  // producers push; workers take all at once
+  alignas(64) Inbox inbox;                             // producers push; workers take all at once
   alignas(64) std::atomic<std::uint32_t> sleepers{0};  // workers inside sleep()
   alignas(64) std::atomic<std::uint32_t> epoch{0};     // futex word: bumped to wake sleepers
   std::atomic<bool> stopping{false};

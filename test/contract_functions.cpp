@@ -26,3 +26,11 @@ int mark_done(std::pair<std::string, int> job) {
   std::ofstream(job.first + "/" + std::to_string(job.second)) << job.second;
   return job.second;
 }
+
+PAREX_REGISTER(square);
+PAREX_REGISTER(concat);
+PAREX_REGISTER(do_nothing);
+PAREX_REGISTER(iota_vector);
+PAREX_REGISTER(fail_if_negative);
+PAREX_REGISTER(sleep_then_echo);
+PAREX_REGISTER(mark_done);

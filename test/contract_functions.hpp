@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#define PAREX_TEST_BACKENDS parex::ThreadPoolExecutor
+#define PAREX_TEST_BACKENDS parex::ThreadPoolExecutor, parex::ProcessPoolExecutor
 
 int square(int x);
 std::string concat(std::string a, const std::string& b);

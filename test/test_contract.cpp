@@ -167,6 +167,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(map_exit_early_cancels_what_has_not_started, Pool,
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(map_timeout, Pool, Backends) {
   auto pool = make_pool<Pool>(1);
+  BOOST_TEST(pool.submit(square, 2).result(deadlock_timeout) == 4);  // started: the timeout is about the calls
   std::vector<int> seen;
   try {
     for (int y : pool.map(sleep_then_echo, std::vector{0, 300, 0}, {.timeout = 50ms})) seen.push_back(y);

@@ -8,5 +8,6 @@
 #include <parex/parex.hpp>
 
 int main(int argc, char** argv) {
+  parex::init(argc, argv);  // a worker branches off here and never returns
   return boost::unit_test::unit_test_main(&init_unit_test, argc, argv);
 }

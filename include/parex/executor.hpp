@@ -1,8 +1,11 @@
 // parex/executor.hpp - the Executor interface every backend shares.
 //
 // submit(), map() and shutdown() are written once here, over a small virtual core that
-// backends implement (dispatch, do_shutdown): user code holds an Executor& and swaps the
-// backend by changing one line. Thread-safety: submit, map and shutdown may be called
+// backends implement (dispatch or dispatch_remote, do_shutdown): user code holds an
+// Executor& and swaps the backend by changing one line. A backend that runs calls in
+// this process gets LocalTasks (the callable and its arguments); one that runs them
+// elsewhere gets RemoteCalls (a registered function's id and encoded arguments), built
+// here, in the submitting thread, so that encoding errors surface from submit at once. Thread-safety: submit, map and shutdown may be called
 // from any thread, concurrently. A map range is consumed by one thread.
 //
 // @code
@@ -14,6 +17,7 @@
 #pragma once
 
 #include <parex/detail/callable.hpp>
+#include <parex/detail/remote.hpp>
 #include <parex/detail/task.hpp>
 #include <parex/future.hpp>
 
@@ -61,6 +65,7 @@ class Executor {
   template <class F, class... A>
   Future<detail::call_result_t<F, A...>> submit(F&& fn, A&&... args) {
     using R = detail::call_result_t<F, A...>;
+    if (remote_) return submit_remote<R>(fn, std::forward<A>(args)...);
     auto* task = new detail::Call<R, std::decay_t<F>, std::decay_t<A>...>(std::forward<F>(fn), std::forward<A>(args)...);
     auto future = detail::FutureAccess::make(detail::StateRef<detail::State<R>>::adopt(task));
     post(task);
@@ -73,7 +78,7 @@ class Executor {
   template <class F, std::ranges::input_range Range>
   auto map(F&& fn, Range&& range, MapOptions options = {}) {
     using Item = std::ranges::range_value_t<Range>;
-    using R = std::invoke_result_t<std::decay_t<F>&, Item&&>;
+    using R = std::remove_cvref_t<std::invoke_result_t<std::decay_t<F>&, Item&&>>;
     static_assert(!std::is_void_v<R>, "map needs a function that returns a value; use submit for void functions");
     using V = std::views::all_t<Range>;
     return MapRange<R, std::decay_t<F>, V>(*this, std::forward<F>(fn), std::views::all(std::forward<Range>(range)),
@@ -88,10 +93,13 @@ class Executor {
   virtual std::size_t max_workers() const noexcept = 0;
 
  protected:
-  Executor() = default;
+  /// remote: calls run in other processes (dispatch_remote), else here (dispatch).
+  explicit Executor(bool remote = false) noexcept : remote_(remote) {}
   /// Takes ownership of one reference to task and arranges for it to run. On failure it
   /// must throw without having consumed the task.
   virtual void dispatch(detail::LocalTask* task) = 0;
+  /// The same for a call encoded for another process (remote executors only).
+  virtual void dispatch_remote(detail::RemoteCall* call);
   virtual void do_shutdown(bool wait, bool cancel_futures) = 0;
 
  private:
@@ -100,14 +108,56 @@ class Executor {
 
   // dispatch(), and if it throws, drop the queue's reference (the future keeps the state).
   void post(detail::LocalTask* task);
+  void post(detail::RemoteCall* call);
+
+  template <class R, class F, class... A>
+  Future<R> submit_remote(const F& fn, A&&... args) {
+    using Check = detail::Remotable<F, A...>;
+    if constexpr (!Check::value) {
+      throw NotSerializable(Check::why());
+    } else {
+      const detail::FunctionEntry& entry = detail::lookup_function(fn);
+      auto* call = new detail::SingleCall<R>(entry);
+      auto future = detail::FutureAccess::make(detail::StateRef<detail::State<R>>::adopt(call));
+      try {
+        detail::encode_item(call->args, typename Check::Sig::params{}, std::forward<A>(args)...);
+      } catch (...) {
+        call->drop();
+        detail::throw_encode_error(entry);
+      }
+      post(call);
+      return future;
+    }
+  }
 
   template <class R, class F, class Item>
   Future<detail::ChunkResult<R>> submit_chunk(const F& fn, std::vector<Item>&& items) {
-    auto* task = new detail::ChunkCall<R, F, Item>(fn, std::move(items));
-    auto future = detail::FutureAccess::make(detail::StateRef<detail::State<detail::ChunkResult<R>>>::adopt(task));
+    using State = detail::State<detail::ChunkResult<R>>;
+    if (remote_) {
+      using Check = detail::Remotable<F, Item&&>;
+      if constexpr (!Check::value) {
+        throw NotSerializable(Check::why());
+      } else {
+        const detail::FunctionEntry& entry = detail::lookup_function(fn);
+        auto* call = new detail::ChunkCall<R>(entry, static_cast<std::uint32_t>(items.size()));
+        auto future = detail::FutureAccess::make(detail::StateRef<State>::adopt(call));
+        try {
+          for (auto& item : items) detail::encode_item(call->args, typename Check::Sig::params{}, std::move(item));
+        } catch (...) {
+          call->drop();
+          detail::throw_encode_error(entry);
+        }
+        post(call);
+        return future;
+      }
+    }
+    auto* task = new detail::LocalChunk<R, F, Item>(fn, std::move(items));
+    auto future = detail::FutureAccess::make(detail::StateRef<State>::adopt(task));
     post(task);
     return future;
   }
+
+  const bool remote_;
 };
 
 namespace detail {

@@ -4,4 +4,8 @@
 #include <parex/errors.hpp>
 #include <parex/executor.hpp>
 #include <parex/future.hpp>
+#include <parex/init.hpp>
+#include <parex/process_pool.hpp>
+#include <parex/registry.hpp>
+#include <parex/serialize.hpp>
 #include <parex/thread_pool.hpp>

@@ -64,9 +64,10 @@ struct Signature<F, std::void_t<decltype(&F::operator())>> : MemberCallSignature
 template <class F>
 using SignatureOf = Signature<std::remove_cvref_t<F>>;
 
-/// What calling a stored (decayed) F with stored (decayed) arguments returns: tasks keep
-/// their own copies and invoke them as rvalues, exactly once.
+/// What a future of calling a stored (decayed) F with stored (decayed) arguments holds:
+/// tasks keep their own copies and invoke them as rvalues, exactly once; a returned
+/// reference is stored as a value (a future must not dangle).
 template <class F, class... A>
-using call_result_t = std::invoke_result_t<std::decay_t<F>&&, std::decay_t<A>&&...>;
+using call_result_t = std::remove_cvref_t<std::invoke_result_t<std::decay_t<F>&&, std::decay_t<A>&&...>>;
 
 }  // namespace parex::detail

@@ -72,9 +72,9 @@ class StateBase {
   // window where a finished task has not yet dropped its own reference.
   static constexpr std::uint32_t producer_unit = 1u << 24;
   void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
-  void release() noexcept { drop(1); }
+  void release() noexcept { unref(1); }
   void retain_producer() noexcept { refs_.fetch_add(producer_unit, std::memory_order_relaxed); }
-  void release_producer() noexcept { drop(producer_unit); }
+  void release_producer() noexcept { unref(producer_unit); }
   /// Future handles alive (the producer's reference not counted).
   std::uint32_t handle_count() const noexcept {
     return refs_.load(std::memory_order_acquire) & (producer_unit - 1);
@@ -132,7 +132,7 @@ class StateBase {
   void after_done(std::uint32_t old) noexcept;
   void run_callbacks() noexcept;
   std::uint32_t lock_callbacks() noexcept;
-  void drop(std::uint32_t units) noexcept {
+  void unref(std::uint32_t units) noexcept {
     if (refs_.fetch_sub(units, std::memory_order_acq_rel) == units) delete this;
   }
 

@@ -95,9 +95,9 @@ class Call final : public TaskState<R> {
 
 /// One map chunk run locally: fn over each item; every item gets its own outcome.
 template <class R, class F, class Item>
-class ChunkCall final : public TaskState<ChunkResult<R>> {
+class LocalChunk final : public TaskState<ChunkResult<R>> {
  public:
-  ChunkCall(F fn, std::vector<Item> items) : fn_(std::in_place, std::move(fn)), items_(std::move(items)) {
+  LocalChunk(F fn, std::vector<Item> items) : fn_(std::in_place, std::move(fn)), items_(std::move(items)) {
     this->retain_producer();
   }
   void run() noexcept override {

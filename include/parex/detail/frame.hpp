@@ -1,0 +1,100 @@
+// parex/detail/frame.hpp - the frames of the batched channel between a pool and a worker.
+//
+//   frame   = header (24 bytes) + payload
+//   header  = magic "PRX\1" | u16 protocol version | u16 kind | u64 payload length |
+//             u32 items | u32 aux (results: microseconds the worker spent on them)
+//   calls   payload = record*,   record  = varint fn id, varint n, n x (varint len, args)
+//   results payload = outcome*,  outcome = u8 status, varint len, bytes
+//                     status ok: the encoded result; else: stage + encoded exception
+//
+// Outcomes are per item, not per record, so a worker can flush after any item and the
+// parent maps them back by order (each worker runs its input in order). A corrupt,
+// truncated or oversized frame is a ProtocolError, never a hang or a huge allocation:
+// FrameReader grows its buffer as bytes arrive, not as a header claims.
+// Not thread-safe: one FrameReader per stream, used by one thread.
+#pragma once
+
+#include <parex/detail/buffer.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+
+namespace parex::detail {
+
+inline constexpr std::uint32_t frame_magic = 0x01585250;  // "PRX\1" little-endian
+inline constexpr std::uint16_t protocol_version = 1;
+
+enum class FrameKind : std::uint16_t {
+  hello = 1,        // worker -> pool: pid, protocol, registry digest
+  init = 2,         // pool -> worker: the initializer call (or none)
+  ready = 3,        // worker -> pool: initializer done
+  init_failed = 4,  // worker -> pool: initializer threw (payload: exception)
+  calls = 5,        // pool -> worker
+  results = 6,      // worker -> pool
+};
+
+struct FrameHeader {
+  std::uint32_t magic = frame_magic;
+  std::uint16_t version = protocol_version;
+  std::uint16_t kind = 0;
+  std::uint64_t length = 0;
+  std::uint32_t items = 0;
+  std::uint32_t aux = 0;
+};
+static_assert(sizeof(FrameHeader) == 24);
+
+enum class OutcomeStatus : std::uint8_t { ok = 0, error = 1 };
+
+/// Where a call failed, carried with its error so that the message can say it.
+enum class Stage : std::uint8_t { run = 0, decode_args = 1, encode_result = 2, initializer = 3 };
+
+struct Frame {
+  FrameHeader header;
+  std::span<const std::byte> payload;
+  FrameKind kind() const noexcept { return static_cast<FrameKind>(header.kind); }
+};
+
+/// Reassembles frames from a byte stream read in arbitrary pieces.
+class FrameReader {
+ public:
+  explicit FrameReader(std::uint64_t max_payload_bytes) noexcept : max_payload_(max_payload_bytes) {}
+  FrameReader(const FrameReader&) = delete;
+  FrameReader& operator=(const FrameReader&) = delete;
+  ~FrameReader();
+
+  /// Space to read into: at least min_free bytes (more when a big frame is arriving).
+  std::span<std::byte> prepare(std::size_t min_free = 64 * 1024);
+  /// Marks n bytes of the last prepare() as filled.
+  void commit(std::size_t n) noexcept { end_ += n; }
+
+  /// The next complete frame, or nullopt if more bytes are needed. The payload stays
+  /// valid until the next call of next(), prepare() or commit().
+  /// @throws ProtocolError on a bad magic, version, kind or an oversized length.
+  std::optional<Frame> next();
+
+  /// True if bytes of an incomplete frame are buffered (a stream that ends now is truncated).
+  bool mid_frame() const noexcept { return end_ > begin_ + consumed_; }
+  std::size_t buffered() const noexcept { return end_ - begin_ - consumed_; }
+
+ private:
+  void drop_consumed() noexcept;
+  std::byte* buf_ = nullptr;
+  std::size_t cap_ = 0;
+  std::size_t begin_ = 0;  // first unconsumed byte
+  std::size_t end_ = 0;    // one past the last received byte
+  std::size_t want_ = 0;   // size of the frame being assembled, once its header is in
+  std::size_t consumed_ = 0;  // the frame last returned by next(), dropped on the next call
+  std::uint64_t max_payload_;
+};
+
+/// Checks a header on its own (magic, version, kind, length).
+void validate_header(const FrameHeader& h, std::uint64_t max_payload_bytes);
+
+/// Starts a frame in w: writes a header to patch later with finish_frame().
+std::size_t begin_frame(Writer& w, FrameKind kind);
+/// Patches the header begun at offset `at` with the payload length, items and aux.
+void finish_frame(Writer& w, std::size_t at, std::uint32_t items, std::uint32_t aux = 0) noexcept;
+
+}  // namespace parex::detail

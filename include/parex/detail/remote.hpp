@@ -1,0 +1,227 @@
+// parex/detail/remote.hpp - calls that run in another process, parent side.
+//
+// A RemoteCall is the future's state plus the call's encoded items (one for submit, a
+// chunk for map), built in the submitting thread: encoding errors surface from submit,
+// at once, and never reach the pool. The pool's reactor thread then owns the call: it
+// frames the items, feeds outcomes back item by item (on_result / on_error) and calls
+// finish() after the last one, which completes the future and may free the call.
+#pragma once
+
+#include <parex/detail/callable.hpp>
+#include <parex/detail/state.hpp>
+#include <parex/detail/task.hpp>
+#include <parex/registry.hpp>
+#include <parex/serialize.hpp>
+
+#include <exception>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace parex::detail {
+
+class RemoteCall {
+ public:
+  RemoteCall* next = nullptr;           // intrusive queue link
+  const FunctionEntry* fn = nullptr;
+  std::uint32_t count = 0;              // items
+  std::uint32_t done = 0;               // items with an outcome; reactor thread only
+  std::size_t resume_offset = 0;        // bytes of args already consumed by done items
+  Buffer args;                          // count x (varint length, encoded arguments)
+
+  virtual StateBase& state() noexcept = 0;
+  /// Decodes the result of item `done` (a decoding failure becomes that item's error).
+  virtual void on_result(Reader& r) noexcept = 0;
+  /// Item `done` failed with e.
+  virtual void on_error(std::exception_ptr e) noexcept = 0;
+  /// After the last item: completes the future, drops the pool's reference (may free this).
+  virtual void finish() noexcept = 0;
+  /// Never sent: drops the pool's reference (the future is cancelled or failed already).
+  void drop() noexcept { state_release(); }
+
+  /// Fails every item without an outcome with e, then finishes.
+  void fail_rest(const std::exception_ptr& e) noexcept {
+    while (done < count) {
+      on_error(e);
+      ++done;
+    }
+    finish();
+  }
+
+ protected:
+  ~RemoteCall() = default;
+  virtual void state_release() noexcept = 0;
+};
+
+[[noreturn]] void throw_unregistered(const void* fn, const std::type_info* object_type);
+// Decodes an error outcome's body into an exception, wrapping codec-stage failures as
+// NotSerializable (with the original nested) and naming the function.
+std::exception_ptr decode_error_outcome(Reader& r, const FunctionEntry& fn);
+// A failure to decode a result in the parent, as NotSerializable naming the function.
+std::exception_ptr result_decode_error(const FunctionEntry& fn, std::exception_ptr cause);
+
+/// The result payload of one outcome: status, then length-delimited bytes.
+struct OutcomeView {
+  OutcomeStatus status;
+  Reader body;
+};
+OutcomeView read_outcome(Reader& r);
+
+template <class R>
+class SingleCall final : public State<R>, public RemoteCall {
+ public:
+  explicit SingleCall(const FunctionEntry& f) {
+    fn = &f;
+    count = 1;
+    this->retain_producer();
+  }
+  StateBase& state() noexcept override { return *this; }
+  void on_result(Reader& r) noexcept override {
+    if (!this->try_claim()) return;
+    try {
+      if constexpr (std::is_void_v<R>) this->emplace_claimed();
+      else this->emplace_claimed(decode<R>(r));
+    } catch (...) {
+      this->finish_with_error(result_decode_error(*fn, std::current_exception()));
+    }
+  }
+  void on_error(std::exception_ptr e) noexcept override {
+    if (this->try_claim()) this->finish_with_error(std::move(e));
+  }
+  void finish() noexcept override { this->release_producer(); }
+
+ private:
+  void state_release() noexcept override { this->release_producer(); }
+};
+
+template <class R>
+class ChunkCall final : public State<ChunkResult<R>>, public RemoteCall {
+ public:
+  explicit ChunkCall(const FunctionEntry& f, std::uint32_t n) {
+    fn = &f;
+    count = n;
+    results_.reserve(n);
+    this->retain_producer();
+  }
+  StateBase& state() noexcept override { return *this; }
+  void on_result(Reader& r) noexcept override {
+    try {
+      results_.emplace_back(std::in_place_index<0>, decode<R>(r));
+    } catch (...) {
+      on_error(result_decode_error(*fn, std::current_exception()));
+    }
+  }
+  void on_error(std::exception_ptr e) noexcept override {
+    try {
+      results_.emplace_back(std::in_place_index<1>, std::move(e));
+    } catch (...) {  // out of memory: the whole chunk fails with it
+      failed_ = std::current_exception();
+    }
+  }
+  void finish() noexcept override {
+    if (this->try_claim()) {
+      if (failed_) this->finish_with_error(failed_);
+      else this->emplace_claimed(std::move(results_));
+    }
+    this->release_producer();
+  }
+
+ private:
+  void state_release() noexcept override { this->release_producer(); }
+  ChunkResult<R> results_;
+  std::exception_ptr failed_;
+};
+
+// ---- what can be sent, and why not -------------------------------------------------------
+
+template <class F, class Params, class... A>
+struct RemotableArgs;
+template <class F, class... P, class... A>
+struct RemotableArgs<F, TypeList<P...>, A...> {
+  static constexpr bool arity = sizeof...(P) == sizeof...(A);
+  static constexpr bool convertible = [] {
+    if constexpr (sizeof...(P) == sizeof...(A)) return (std::is_constructible_v<param_t<P>, A&&> && ...);
+    else return false;
+  }();
+  static constexpr bool serializable = (Serializable<param_t<P>> && ...);
+};
+
+/// Whether fn(args...) can be shipped to a worker, and if not, the fix (a message for
+/// static_assert and for the NotSerializable that Executor& submit throws).
+template <class F, class... A>
+struct Remotable {
+  using Fn = std::remove_cvref_t<F>;
+  using Sig = SignatureOf<Fn>;
+  static constexpr bool is_object = std::is_class_v<Fn>;
+  static constexpr bool has_signature = Sig::has_signature;
+  static constexpr bool stateless = !is_object || std::is_empty_v<Fn>;
+  static constexpr bool shape_ok = std::is_function_v<std::remove_pointer_t<Fn>> || is_object;
+  static constexpr auto args_check() {
+    if constexpr (has_signature) return RemotableArgs<Fn, typename Sig::params, A...>{};
+    else return RemotableArgs<Fn, TypeList<>>{};
+  }
+  using Args = decltype(args_check());
+  static constexpr bool result_ok = [] {
+    if constexpr (has_signature) {
+      using R = std::remove_cvref_t<typename Sig::result>;
+      return std::is_void_v<R> || Serializable<R>;
+    } else {
+      return false;
+    }
+  }();
+  static constexpr const char* why() {
+    if (!shape_ok) return "only functions and function objects can run in a process pool (not std::function or member pointers)";
+    if (!stateless)
+      return "a lambda with captures or a function object with state cannot run in another process: register a "
+             "function with PAREX_REGISTER and pass the captured values as arguments";
+    if (!has_signature)
+      return "a generic lambda or an overloaded operator() has no single signature to decode arguments with: give "
+             "it concrete parameter types";
+    if (!Args::arity) return "the number of arguments does not match the function's parameters";
+    if (!Args::convertible) return "an argument is not convertible to the function's parameter type";
+    if (!Args::serializable)
+      return "a parameter type is not serializable: give it a serialize(Archive&, unsigned) member "
+             "(Boost.Serialization), mark a trivially copyable struct with PAREX_BITWISE, or use std types";
+    if (!result_ok) return "the return type is not serializable (see parex::Serializable)";
+    return "";
+  }
+  static constexpr bool value =
+      shape_ok && stateless && has_signature && Args::arity && Args::convertible && Args::serializable && result_ok;
+};
+
+template <class F>
+const FunctionEntry& lookup_function(const F& fn) {
+  using Fn = std::remove_cvref_t<F>;
+  const FunctionEntry* e = nullptr;
+  if constexpr (std::is_class_v<Fn>) {
+    e = Registry::global().by_type(typeid(Fn));
+    if (!e) throw_unregistered(nullptr, &typeid(Fn));
+  } else {
+    const void* p = reinterpret_cast<const void*>(static_cast<std::add_pointer_t<std::remove_pointer_t<Fn>>>(fn));
+    e = Registry::global().by_pointer(p);
+    if (!e) throw_unregistered(p, nullptr);
+  }
+  return *e;
+}
+
+// Encodes one item: the arguments converted to the parameter types, length-prefixed.
+template <class... P, class... A>
+void encode_item(Writer& w, TypeList<P...>, A&&... args) {
+  auto one = [&w]<class Param, class Arg>(Arg&& a) {
+    using D = param_t<Param>;
+    if constexpr (std::is_same_v<std::remove_cvref_t<Arg>, D>) encode<D>(w, a);
+    else encode<D>(w, D(std::forward<Arg>(a)));
+  };
+  constexpr std::size_t fixed = (std::size_t{0} + ... + fixed_encoded_size<param_t<P>>());
+  if constexpr (((fixed_encoded_size<param_t<P>>() != 0) && ...) && fixed < 0x80) {
+    w.put_byte(static_cast<std::uint8_t>(fixed));
+    (one.template operator()<P>(std::forward<A>(args)), ...);
+  } else {
+    put_length_prefixed(w, [&](Writer&) { (one.template operator()<P>(std::forward<A>(args)), ...); });
+  }
+}
+
+[[noreturn]] void throw_encode_error(const FunctionEntry& fn);
+
+}  // namespace parex::detail

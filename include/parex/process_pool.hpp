@@ -1,0 +1,130 @@
+// parex/process_pool.hpp - ProcessPoolExecutor: Python's ProcessPoolExecutor for C++.
+//
+// Workers are this program re-executed (call parex::init(argc, argv) first in main);
+// calls travel as a registered function's name-id plus encoded arguments over one pipe
+// pair per worker, in batches both ways. A worker that dies fails only the call it was
+// running (WorkerCrashed); the calls it held but had not started run elsewhere, results it
+// had computed are still delivered, and a replacement starts. All members thread-safe;
+// the destructor is shutdown(true).
+//
+// @code
+//   int square(int x) { return x * x; }
+//   PAREX_REGISTER(square);
+//   int main(int argc, char** argv) {
+//     parex::init(argc, argv);
+//     parex::ProcessPoolExecutor pool{{.max_workers = 4}};
+//     for (int y : pool.map(square, std::vector{1, 2, 3}, {.chunksize = 256})) std::cout << y;
+//   }
+// @endcode
+#pragma once
+
+#include <parex/executor.hpp>
+#include <parex/init.hpp>
+#include <parex/registry.hpp>
+#include <parex/thread_pool.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace parex {
+
+/// A registered function and its arguments, run once in every worker before any call.
+class Initializer {
+ public:
+  Initializer() = default;
+  template <class R, class... P, class... A>
+  Initializer(R (*fn)(P...), A&&... args) : fn_(reinterpret_cast<const void*>(fn)) {
+    using Check = detail::Remotable<R (*)(P...), A...>;
+    static_assert(Check::value, "parex::Initializer: the initializer must be a registered function whose arguments "
+                                "are serializable (see ProcessPoolExecutor::submit)");
+    detail::Buffer b;
+    detail::encode_item(b, detail::TypeList<P...>{}, std::forward<A>(args)...);
+    args_.assign(b.data(), b.data() + b.size());
+  }
+  explicit operator bool() const noexcept { return fn_ != nullptr; }
+  const void* function() const noexcept { return fn_; }
+  const std::vector<std::byte>& encoded_args() const noexcept { return args_; }
+
+ private:
+  const void* fn_ = nullptr;
+  std::vector<std::byte> args_;
+};
+
+struct ProcessPoolOptions {
+  /// Number of worker processes; 0 means process_cpu_count().
+  std::size_t max_workers = 0;
+  /// Runs once in each worker before its first call; if it throws, or the worker dies
+  /// during it, the pool is broken (BrokenProcessPool), as in Python.
+  Initializer initializer{};
+  /// A worker exits after this many calls (a map chunk counts as one) and is replaced;
+  /// 0 means never.
+  std::size_t max_tasks_per_child = 0;
+  /// A started worker must answer within this time (it shows that main() called
+  /// parex::init first); else the pool is broken with an error that says so.
+  std::chrono::milliseconds handshake_timeout{10'000};
+  /// The largest frame accepted from a worker (a corrupt length beyond it is a ProtocolError).
+  std::uint64_t max_frame_bytes = std::uint64_t{64} << 30;
+};
+
+/// An Executor that runs registered functions in worker processes.
+class ProcessPoolExecutor final : public Executor {
+ public:
+  /// Starts the workers (asynchronously: the first results wait for them, not this call).
+  /// @throws InvalidStateError if parex::init was not called in main;
+  ///         UnregisteredFunction if the initializer is not registered.
+  explicit ProcessPoolExecutor(ProcessPoolOptions options = {});
+  ~ProcessPoolExecutor() override;
+
+  /// Executor::submit, with the process backend's rules checked at compile time:
+  /// fn is a function or a stateless registered function object, and every argument
+  /// and the result are Serializable. An unregistered plain function is known only at
+  /// run time: submit throws UnregisteredFunction.
+  template <class F, class... A>
+  auto submit(F&& fn, A&&... args) {
+    check<F, A...>();
+    return Executor::submit(std::forward<F>(fn), std::forward<A>(args)...);
+  }
+  /// Executor::map with the same compile-time checks (chunksize > 1 pays off here:
+  /// one frame record and one future per chunk instead of per item).
+  template <class F, std::ranges::input_range Range>
+  auto map(F&& fn, Range&& range, MapOptions options = {}) {
+    check<F, std::ranges::range_value_t<Range>&&>();
+    return Executor::map(std::forward<F>(fn), std::forward<Range>(range), options);
+  }
+
+  std::size_t max_workers() const noexcept override;
+
+  struct Impl;
+
+ private:
+  template <class F, class... A>
+  static constexpr void check() {
+    using C = detail::Remotable<F, A...>;
+    static_assert(C::shape_ok, "ProcessPoolExecutor: only functions and function objects can run in a process pool "
+                               "(not std::function or member pointers)");
+    static_assert(C::stateless, "ProcessPoolExecutor: a lambda with captures or a function object with state cannot "
+                                "run in another process: register a function with PAREX_REGISTER and pass the "
+                                "captured values as arguments");
+    static_assert(C::has_signature, "ProcessPoolExecutor: a generic lambda or an overloaded operator() has no single "
+                                    "signature: give it concrete parameter types");
+    static_assert(C::Args::arity, "ProcessPoolExecutor: the number of arguments does not match the function's parameters");
+    static_assert(C::Args::convertible, "ProcessPoolExecutor: an argument is not convertible to its parameter type");
+    static_assert(C::Args::serializable,
+                  "ProcessPoolExecutor: a parameter type is not serializable: give it a serialize(Archive&, unsigned) "
+                  "member (Boost.Serialization), mark a trivially copyable struct with PAREX_BITWISE, or use std types");
+    static_assert(C::result_ok, "ProcessPoolExecutor: the return type is not serializable (see parex::Serializable)");
+    if constexpr (C::is_object && C::value)
+      static_assert(detail::RegisteredObjectType<std::remove_cvref_t<F>>,
+                    "ProcessPoolExecutor: this function object is not registered: add PAREX_REGISTER_AS(\"name\", obj) "
+                    "at namespace scope, in the namespace where its type (the lambda) is defined");
+  }
+
+  void dispatch(detail::LocalTask* task) override;
+  void dispatch_remote(detail::RemoteCall* call) override;
+  void do_shutdown(bool wait, bool cancel_futures) override;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace parex

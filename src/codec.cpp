@@ -1,0 +1,180 @@
+// Buffers, frames, and the streambufs that connect Boost archives to them.
+#include <parex/detail/frame.hpp>
+#include <parex/serialize.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+#include <string>
+
+namespace parex::detail {
+
+// ---- Buffer ------------------------------------------------------------------------------
+
+void Buffer::grow_heap(Writer& w, std::size_t min_capacity) {
+  auto& b = static_cast<Buffer&>(w);
+  const std::size_t cap = std::max({min_capacity, b.cap_ * 2, std::size_t{256}});
+  void* p;
+  if (b.data_ == b.inline_) {
+    p = std::malloc(cap);
+    if (p) std::memcpy(p, b.inline_, b.size_);
+  } else {
+    // glibc's realloc moves big blocks with mremap: growing a 1 GiB payload copies nothing.
+    p = std::realloc(b.data_, cap);
+  }
+  if (!p) throw std::bad_alloc();
+  b.data_ = static_cast<std::byte*>(p);
+  b.cap_ = cap;
+}
+
+void Buffer::release() noexcept {
+  if (data_ != inline_) std::free(data_);
+  data_ = inline_;
+  size_ = 0;
+  cap_ = inline_capacity;
+}
+
+void Buffer::take(Buffer&& o) noexcept {
+  if (o.data_ == o.inline_) {
+    data_ = inline_;
+    std::memcpy(inline_, o.inline_, o.size_);
+  } else {
+    data_ = o.data_;
+  }
+  size_ = o.size_;
+  cap_ = o.cap_;
+  o.data_ = o.inline_;
+  o.size_ = 0;
+  o.cap_ = inline_capacity;
+}
+
+void Buffer::shrink(std::size_t keep) {
+  if (data_ == inline_ || cap_ <= keep || size_ > keep) return;
+  if (size_ <= inline_capacity) {
+    std::memcpy(inline_, data_, size_);
+    std::free(data_);
+    data_ = inline_;
+    cap_ = inline_capacity;
+  } else if (void* p = std::realloc(data_, keep)) {
+    data_ = static_cast<std::byte*>(p);
+    cap_ = keep;
+  }
+}
+
+void Reader::throw_truncated(std::uint64_t n) const {
+  throw ProtocolError("truncated data: needed " + std::to_string(n) + " more bytes, " +
+                      std::to_string(end_ - p_) + " left");
+}
+
+// ---- streambufs for Boost archives ----------------------------------------------------------
+
+std::streamsize WriterStreambuf::xsputn(const char* s, std::streamsize n) {
+  w_.put(s, static_cast<std::size_t>(n));
+  return n;
+}
+
+WriterStreambuf::int_type WriterStreambuf::overflow(int_type c) {
+  if (!traits_type::eq_int_type(c, traits_type::eof())) w_.put_byte(static_cast<std::uint8_t>(c));
+  return traits_type::not_eof(c);
+}
+
+SpanStreambuf::SpanStreambuf(std::span<const std::byte> b) {
+  // Read-only use: std::streambuf just wants non-const pointers.
+  char* p = const_cast<char*>(reinterpret_cast<const char*>(b.data()));
+  setg(p, p, p + b.size());
+}
+
+// ---- frames ------------------------------------------------------------------------------
+
+void validate_header(const FrameHeader& h, std::uint64_t max_payload_bytes) {
+  if (h.magic != frame_magic) throw ProtocolError("bad frame magic: the stream is corrupt or not a parex channel");
+  if (h.version != protocol_version)
+    throw ProtocolError("frame protocol version " + std::to_string(h.version) + ", expected " +
+                        std::to_string(protocol_version));
+  if (h.kind < static_cast<std::uint16_t>(FrameKind::hello) || h.kind > static_cast<std::uint16_t>(FrameKind::results))
+    throw ProtocolError("unknown frame kind " + std::to_string(h.kind));
+  if (h.length > max_payload_bytes)
+    throw ProtocolError("frame of " + std::to_string(h.length) + " bytes exceeds the limit of " +
+                        std::to_string(max_payload_bytes));
+}
+
+std::size_t begin_frame(Writer& w, FrameKind kind) {
+  const std::size_t at = w.size();
+  FrameHeader h;
+  h.kind = static_cast<std::uint16_t>(kind);
+  w.put_raw(h);
+  return at;
+}
+
+void finish_frame(Writer& w, std::size_t at, std::uint32_t items, std::uint32_t aux) noexcept {
+  FrameHeader h;
+  std::memcpy(&h, w.data() + at, sizeof h);
+  h.length = w.size() - at - sizeof h;
+  h.items = items;
+  h.aux = aux;
+  std::memcpy(w.data() + at, &h, sizeof h);
+}
+
+namespace {
+// A reader keeps at most this much capacity while idle; a frame bigger than that is
+// freed again once consumed.
+constexpr std::size_t idle_capacity = std::size_t{4} << 20;
+// How far past the bytes already received a header alone may make us allocate: a corrupt
+// length costs at most this, and big frames still grow geometrically.
+constexpr std::size_t trust_step = std::size_t{1} << 20;
+}  // namespace
+
+FrameReader::~FrameReader() { std::free(buf_); }
+
+void FrameReader::drop_consumed() noexcept {
+  begin_ += consumed_;
+  consumed_ = 0;
+  if (begin_ == end_) {
+    begin_ = end_ = 0;
+    if (cap_ > idle_capacity) {
+      std::free(buf_);
+      buf_ = nullptr;
+      cap_ = 0;
+    }
+  }
+}
+
+std::span<std::byte> FrameReader::prepare(std::size_t min_free) {
+  drop_consumed();
+  const std::size_t have = end_ - begin_;
+  std::size_t need = min_free;
+  if (want_ > have) need = std::max(need, std::min(want_ - have, std::max(have, trust_step)));
+  if (cap_ - end_ < need && begin_ > 0) {
+    std::memmove(buf_, buf_ + begin_, have);
+    begin_ = 0;
+    end_ = have;
+  }
+  if (cap_ - end_ < need) {
+    const std::size_t cap = std::max(end_ + need, cap_ + cap_ / 2);
+    void* p = std::realloc(buf_, cap);
+    if (!p) throw std::bad_alloc();
+    buf_ = static_cast<std::byte*>(p);
+    cap_ = cap;
+  }
+  return {buf_ + end_, cap_ - end_};
+}
+
+std::optional<Frame> FrameReader::next() {
+  drop_consumed();
+  const std::size_t have = end_ - begin_;
+  if (have < sizeof(FrameHeader)) return std::nullopt;
+  Frame f;
+  std::memcpy(&f.header, buf_ + begin_, sizeof f.header);
+  validate_header(f.header, max_payload_);
+  const std::size_t total = sizeof(FrameHeader) + static_cast<std::size_t>(f.header.length);
+  if (have < total) {
+    want_ = total;
+    return std::nullopt;
+  }
+  want_ = 0;
+  consumed_ = total;
+  f.payload = {buf_ + begin_ + sizeof(FrameHeader), static_cast<std::size_t>(f.header.length)};
+  return f;
+}
+
+}  // namespace parex::detail

@@ -1,0 +1,705 @@
+// ProcessPoolExecutor: the parent side of the batched channel.
+//
+//  submit (any thread)                    reactor thread (Boost.Asio, one per pool)
+//  ───────────────────                    ──────────────────────────────────────────────────
+//  encode args into a RemoteCall   ──▶    drain inbox ──▶ pending (FIFO) ──▶ pump():
+//  push on the lock-free inbox            for each ready worker with room: one calls frame
+//  (post a wake-up only when it           [header | record | record ...] in one writev
+//   was empty)                                          │
+//                                                       ▼  pipe (1 MiB)           worker process
+//                                                      read batch → run items → results buffer
+//                                                       ▲  pipe                   (shared memory)
+//  future.result() ◀── complete  ◀──  results frame: one outcome per item, in send order;
+//                      the future     the front of the worker's in-flight list owns it
+//
+// One batch's life: calls that pile up while a worker's pipe is busy leave as one frame;
+// the worker answers with one frame per burst (see worker.cpp for when it flushes); the
+// reactor walks the outcomes in order, completing futures as it goes, without a lock.
+//
+// Invariants:
+//  - Only the reactor thread touches pending, workers and every RemoteCall once it has
+//    left the inbox. Submitters touch only the inbox; the futures are atomic on their own.
+//  - Each worker runs its input in order, so outcome k of a worker belongs to the k-th
+//    item sent to it: the in-flight list needs no ids.
+//  - A worker gets work while the work it already holds is estimated to take less than
+//    target_inflight (per-item time measured by the worker, averaged): many tiny calls
+//    per frame, one slow call at a time - the rest stay here, cancellable and free to go
+//    to whichever worker frees up first.
+//  - When a worker dies, its shared page tells exactly how far it got (worker_channel.hpp):
+//    finished results are delivered, the running item fails with WorkerCrashed, the rest
+//    go back to the front of pending, and a replacement starts. Nothing is run twice.
+//  - Workers are spawned only from the reactor thread: PR_SET_PDEATHSIG fires when the
+//    *thread* that forked dies, and this one lives exactly as long as the pool.
+#include <parex/process_pool.hpp>
+
+#include "inbox.hpp"
+#include "worker_channel.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/process/args.hpp>
+#include <boost/process/child.hpp>
+#include <boost/process/env.hpp>
+#include <boost/process/exe.hpp>
+#include <boost/process/extend.hpp>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <fcntl.h>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <pthread.h>
+#include <string>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace parex {
+
+namespace asio = boost::asio;
+namespace bp = boost::process;
+using detail::Buffer;
+using detail::Frame;
+using detail::FrameKind;
+using detail::Reader;
+using detail::RemoteCall;
+
+namespace {
+
+// Work a worker may hold beyond what it is running, in estimated time. Larger: fewer,
+// bigger frames; smaller: calls stay cancellable and balance better across workers.
+constexpr double target_inflight_ns = 2e6;
+// Until a worker has measured itself, assume calls are slow (1 ms): the first frame is
+// small, the first results arrive fast and the estimate drops to the truth.
+constexpr double initial_ns_per_item = 1e6;
+constexpr std::uint32_t max_frame_items = 1u << 16;
+constexpr std::size_t max_frame_bytes_out = std::size_t{16} << 20;  // a single bigger call still goes, alone
+// Arguments this big are written straight from the call's own buffer (writev), not copied.
+constexpr std::size_t splice_threshold = std::size_t{64} << 10;
+constexpr int max_startup_failures = 3;
+
+std::string program_name() {
+  std::ifstream f("/proc/self/cmdline");
+  std::string first;
+  std::getline(f, first, '\0');
+  return first.empty() ? "parex-worker" : first;
+}
+
+std::string describe_status(int status) {
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    const char* name = ::sigdescr_np(sig);
+    return "was killed by signal " + std::to_string(sig) + (name ? std::string(" (") + name + ")" : "");
+  }
+  if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+  return "ended (status " + std::to_string(status) + ")";
+}
+
+void set_pipe_size(int fd) { ::fcntl(fd, F_SETPIPE_SZ, 1 << 20); }
+
+}  // namespace
+
+struct ProcessPoolExecutor::Impl {
+  struct Worker {
+    enum class Phase { starting, initializing, ready, retiring, dead };
+    struct Splice {
+      std::size_t at;                      // offset in frame where these bytes go
+      std::span<const std::byte> bytes;    // a call's own argument bytes
+    };
+
+    Worker(asio::io_context& io, std::uint64_t max_frame) : to(io), from(io), timer(io), reader(max_frame) {}
+
+    // Counts towards max_workers: not retiring, not told to stop.
+    bool active() const noexcept { return phase <= Phase::ready && !input_closed; }
+    std::uint64_t in_flight() const noexcept { return sent - received; }
+
+    pid_t pid = -1;
+    bp::child child;
+    asio::posix::stream_descriptor to;    // calls to the worker (non-blocking)
+    asio::posix::stream_descriptor from;  // results from the worker
+    int shm_fd = -1;
+    asio::steady_timer timer;             // the handshake deadline
+    detail::FrameReader reader;
+    Phase phase = Phase::starting;
+    std::deque<RemoteCall*> inflight;     // sent, not finished, in send order
+    std::uint64_t sent = 0, received = 0; // items
+    std::size_t calls_sent = 0;
+    double ns_per_item = initial_ns_per_item;
+    bool writing = false;
+    bool input_closed = false;  // we sent EOF: it finishes what it holds and exits
+    Buffer frame;
+    std::vector<Splice> splices;
+    std::vector<asio::const_buffer> gather;
+  };
+  using WorkerPtr = std::shared_ptr<Worker>;
+
+  explicit Impl(ProcessPoolOptions o) : options(std::move(o)), guard(asio::make_work_guard(io)) {
+    n_workers = options.max_workers ? options.max_workers : process_cpu_count();
+    argv0 = program_name();
+    argv = {argv0.data(), const_cast<char*>(detail::worker_arg), nullptr};
+  }
+
+  // ---- submit side (any thread) -----------------------------------------------------
+  void submit(RemoteCall* c) {
+    switch (inbox.push(c)) {
+      case detail::Inbox<RemoteCall>::Push::first:
+        asio::post(io, [this] { guarded([&] { drain_inbox(); }); });
+        break;
+      case detail::Inbox<RemoteCall>::Push::more:
+        break;
+      case detail::Inbox<RemoteCall>::Push::closed:
+        if (broken.load(std::memory_order_acquire)) throw BrokenProcessPool(broken_reason);
+        throw InvalidStateError("cannot submit after shutdown");
+    }
+  }
+
+  void shutdown(bool wait, bool cancel_futures) {
+    RemoteCall* rest = inbox.close();
+    asio::post(io, [this, rest, cancel_futures] { guarded([&] { begin_shutdown(rest, cancel_futures); }); });
+    if (!wait) return;
+    std::lock_guard lock(join_mutex);
+    if (!reactor.joinable()) return;
+    if (reactor.get_id() == std::this_thread::get_id())
+      throw InvalidStateError("shutdown(wait=true) called from the pool's reactor thread (a done callback) would "
+                              "wait for itself");
+    reactor.join();
+  }
+
+  // ---- reactor thread ---------------------------------------------------------------
+  void run() {
+    // Writes to a dead worker must fail with EPIPE, not kill the program: block SIGPIPE
+    // in this thread, the only one that writes to workers.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    pthread_setname_np(pthread_self(), "parex-reactor");
+    guarded([&] { ensure_workers(); });
+    io.run();
+  }
+
+  // Handlers must not throw into Asio: a failure here (out of memory, a bug) breaks the
+  // pool loudly instead of killing the reactor silently.
+  template <class Fn>
+  void guarded(Fn&& fn) noexcept {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      break_pool(std::string("internal error in the pool's reactor: ") + e.what());
+    } catch (...) {
+      break_pool("internal error in the pool's reactor");
+    }
+  }
+
+  void drain_inbox() {
+    for (RemoteCall* c = inbox.take_all(); c;) {
+      RemoteCall* next = c->next;
+      pending.push_back(c);
+      c = next;
+    }
+    pump();
+  }
+
+  std::size_t active_workers() const {
+    return static_cast<std::size_t>(std::count_if(workers.begin(), workers.end(), [](auto& w) { return w->active(); }));
+  }
+
+  void ensure_workers() {
+    while (!stopping && !broken.load(std::memory_order_relaxed) && active_workers() < n_workers) spawn();
+  }
+
+  void spawn() {
+    auto w = std::make_shared<Worker>(io, options.max_frame_bytes);
+    int to_fd[2], from_fd[2];
+    if (::pipe2(to_fd, O_CLOEXEC) != 0) return break_pool("cannot create a pipe: " + std::string(strerror(errno)));
+    if (::pipe2(from_fd, O_CLOEXEC) != 0) {
+      ::close(to_fd[0]);
+      ::close(to_fd[1]);
+      return break_pool("cannot create a pipe: " + std::string(strerror(errno)));
+    }
+    set_pipe_size(to_fd[1]);
+    set_pipe_size(from_fd[0]);
+    w->shm_fd = static_cast<int>(::syscall(SYS_memfd_create, "parex-worker", MFD_CLOEXEC));
+    if (w->shm_fd < 0 ||
+        ::ftruncate(w->shm_fd, static_cast<off_t>(detail::shm_header_bytes + detail::shm_initial_data_bytes)) != 0) {
+      for (int fd : {to_fd[0], to_fd[1], from_fd[0], from_fd[1], w->shm_fd})
+        if (fd >= 0) ::close(fd);
+      return break_pool("cannot create the shared results buffer: " + std::string(strerror(errno)));
+    }
+    const int child_fds[3] = {to_fd[0], from_fd[1], w->shm_fd};
+    const std::string marker = "1:" + std::to_string(to_fd[0]) + ":" + std::to_string(from_fd[1]) + ":" +
+                               std::to_string(w->shm_fd) + ":" + std::to_string(::getpid());
+    char** worker_argv = argv.data();
+    std::error_code ec;
+    // Runs in the child between fork and exec: async-signal-safe calls only.
+    auto setup = [&child_fds, worker_argv](auto& exec) {
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);  // the reactor blocks SIGPIPE; the worker must not
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      ::syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);  // inherit nothing else
+      for (int fd : child_fds) ::fcntl(fd, F_SETFD, 0);
+      exec.cmd_line = worker_argv;  // argv[0] as the user started the program, then the marker
+    };
+    w->child = bp::child(bp::exe = "/proc/self/exe", bp::env[detail::worker_env] = marker,
+                         bp::extend::on_exec_setup = setup, ec);
+    ::close(to_fd[0]);
+    ::close(from_fd[1]);
+    if (ec) {
+      ::close(to_fd[1]);
+      ::close(from_fd[0]);
+      ::close(w->shm_fd);
+      return break_pool("cannot start a worker process: " + ec.message());
+    }
+    w->pid = w->child.id();
+    w->to.assign(to_fd[1]);
+    w->from.assign(from_fd[0]);
+    w->to.non_blocking(true);
+    w->from.non_blocking(true);
+    workers.push_back(w);
+
+    // The first frame: the initializer (or none).
+    const auto at = detail::begin_frame(w->frame, FrameKind::init);
+    if (init_fn) {
+      w->frame.put_byte(1);
+      w->frame.put_varint(init_fn->id);
+      w->frame.put(init_args.data(), init_args.size());
+    } else {
+      w->frame.put_byte(0);
+    }
+    detail::finish_frame(w->frame, at, 0);
+    w->gather.assign({asio::buffer(w->frame.data(), w->frame.size())});
+    start_write(w);
+    w->timer.expires_after(options.handshake_timeout);
+    w->timer.async_wait([this, w](const boost::system::error_code& e) {
+      if (!e && w->phase == Worker::Phase::starting)
+        guarded([&] {
+          break_pool("worker process " + std::to_string(w->pid) + " did not answer within " +
+                     std::to_string(options.handshake_timeout.count()) +
+                     " ms: main() must call parex::init(argc, argv) first (a worker is this program re-executed)");
+        });
+    });
+    read_more(w);
+  }
+
+  void read_more(const WorkerPtr& w) {
+    auto space = w->reader.prepare();
+    w->from.async_read_some(asio::buffer(space.data(), space.size()),
+                            [this, w](const boost::system::error_code& ec, std::size_t n) {
+                              guarded([&] { on_read(w, ec, n); });
+                            });
+  }
+
+  void on_read(const WorkerPtr& w, const boost::system::error_code& ec, std::size_t n) {
+    if (w->phase == Worker::Phase::dead) return;
+    if (ec) return worker_ended(w);
+    w->reader.commit(n);
+    try {
+      while (auto f = w->reader.next()) {
+        handle_frame(w, *f);
+        if (w->phase == Worker::Phase::dead) return;
+      }
+    } catch (const ProtocolError& e) {
+      std::fprintf(stderr, "parex: worker %d sent a bad frame (%s); stopping it\n", static_cast<int>(w->pid), e.what());
+      return worker_ended(w);
+    }
+    read_more(w);
+    pump();
+    maybe_close(*w);
+  }
+
+  void handle_frame(const WorkerPtr& w, const Frame& f) {
+    Reader r(f.payload);
+    switch (f.kind()) {
+      case FrameKind::hello: {
+        if (w->phase != Worker::Phase::starting) throw ProtocolError("unexpected hello");
+        const auto version = r.get_raw<std::uint32_t>();
+        const auto digest = r.get_raw<std::uint64_t>();
+        if (version != detail::protocol_version || digest != detail::Registry::global().digest())
+          return break_pool("worker process " + std::to_string(w->pid) +
+                            " runs a different program: its registered functions differ from ours (was the "
+                            "binary rebuilt while this program ran?)");
+        w->phase = Worker::Phase::initializing;
+        w->timer.cancel();
+        return;
+      }
+      case FrameKind::ready:
+        if (w->phase != Worker::Phase::initializing) throw ProtocolError("unexpected ready");
+        w->phase = Worker::Phase::ready;
+        startup_failures = 0;
+        return;
+      case FrameKind::init_failed: {
+        r.get_byte();  // stage
+        const auto e = detail::decode_exception(r);
+        return break_pool("the initializer failed in worker process " + std::to_string(w->pid) + ": " +
+                          detail::describe_exception(e));
+      }
+      case FrameKind::results:
+        return on_results(*w, r, f.header);
+      default:
+        throw ProtocolError("unexpected frame kind from a worker");
+    }
+  }
+
+  // One outcome, for the item at the front of w's in-flight list.
+  void deliver(Worker& w, const detail::OutcomeView& o) {
+    if (w.inflight.empty()) throw ProtocolError("a result for no call");
+    RemoteCall* c = w.inflight.front();
+    Reader body = o.body;
+    if (o.status == detail::OutcomeStatus::ok) c->on_result(body);
+    else c->on_error(detail::decode_error_outcome(body, *c->fn));
+    complete_item(w, c);
+  }
+
+  void complete_item(Worker& w, RemoteCall* c) {
+    // Step over this item's arguments, so that a re-send after a crash starts after it.
+    Reader item(c->args.bytes().subspan(c->resume_offset));
+    const auto len = item.get_varint();
+    c->resume_offset = static_cast<std::size_t>(item.position() - c->args.data()) + static_cast<std::size_t>(len);
+    ++w.received;
+    if (++c->done == c->count) {
+      w.inflight.pop_front();
+      c->finish();  // may free c
+    }
+  }
+
+  void fail_front(Worker& w, const std::exception_ptr& e) {
+    RemoteCall* c = w.inflight.front();
+    c->on_error(e);
+    complete_item(w, c);
+  }
+
+  void on_results(Worker& w, Reader& r, const detail::FrameHeader& h) {
+    for (std::uint32_t i = 0; i < h.items; ++i) deliver(w, detail::read_outcome(r));
+    if (!r.empty()) throw ProtocolError("trailing bytes in a results frame");
+    if (h.items) {
+      const double sample = std::max(20.0, h.aux * 1000.0 / h.items);
+      w.ns_per_item = 0.5 * w.ns_per_item + 0.5 * sample;
+    }
+  }
+
+  bool has_room(const Worker& w) const {
+    return w.in_flight() == 0 || static_cast<double>(w.in_flight()) * w.ns_per_item < target_inflight_ns;
+  }
+
+  void pump() {
+    if (pending.empty() || workers.empty()) return;
+    const auto snapshot = workers;  // send_calls may spawn a replacement (retiring workers)
+    const std::size_t n = snapshot.size();
+    for (std::size_t k = 0; k < n && !pending.empty(); ++k) {
+      const WorkerPtr& w = snapshot[(next_worker + k) % n];
+      if (w->phase == Worker::Phase::ready && !w->input_closed && !w->writing && has_room(*w)) send_calls(w);
+    }
+    ++next_worker;
+  }
+
+  void send_calls(const WorkerPtr& wp) {
+    Worker& w = *wp;
+    Buffer& f = w.frame;
+    f.clear();
+    w.splices.clear();
+    detail::begin_frame(f, FrameKind::calls);
+    std::uint32_t items = 0;
+    std::size_t spliced = 0;
+    while (!pending.empty() && items < max_frame_items && f.size() + spliced < max_frame_bytes_out &&
+           (items == 0 || has_room(w))) {
+      RemoteCall* c = pending.front();
+      pending.pop_front();
+      if (!c->state().set_running()) {  // cancelled while it waited here
+        c->drop();
+        continue;
+      }
+      const std::uint32_t n = c->count - c->done;
+      f.put_varint(c->fn->id);
+      f.put_varint(n);
+      const auto bytes = c->args.bytes().subspan(c->resume_offset);
+      if (bytes.size() >= splice_threshold) {
+        w.splices.push_back({f.size(), bytes});
+        spliced += bytes.size();
+      } else {
+        f.put(bytes.data(), bytes.size());
+      }
+      w.inflight.push_back(c);
+      w.sent += n;
+      items += n;
+      if (options.max_tasks_per_child && ++w.calls_sent >= options.max_tasks_per_child) {
+        w.phase = Worker::Phase::retiring;
+        ensure_workers();
+        break;
+      }
+    }
+    if (items == 0) return;
+    detail::finish_frame(f, 0, items);
+    detail::FrameHeader h;
+    std::memcpy(&h, f.data(), sizeof h);
+    h.length += spliced;
+    std::memcpy(f.data(), &h, sizeof h);
+    w.gather.clear();
+    std::size_t at = 0;
+    for (auto& s : w.splices) {
+      w.gather.push_back(asio::buffer(f.data() + at, s.at - at));
+      w.gather.push_back(asio::buffer(s.bytes.data(), s.bytes.size()));
+      at = s.at;
+    }
+    w.gather.push_back(asio::buffer(f.data() + at, f.size() - at));
+    start_write(wp);
+  }
+
+  void start_write(const WorkerPtr& w) {
+    w->writing = true;
+    asio::async_write(w->to, w->gather, [this, w](const boost::system::error_code& ec, std::size_t) {
+      guarded([&] {
+        w->writing = false;
+        if (w->phase == Worker::Phase::dead) return;
+        if (ec) {
+          // The worker is gone or going: its read side will report the end; make sure it ends.
+          ::kill(w->pid, SIGKILL);
+          return;
+        }
+        if (w->frame.size() > max_frame_bytes_out) w->frame.shrink(max_frame_bytes_out);
+        pump();
+        maybe_close(*w);
+      });
+    });
+  }
+
+  // A retiring worker gets EOF once it has nothing left to answer; when the pool is stopping,
+  // every worker does, once nothing is left to send either.
+  void maybe_close(Worker& w) {
+    const bool done_with_it = w.phase == Worker::Phase::retiring || (stopping && pending.empty());
+    if (done_with_it && !w.input_closed && w.phase != Worker::Phase::dead && w.inflight.empty() && !w.writing) {
+      w.input_closed = true;
+      boost::system::error_code ignored;
+      w.to.close(ignored);
+    }
+  }
+
+  // ---- a worker's end: normal (closing) or not ----------------------------------------
+  int reap(Worker& w) {
+    boost::system::error_code ignored;
+    w.to.close(ignored);
+    w.from.close(ignored);
+    w.timer.cancel();
+    // By the time its output reached EOF the worker is past user code; SIGKILL only makes
+    // sure of it (a worker that closed its pipe itself must not leave us waiting).
+    if (w.child.valid()) {
+      ::kill(w.pid, SIGKILL);
+      std::error_code ec;
+      w.child.wait(ec);
+    }
+    return w.child.native_exit_code();
+  }
+
+  struct Progress {
+    std::uint64_t started = 0, finished = 0;
+  };
+
+  // Delivers results a dead worker computed but had not sent; returns how far it got.
+  Progress salvage(Worker& w) {
+    Progress p;
+    struct stat st {};
+    if (::fstat(w.shm_fd, &st) != 0 || static_cast<std::size_t>(st.st_size) < detail::shm_header_bytes) return p;
+    const auto size = static_cast<std::size_t>(st.st_size);
+    void* base = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, w.shm_fd, 0);
+    if (base == MAP_FAILED) return p;
+    const auto* sh = static_cast<const detail::WorkerShared*>(base);
+    p.started = sh->started.load(std::memory_order_acquire);
+    p.finished = sh->finished.load(std::memory_order_acquire);
+    const std::uint64_t first = sh->out_first.load(std::memory_order_acquire);
+    const std::size_t cap = size - detail::shm_header_bytes;
+    const std::size_t begin = std::min<std::uint64_t>(sh->out_begin.load(std::memory_order_acquire), cap);
+    const std::size_t end = std::min<std::uint64_t>(sh->out_end.load(std::memory_order_acquire), cap);
+    try {
+      if (begin < end) {
+        Reader r({static_cast<const std::byte*>(base) + detail::shm_header_bytes + begin, end - begin});
+        for (std::uint64_t seq = first; seq < p.finished && seq <= w.received; ++seq) {
+          auto o = detail::read_outcome(r);
+          if (seq == w.received) deliver(w, o);
+        }
+      }
+    } catch (const std::exception&) {
+      // A corrupt buffer (the worker scribbled over it): what is left fails below.
+    }
+    ::munmap(base, size);
+    return p;
+  }
+
+  void worker_ended(const WorkerPtr& wp) {
+    Worker& w = *wp;
+    const auto phase = w.phase;
+    w.phase = Worker::Phase::dead;
+    const int status = reap(w);
+    const std::string how = "worker process " + std::to_string(w.pid) + " " + describe_status(status);
+
+    if (phase == Worker::Phase::starting || phase == Worker::Phase::initializing) {
+      discard(wp);
+      if (w.input_closed) return maybe_finish();  // told to stop before it was up: fine
+      if (WIFEXITED(status) && WEXITSTATUS(status) == detail::exit_forgot_init)
+        return break_pool(how + " before the handshake: main() must call parex::init(argc, argv) first (a worker "
+                                "is this program re-executed)");
+      if (phase == Worker::Phase::initializing) return break_pool(how + " while running the initializer");
+      if (++startup_failures >= max_startup_failures)
+        return break_pool(how + " before the handshake, " + std::to_string(startup_failures) +
+                          " times in a row; does main() call parex::init(argc, argv) first?");
+      ensure_workers();
+      return maybe_finish();
+    }
+
+    const Progress p = salvage(w);
+    // 1. Items it finished whose results the shared buffer could not give back: failed,
+    //    never re-run (they did run).
+    const auto lost = std::make_exception_ptr(BrokenProcessPool(how + "; the results of calls it finished were lost"));
+    while (w.received < p.finished && !w.inflight.empty()) fail_front(w, lost);
+    // 2. The item it was running: exactly that one fails.
+    if (p.started > p.finished && w.received == p.finished && !w.inflight.empty()) {
+      const auto& name = w.inflight.front()->fn->name;
+      const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+      const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      fail_front(w, std::make_exception_ptr(WorkerCrashed(how + " while running '" + name + "'", w.pid, sig, code, name)));
+    }
+    // 3. What it held but had not started goes back to the front of the queue, in order.
+    for (auto it = w.inflight.rbegin(); it != w.inflight.rend(); ++it) pending.push_front(*it);
+    w.inflight.clear();
+    discard(wp);
+    ensure_workers();
+    pump();
+    maybe_finish();
+  }
+
+  void discard(const WorkerPtr& w) {
+    if (w->shm_fd >= 0) ::close(w->shm_fd);
+    w->shm_fd = -1;
+    std::erase(workers, w);
+  }
+
+  // ---- shutdown and breakage ---------------------------------------------------------
+  void begin_shutdown(RemoteCall* rest, bool cancel_futures) {
+    stopping = true;
+    for (RemoteCall* c = rest; c;) {
+      RemoteCall* next = c->next;
+      pending.push_back(c);
+      c = next;
+    }
+    if (cancel_futures) {
+      std::deque<RemoteCall*> keep;
+      for (RemoteCall* c : pending) {
+        if (c->done == 0 && c->state().cancel()) c->drop();
+        else keep.push_back(c);
+      }
+      pending.swap(keep);
+    }
+    pump();
+    for (auto& w : workers) maybe_close(*w);
+    maybe_finish();
+  }
+
+  void maybe_finish() {
+    if (stopping && pending.empty() && workers.empty()) guard.reset();
+  }
+
+  void break_pool(const std::string& reason) noexcept {
+    if (broken.load(std::memory_order_relaxed)) return;
+    try {
+      broken_reason = reason;
+      broken.store(true, std::memory_order_release);
+      const auto e = std::make_exception_ptr(BrokenProcessPool(reason));
+      for (RemoteCall* c = inbox.close(); c;) {
+        RemoteCall* next = c->next;
+        c->fail_rest(e);
+        c = next;
+      }
+      for (RemoteCall* c : pending) c->fail_rest(e);
+      pending.clear();
+      auto all = workers;
+      for (auto& w : all) {
+        w->phase = Worker::Phase::dead;
+        for (RemoteCall* c : w->inflight) c->fail_rest(e);
+        w->inflight.clear();
+        reap(*w);
+        discard(w);
+      }
+      maybe_finish();
+    } catch (...) {
+      std::fprintf(stderr, "parex: cannot tear down a broken process pool: %s\n", reason.c_str());
+      std::abort();
+    }
+  }
+
+  ProcessPoolOptions options;
+  std::size_t n_workers = 1;
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> guard;
+  std::thread reactor;
+  std::mutex join_mutex;
+  detail::Inbox<RemoteCall> inbox;
+  std::atomic<bool> broken{false};
+  std::string broken_reason;  // written before broken is set (release)
+
+  // reactor thread only
+  std::deque<RemoteCall*> pending;
+  std::vector<WorkerPtr> workers;
+  std::size_t next_worker = 0;
+  bool stopping = false;
+  int startup_failures = 0;
+
+  const detail::FunctionEntry* init_fn = nullptr;
+  std::vector<std::byte> init_args;
+  std::string argv0;
+  std::vector<char*> argv;
+};
+
+ProcessPoolExecutor::ProcessPoolExecutor(ProcessPoolOptions options) : Executor(true) {
+  if (!initialized()) {
+    if (std::getenv(detail::worker_env)) {
+      // This is a worker whose main() forgot parex::init: starting a pool here would
+      // spawn workers of workers. Say why and leave; the parent reports it.
+      std::fputs("parex: this worker process reached a ProcessPoolExecutor without parex::init(argc, argv): "
+                 "call it first thing in main()\n",
+                 stderr);
+      std::_Exit(detail::exit_forgot_init);
+    }
+    throw InvalidStateError("ProcessPoolExecutor needs parex::init(argc, argv) as the first statement of main(): "
+                            "its workers are this program re-executed, and init is where they branch off");
+  }
+  detail::Registry::global().freeze();
+  impl_ = std::make_unique<Impl>(std::move(options));
+  if (impl_->options.initializer) {
+    impl_->init_fn = detail::Registry::global().by_pointer(impl_->options.initializer.function());
+    if (!impl_->init_fn) detail::throw_unregistered(impl_->options.initializer.function(), nullptr);
+    impl_->init_args = impl_->options.initializer.encoded_args();
+  }
+  impl_->reactor = std::thread([impl = impl_.get()] { impl->run(); });
+}
+
+ProcessPoolExecutor::~ProcessPoolExecutor() {
+  try {
+    impl_->shutdown(true, false);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "parex: ProcessPoolExecutor destroyed from its own reactor thread: %s\n", e.what());
+    std::abort();
+  }
+}
+
+std::size_t ProcessPoolExecutor::max_workers() const noexcept { return impl_->n_workers; }
+
+void ProcessPoolExecutor::dispatch(detail::LocalTask*) {
+  throw InvalidStateError("a ProcessPoolExecutor runs registered functions in workers, not local tasks");
+}
+
+void ProcessPoolExecutor::dispatch_remote(RemoteCall* call) { impl_->submit(call); }
+
+void ProcessPoolExecutor::do_shutdown(bool wait, bool cancel_futures) { impl_->shutdown(wait, cancel_futures); }
+
+}  // namespace parex

@@ -1,0 +1,423 @@
+// parex::init and the worker loop.
+//
+// A worker is the program re-executed with PAREX_WORKER in its environment. init() sees
+// the marker, and this file takes over for good:
+//
+//   hello ──▶ pool            (pid, protocol, registry digest: a different binary fails here)
+//   init  ◀── pool            run the initializer, answer ready / init_failed
+//   loop: calls frame ◀── pool
+//           for each item: started++ · decode · run · encode outcome into the results
+//                          buffer (shared memory) · finished++
+//           flush the results as one frame when: the input has run dry, or the buffer
+//           holds flush_bytes, or its oldest result has waited flush_latency; while a
+//           call runs, a flusher thread sends results that wait behind it (so tiny calls
+//           travel in batches and a slow call delays nobody's result but its own)
+//   EOF on the input (pool shut down or gone) ──▶ flush, exit(0)
+//
+// Workers ignore SIGINT (the parent decides), die with the parent (PR_SET_PDEATHSIG plus
+// EOF), and never write anything but frames to their output pipe: the program's own
+// stdout and stderr stay the user's.
+#include <parex/detail/frame.hpp>
+#include <parex/detail/state.hpp>
+#include <parex/init.hpp>
+#include <parex/registry.hpp>
+
+#include "worker_channel.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <mutex>
+#include <optional>
+#include <sys/uio.h>
+#include <thread>
+#include <poll.h>
+#include <string>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+namespace parex {
+
+namespace {
+std::atomic<bool> g_initialized{false};
+}
+
+bool initialized() noexcept { return g_initialized.load(std::memory_order_acquire); }
+
+namespace detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Flush tunables. Bigger batches amortise the write syscall and the parent's wake-up over
+// more results; but a result held back waits for its batch. The worker's own thread
+// flushes when its input runs dry, at flush_bytes, or after an item once the oldest
+// unsent result has waited flush_latency. While a call runs, the flusher thread sends
+// results that have waited flusher_latency: a fast result never waits for a slow
+// neighbour in its batch.
+constexpr std::size_t flush_bytes = std::size_t{256} << 10;
+constexpr auto flush_latency = std::chrono::microseconds(200);
+constexpr auto flusher_latency = std::chrono::microseconds(500);
+// Reading the clock costs ~20 ns: in a long record (a map chunk of tiny items) look only
+// every clock_stride items.
+constexpr std::uint32_t clock_stride = 64;
+
+[[noreturn]] void die(int code, const char* what) {
+  std::fprintf(stderr, "parex worker %d: %s\n", static_cast<int>(::getpid()), what);
+  std::_Exit(code);
+}
+
+void write_all(int fd, iovec* v, int n) {
+  while (n > 0) {
+    ssize_t w = ::writev(fd, v, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      std::_Exit(0);  // the pool is gone (EPIPE): nobody wants our results
+    }
+    while (n > 0 && static_cast<std::size_t>(w) >= v->iov_len) {
+      w -= static_cast<ssize_t>(v->iov_len);
+      ++v;
+      --n;
+    }
+    if (n > 0) {
+      v->iov_base = static_cast<char*>(v->iov_base) + w;
+      v->iov_len -= static_cast<std::size_t>(w);
+    }
+  }
+}
+
+void write_all(int fd, const std::byte* p, std::size_t n) {
+  iovec v{const_cast<std::byte*>(p), n};
+  write_all(fd, &v, 1);
+}
+
+/// The results buffer, living in the memfd after the WorkerShared page, and the two
+/// threads that send from it. The main thread appends outcomes (Writer) and commits them;
+/// either thread sends [sent, committed) as one frame under mutex_, which also guards
+/// moving the mapping (growth) and rewinding it once everything is sent.
+class ResultStream final : public Writer {
+ public:
+  ResultStream(int shm_fd, int out_fd) : Writer(&grow), fd_(shm_fd), out_fd_(out_fd) {
+    map(shm_header_bytes + shm_initial_data_bytes);
+    flusher_ = std::thread([this] { flusher_main(); });
+  }
+
+  WorkerShared& shared() noexcept { return *static_cast<WorkerShared*>(base_); }
+
+  /// After an item's outcome is complete in the buffer.
+  void commit(std::uint64_t finished) noexcept {
+    if (committed_items_.load(std::memory_order_relaxed) == sent_items_.load(std::memory_order_acquire))
+      pending_since_ = Clock::now();  // the first unsent result
+    committed_.store(size_, std::memory_order_release);
+    committed_items_.store(finished, std::memory_order_release);
+    WorkerShared& sh = shared();
+    sh.out_end.store(size_, std::memory_order_release);
+    sh.finished.store(finished, std::memory_order_release);
+  }
+  bool pending() const noexcept {
+    return committed_items_.load(std::memory_order_relaxed) != sent_items_.load(std::memory_order_acquire);
+  }
+  Clock::time_point pending_since() const noexcept { return pending_since_; }
+
+  /// Before an item starts while results wait: let the flusher send them if it runs long.
+  void arm() noexcept {
+    if (!pending() || armed_.load(std::memory_order_relaxed)) return;
+    deadline_ns_.store((pending_since_ + flusher_latency).time_since_epoch().count(), std::memory_order_relaxed);
+    armed_.store(1, std::memory_order_release);
+    futex_wake(armed_, 1);
+  }
+
+  void add_busy(Clock::duration d) noexcept { busy_ns_.fetch_add(d.count(), std::memory_order_relaxed); }
+
+  /// Sends everything committed; then rewinds the buffer (main thread only).
+  void flush() {
+    std::lock_guard lock(mutex_);
+    send_locked();
+    rewind_locked();
+  }
+
+  /// After a flusher flush, the main thread rewinds at its next item boundary.
+  void maybe_rewind() {
+    if (size_ != 0 && sent_bytes_.load(std::memory_order_acquire) == size_) {
+      std::lock_guard lock(mutex_);
+      rewind_locked();
+    }
+  }
+
+ private:
+  void send_locked() {
+    const std::size_t to = committed_.load(std::memory_order_acquire);
+    const std::uint64_t items_to = committed_items_.load(std::memory_order_acquire);
+    const std::size_t from = sent_bytes_.load(std::memory_order_relaxed);
+    const std::uint64_t items_from = sent_items_.load(std::memory_order_relaxed);
+    if (items_to == items_from) return;
+    FrameHeader h;
+    h.kind = static_cast<std::uint16_t>(FrameKind::results);
+    h.length = to - from;
+    h.items = static_cast<std::uint32_t>(items_to - items_from);
+    const auto us = busy_ns_.exchange(0, std::memory_order_relaxed) / 1000;
+    h.aux = static_cast<std::uint32_t>(std::min<std::int64_t>(us, UINT32_MAX));
+    iovec v[2] = {{&h, sizeof h}, {data_ + from, to - from}};
+    write_all(out_fd_, v, 2);
+    // Only now are these results the parent's: until the write completed, a crash would
+    // have left them here for it to salvage.
+    WorkerShared& sh = shared();
+    sh.out_first.store(items_to, std::memory_order_release);
+    sh.out_begin.store(to, std::memory_order_release);
+    sent_items_.store(items_to, std::memory_order_release);
+    sent_bytes_.store(to, std::memory_order_release);
+  }
+
+  // Back to an empty buffer once everything in it is sent (size_ is the main thread's).
+  void rewind_locked() {
+    if (sent_bytes_.load(std::memory_order_relaxed) != size_) return;
+    WorkerShared& sh = shared();
+    sh.out_end.store(0, std::memory_order_release);
+    sh.out_begin.store(0, std::memory_order_release);
+    size_ = 0;
+    committed_.store(0, std::memory_order_release);
+    sent_bytes_.store(0, std::memory_order_release);
+    if (cap_ > 4 * shm_initial_data_bytes &&
+        ::ftruncate(fd_, static_cast<off_t>(shm_header_bytes + shm_initial_data_bytes)) == 0)
+      remap(shm_header_bytes + shm_initial_data_bytes);
+  }
+
+  void flusher_main() {
+    for (;;) {
+      while (armed_.load(std::memory_order_acquire) == 0) futex_wait(armed_, 0, nullptr);
+      const Clock::time_point deadline{Clock::duration(deadline_ns_.load(std::memory_order_relaxed))};
+      std::this_thread::sleep_until(deadline);
+      armed_.store(0, std::memory_order_release);  // before sending: a re-arm from now on counts
+      std::lock_guard lock(mutex_);
+      send_locked();
+    }
+  }
+
+  void map(std::size_t total) {
+    void* p = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    if (p == MAP_FAILED) die(exit_bad_setup, "cannot map the shared results buffer");
+    set(p, total);
+  }
+  void remap(std::size_t total) {
+    void* p = ::mremap(base_, mapped_, total, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    set(p, total);
+  }
+  void set(void* p, std::size_t total) {
+    base_ = p;
+    mapped_ = total;
+    data_ = static_cast<std::byte*>(p) + shm_header_bytes;
+    cap_ = total - shm_header_bytes;
+  }
+  static void grow(Writer& w, std::size_t min_capacity) {
+    auto& s = static_cast<ResultStream&>(w);
+    std::lock_guard lock(s.mutex_);  // the flusher may be writing from the old mapping
+    const std::size_t cap = std::max(min_capacity, s.cap_ * 2);
+    if (::ftruncate(s.fd_, static_cast<off_t>(shm_header_bytes + cap)) != 0) throw std::bad_alloc();
+    s.remap(shm_header_bytes + cap);
+  }
+
+  int fd_;
+  int out_fd_;
+  void* base_ = nullptr;
+  std::size_t mapped_ = 0;
+  std::mutex mutex_;  // sending, growing, rewinding
+  std::atomic<std::size_t> committed_{0};
+  std::atomic<std::uint64_t> committed_items_{0};
+  std::atomic<std::size_t> sent_bytes_{0};
+  std::atomic<std::uint64_t> sent_items_{0};
+  std::atomic<std::int64_t> busy_ns_{0};
+  Clock::time_point pending_since_{};  // main thread
+  std::atomic<std::uint32_t> armed_{0};  // futex word: the flusher has a deadline
+  std::atomic<Clock::rep> deadline_ns_{0};
+  std::thread flusher_;  // never joined: the worker ends with exit()
+};
+
+struct Marker {
+  int in_fd = -1, out_fd = -1, shm_fd = -1;
+  long parent = 0;
+};
+
+Marker parse_marker(const char* s) {
+  Marker m;
+  int version = 0;
+  if (std::sscanf(s, "%d:%d:%d:%d:%ld", &version, &m.in_fd, &m.out_fd, &m.shm_fd, &m.parent) != 5 || version != 1)
+    die(exit_bad_setup, "malformed PAREX_WORKER marker");
+  return m;
+}
+
+class Worker {
+ public:
+  explicit Worker(const Marker& m) : in_(m.in_fd), out_fd_(m.out_fd), input_(std::uint64_t{1} << 40) {
+    send_hello();
+    run_initializer();
+    results_.emplace(m.shm_fd, m.out_fd);  // the flusher starts only after the handshake
+  }
+
+  [[noreturn]] void run() {
+    for (;;) {
+      std::optional<Frame> f;
+      try {
+        f = input_.next();
+      } catch (const std::exception& e) {
+        die(exit_protocol_error, e.what());
+      }
+      if (!f) {
+        fill_input();
+        continue;
+      }
+      if (f->kind() != FrameKind::calls) die(exit_protocol_error, "unexpected frame kind from the pool");
+      run_calls(*f);
+    }
+  }
+
+ private:
+  void send_hello() {
+    Buffer b;
+    const auto at = begin_frame(b, FrameKind::hello);
+    b.put_raw<std::uint32_t>(protocol_version);
+    b.put_raw<std::uint64_t>(Registry::global().digest());
+    b.put_raw<std::int32_t>(static_cast<std::int32_t>(::getpid()));
+    finish_frame(b, at, 0);
+    write_all(out_fd_, b.data(), b.size());
+  }
+
+  // The first frame from the pool: the initializer call, or none.
+  void run_initializer() {
+    std::optional<Frame> f;
+    while (!(f = input_.next())) read_blocking();
+    if (f->kind() != FrameKind::init) die(exit_protocol_error, "expected the init frame");
+    Reader r(f->payload);
+    Buffer reply;
+    std::size_t at;
+    if (r.get_byte()) {
+      const FunctionEntry* e = Registry::global().by_id(static_cast<std::uint32_t>(r.get_varint()));
+      if (!e) die(exit_protocol_error, "unknown initializer id");
+      Reader args(r.take(r.get_varint()));
+      Buffer outcome;
+      e->invoke(*e, args, outcome);
+      Reader o(outcome.bytes());
+      if (o.get_byte() != static_cast<std::uint8_t>(OutcomeStatus::ok)) {
+        Reader body(o.take(o.get_varint()));
+        at = begin_frame(reply, FrameKind::init_failed);
+        reply.put(body.position(), body.remaining());
+        finish_frame(reply, at, 0);
+        write_all(out_fd_, reply.data(), reply.size());
+        std::exit(0);
+      }
+    }
+    at = begin_frame(reply, FrameKind::ready);
+    finish_frame(reply, at, 0);
+    write_all(out_fd_, reply.data(), reply.size());
+  }
+
+  void run_calls(const Frame& f) {
+    ResultStream& out = *results_;
+    WorkerShared& sh = out.shared();
+    Reader r(f.payload);
+    try {
+      while (!r.empty()) {
+        const FunctionEntry* e = Registry::global().by_id(static_cast<std::uint32_t>(r.get_varint()));
+        if (!e) throw ProtocolError("unknown function id");
+        const std::uint64_t n = r.get_varint();
+        Clock::time_point t0 = Clock::now();
+        out.maybe_rewind();
+        out.arm();
+        for (std::uint64_t i = 0; i < n; ++i) {
+          Reader args(r.take(r.get_varint()));
+          sh.started.store(++started_, std::memory_order_release);
+          e->invoke(*e, args, out);
+          out.commit(++finished_);
+          if (n <= clock_stride || (i + 1) % clock_stride == 0 || i + 1 == n) {
+            const auto t1 = Clock::now();
+            out.add_busy(t1 - t0);
+            t0 = t1;
+            if (t1 - out.pending_since() >= flush_latency) out.flush();
+            else out.arm();
+          }
+          if (out.size() >= flush_bytes) out.flush();
+        }
+      }
+    } catch (const std::exception& e) {
+      die(exit_protocol_error, e.what());
+    }
+  }
+
+  // Reads what the pipe holds now; when it holds nothing, flushes and then blocks.
+  void fill_input() {
+    auto space = input_.prepare();
+    const ssize_t n = ::read(in_, space.data(), space.size());
+    if (n > 0) {
+      input_.commit(static_cast<std::size_t>(n));
+      return;
+    }
+    if (n == 0) finish();
+    if (errno == EINTR) return;
+    if (errno != EAGAIN) die(exit_protocol_error, "reading from the pool failed");
+    results_->flush();  // the input ran dry: this is the moment to answer
+    pollfd p{in_, POLLIN, 0};
+    while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+  }
+
+  void read_blocking() {
+    for (;;) {
+      auto space = input_.prepare();
+      const ssize_t n = ::read(in_, space.data(), space.size());
+      if (n > 0) return input_.commit(static_cast<std::size_t>(n));
+      if (n == 0) std::exit(0);
+      if (errno == EAGAIN) {
+        pollfd p{in_, POLLIN, 0};
+        ::poll(&p, 1, -1);
+      } else if (errno != EINTR) {
+        die(exit_protocol_error, "reading from the pool failed");
+      }
+    }
+  }
+
+  [[noreturn]] void finish() {
+    if (input_.mid_frame()) die(exit_protocol_error, "the pool's input ended inside a frame");
+    results_->flush();
+    std::exit(0);  // normal exit: the program's static destructors and atexit handlers run
+  }
+
+  int in_;
+  int out_fd_;
+  FrameReader input_;
+  std::optional<ResultStream> results_;
+  std::uint64_t started_ = 0, finished_ = 0;
+};
+
+[[noreturn]] void run_worker(const char* marker_text) {
+  const Marker m = parse_marker(marker_text);
+  ::unsetenv(worker_env);  // nested pools in this worker are ordinary pools again
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != m.parent) std::_Exit(exit_bad_setup);  // the parent died before prctl
+  std::signal(SIGINT, SIG_IGN);
+  ::fcntl(m.in_fd, F_SETFL, ::fcntl(m.in_fd, F_GETFL) | O_NONBLOCK);
+  try {
+    Registry::global().freeze();
+  } catch (const std::exception& e) {
+    die(exit_bad_setup, e.what());
+  }
+  // Leaked on purpose: the worker ends with exit(), and the flusher thread must not be
+  // destroyed (std::terminate) on the way out.
+  (new Worker(m))->run();
+}
+
+}  // namespace
+}  // namespace detail
+
+void init(int, char**) {
+  g_initialized.store(true, std::memory_order_release);
+  if (const char* marker = std::getenv(detail::worker_env)) detail::run_worker(marker);
+  detail::Registry::global().freeze();
+}
+
+}  // namespace parex
