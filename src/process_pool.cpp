@@ -39,7 +39,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/process/args.hpp>
 #include <boost/process/child.hpp>
 #include <boost/process/env.hpp>
@@ -61,6 +60,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -118,6 +118,11 @@ struct ProcessPoolExecutor::Impl {
       std::size_t at;                      // offset in frame where these bytes go
       std::span<const std::byte> bytes;    // a call's own argument bytes
     };
+    struct Segment {
+      const std::byte* p;
+      std::size_t n;
+      bool splice;  // a call's own bytes: vmsplice'd (referenced, not copied) into the pipe
+    };
 
     Worker(asio::io_context& io, std::uint64_t max_frame) : to(io), from(io), timer(io), reader(max_frame) {}
 
@@ -141,7 +146,8 @@ struct ProcessPoolExecutor::Impl {
     bool input_closed = false;  // we sent EOF: it finishes what it holds and exits
     Buffer frame;
     std::vector<Splice> splices;
-    std::vector<asio::const_buffer> gather;
+    std::vector<Segment> out;  // the frame being written, in pieces
+    std::size_t out_next = 0;  // first piece not fully written
   };
   using WorkerPtr = std::shared_ptr<Worker>;
 
@@ -280,7 +286,7 @@ struct ProcessPoolExecutor::Impl {
       w->frame.put_byte(0);
     }
     detail::finish_frame(w->frame, at, 0);
-    w->gather.assign({asio::buffer(w->frame.data(), w->frame.size())});
+    w->out.assign({{w->frame.data(), w->frame.size(), false}});
     start_write(w);
     w->timer.expires_after(options.handshake_timeout);
     w->timer.async_wait([this, w](const boost::system::error_code& e) {
@@ -357,28 +363,40 @@ struct ProcessPoolExecutor::Impl {
   void deliver(Worker& w, const detail::OutcomeView& o) {
     if (w.inflight.empty()) throw ProtocolError("a result for no call");
     RemoteCall* c = w.inflight.front();
+    step_over_item(c);
     Reader body = o.body;
     if (o.status == detail::OutcomeStatus::ok) c->on_result(body);
     else c->on_error(detail::decode_error_outcome(body, *c->fn));
     complete_item(w, c);
   }
 
-  void complete_item(Worker& w, RemoteCall* c) {
-    // Step over this item's arguments, so that a re-send after a crash starts after it.
+  void fail_front(Worker& w, const std::exception_ptr& e) {
+    RemoteCall* c = w.inflight.front();
+    step_over_item(c);
+    c->on_error(e);
+    complete_item(w, c);
+  }
+
+  // Before an item's outcome is delivered: step over its arguments, so that a re-send
+  // after a crash starts after it; after the last one, free them at once - before the
+  // future completes, so that a caller who submits again at once can reuse the memory
+  // (a 64 MiB argument otherwise costs fresh pages every other call).
+  static void step_over_item(RemoteCall* c) {
+    if (c->done + 1 == c->count) {
+      c->args = Buffer();
+      return;
+    }
     Reader item(c->args.bytes().subspan(c->resume_offset));
     const auto len = item.get_varint();
     c->resume_offset = static_cast<std::size_t>(item.position() - c->args.data()) + static_cast<std::size_t>(len);
+  }
+
+  void complete_item(Worker& w, RemoteCall* c) {
     ++w.received;
     if (++c->done == c->count) {
       w.inflight.pop_front();
       c->finish();  // may free c
     }
-  }
-
-  void fail_front(Worker& w, const std::exception_ptr& e) {
-    RemoteCall* c = w.inflight.front();
-    c->on_error(e);
-    complete_item(w, c);
   }
 
   void on_results(Worker& w, Reader& r, const detail::FrameHeader& h) {
@@ -446,33 +464,80 @@ struct ProcessPoolExecutor::Impl {
     std::memcpy(&h, f.data(), sizeof h);
     h.length += spliced;
     std::memcpy(f.data(), &h, sizeof h);
-    w.gather.clear();
+    w.out.clear();
     std::size_t at = 0;
     for (auto& s : w.splices) {
-      w.gather.push_back(asio::buffer(f.data() + at, s.at - at));
-      w.gather.push_back(asio::buffer(s.bytes.data(), s.bytes.size()));
+      w.out.push_back({f.data() + at, s.at - at, false});
+      w.out.push_back({s.bytes.data(), s.bytes.size(), true});
       at = s.at;
     }
-    w.gather.push_back(asio::buffer(f.data() + at, f.size() - at));
+    w.out.push_back({f.data() + at, f.size() - at, false});
     start_write(wp);
   }
 
   void start_write(const WorkerPtr& w) {
     w->writing = true;
-    asio::async_write(w->to, w->gather, [this, w](const boost::system::error_code& ec, std::size_t) {
-      guarded([&] {
-        w->writing = false;
-        if (w->phase == Worker::Phase::dead) return;
-        if (ec) {
-          // The worker is gone or going: its read side will report the end; make sure it ends.
-          ::kill(w->pid, SIGKILL);
+    w->out_next = 0;
+    continue_write(w);
+  }
+
+  // Writes what the pipe takes now; waits for room with Asio, never blocks. A call's own
+  // large argument bytes go in by vmsplice: the pipe references those pages instead of
+  // copying them (they are immutable and outlive the read: the call completes only after
+  // the worker has read its arguments). Frame headers and small records are copied.
+  void continue_write(const WorkerPtr& w) {
+    const int fd = w->to.native_handle();
+    while (w->out_next < w->out.size()) {
+      auto& seg = w->out[w->out_next];
+      ssize_t n;
+      if (seg.splice) {
+        iovec v{const_cast<std::byte*>(seg.p), seg.n};
+        n = ::vmsplice(fd, &v, 1, SPLICE_F_NONBLOCK);
+        if (n < 0 && (errno == EINVAL || errno == ENOSYS || errno == EPERM)) {
+          seg.splice = false;  // not allowed here: copy instead
+          continue;
+        }
+      } else {
+        iovec v[16];
+        int k = 0;
+        for (std::size_t i = w->out_next; i < w->out.size() && k < 16 && !w->out[i].splice; ++i, ++k)
+          v[k] = {const_cast<std::byte*>(w->out[i].p), w->out[i].n};
+        n = ::writev(fd, v, k);
+      }
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) {
+          w->to.async_wait(asio::posix::stream_descriptor::wait_write, [this, w](const boost::system::error_code& ec) {
+            guarded([&] {
+              if (w->phase == Worker::Phase::dead) return;
+              if (ec) return write_failed(w);
+              continue_write(w);
+            });
+          });
           return;
         }
-        if (w->frame.size() > max_frame_bytes_out) w->frame.shrink(max_frame_bytes_out);
-        pump();
-        maybe_close(*w);
-      });
-    });
+        return write_failed(w);
+      }
+      for (auto left = static_cast<std::size_t>(n); left > 0;) {  // step over what went out
+        auto& s = w->out[w->out_next];
+        const std::size_t take = std::min(left, s.n);
+        s.p += take;
+        s.n -= take;
+        left -= take;
+        if (s.n == 0) ++w->out_next;
+      }
+      while (w->out_next < w->out.size() && w->out[w->out_next].n == 0) ++w->out_next;
+    }
+    w->writing = false;
+    if (w->frame.size() > max_frame_bytes_out) w->frame.shrink(max_frame_bytes_out);
+    pump();
+    maybe_close(*w);
+  }
+
+  // The worker is gone or going: its read side will report the end; make sure it ends.
+  void write_failed(const WorkerPtr& w) {
+    w->writing = false;
+    ::kill(w->pid, SIGKILL);
   }
 
   // A retiring worker gets EOF once it has nothing left to answer; when the pool is stopping,

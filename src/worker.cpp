@@ -110,19 +110,19 @@ class ResultStream final : public Writer {
 
   WorkerShared& shared() noexcept { return *static_cast<WorkerShared*>(base_); }
 
-  /// After an item's outcome is complete in the buffer.
+  /// After an item's outcome is complete in the buffer. Only the byte offset is shared
+  /// with the sender (one atomic: a byte count and an item count could be read from two
+  /// different moments); the sender counts the outcomes it sends itself.
   void commit(std::uint64_t finished) noexcept {
-    if (committed_items_.load(std::memory_order_relaxed) == sent_items_.load(std::memory_order_acquire))
+    if (committed_items_ == sent_items_.load(std::memory_order_acquire))
       pending_since_ = Clock::now();  // the first unsent result
+    committed_items_ = finished;
     committed_.store(size_, std::memory_order_release);
-    committed_items_.store(finished, std::memory_order_release);
     WorkerShared& sh = shared();
     sh.out_end.store(size_, std::memory_order_release);
     sh.finished.store(finished, std::memory_order_release);
   }
-  bool pending() const noexcept {
-    return committed_items_.load(std::memory_order_relaxed) != sent_items_.load(std::memory_order_acquire);
-  }
+  bool pending() const noexcept { return committed_items_ != sent_items_.load(std::memory_order_acquire); }
   Clock::time_point pending_since() const noexcept { return pending_since_; }
 
   /// Before an item starts while results wait: let the flusher send them if it runs long.
@@ -153,10 +153,15 @@ class ResultStream final : public Writer {
  private:
   void send_locked() {
     const std::size_t to = committed_.load(std::memory_order_acquire);
-    const std::uint64_t items_to = committed_items_.load(std::memory_order_acquire);
     const std::size_t from = sent_bytes_.load(std::memory_order_relaxed);
+    if (to == from) return;
+    std::uint64_t n = 0;
+    for (Reader r({data_ + from, to - from}); !r.empty(); ++n) {
+      r.get_byte();
+      r.take(r.get_varint());
+    }
     const std::uint64_t items_from = sent_items_.load(std::memory_order_relaxed);
-    if (items_to == items_from) return;
+    const std::uint64_t items_to = items_from + n;
     FrameHeader h;
     h.kind = static_cast<std::uint16_t>(FrameKind::results);
     h.length = to - from;
@@ -228,8 +233,8 @@ class ResultStream final : public Writer {
   void* base_ = nullptr;
   std::size_t mapped_ = 0;
   std::mutex mutex_;  // sending, growing, rewinding
-  std::atomic<std::size_t> committed_{0};
-  std::atomic<std::uint64_t> committed_items_{0};
+  std::atomic<std::size_t> committed_{0};   // bytes of complete outcomes
+  std::uint64_t committed_items_ = 0;        // main thread
   std::atomic<std::size_t> sent_bytes_{0};
   std::atomic<std::uint64_t> sent_items_{0};
   std::atomic<std::int64_t> busy_ns_{0};
@@ -328,9 +333,9 @@ class Worker {
         const std::uint64_t n = r.get_varint();
         Clock::time_point t0 = Clock::now();
         out.maybe_rewind();
-        out.arm();
         for (std::uint64_t i = 0; i < n; ++i) {
           Reader args(r.take(r.get_varint()));
+          out.arm();  // results wait while this item runs: the flusher watches them (once per batch)
           sh.started.store(++started_, std::memory_order_release);
           e->invoke(*e, args, out);
           out.commit(++finished_);
@@ -339,7 +344,6 @@ class Worker {
             out.add_busy(t1 - t0);
             t0 = t1;
             if (t1 - out.pending_since() >= flush_latency) out.flush();
-            else out.arm();
           }
           if (out.size() >= flush_bytes) out.flush();
         }

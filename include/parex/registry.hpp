@@ -112,17 +112,30 @@ std::string demangle(const char* mangled);
 
 // ---- invokers ------------------------------------------------------------------------
 
-/// Writes `encode_body(w)` preceded by its length as a varint (1 byte in the common case;
-/// the body is shifted only when it is 128 bytes or longer).
+/// Writes `encode_body(w)` preceded by its length as a varint. The prefix is reserved
+/// before the body: 1 byte, or as many as `hint` (an estimate of the body's size) needs;
+/// the body is shifted only if it outgrows the reservation.
 template <class Body>
-void put_length_prefixed(Writer& w, Body&& encode_body) {
+void put_length_prefixed(Writer& w, Body&& encode_body, std::size_t hint = 0) {
+  std::size_t width = 1;
+  for (std::size_t v = hint >> 7; v; v >>= 7) ++width;
+  if (width > 1) width = std::min<std::size_t>(width + 1, 10);  // slack: the hint is an estimate
   const std::size_t at = w.size();
-  w.put_byte(0);
+  w.prepare(width);
+  w.advance(width);
   encode_body(w);
-  const std::size_t len = w.size() - at - 1;
-  if (len < 0x80) {
+  const std::size_t len = w.size() - at - width;
+  if (width == 1 && len < 0x80) {
     w.data()[at] = static_cast<std::byte>(len);
     return;
+  }
+  if (width > 1 && (width >= 10 || len >> (7 * width) == 0)) {
+    w.patch_varint(at, len, width);
+    return;
+  }
+  if (width > 1) {  // outgrew its reservation: collapse to one byte, then shift as below
+    std::memmove(w.data() + at + 1, w.data() + at + width, len);
+    w.truncate(at + 1 + len);
   }
   std::size_t extra = 0;
   for (std::size_t v = len >> 7; v; v >>= 7) ++extra;
@@ -187,7 +200,7 @@ void invoke_item(const FunctionEntry& self, Reader& args, Writer& out) noexcept 
       out.put_byte(static_cast<std::uint8_t>(n));
       encode<Result>(out, *result);
     } else {
-      put_length_prefixed(out, [&](Writer& w) { encode<Result>(w, *result); });
+      put_length_prefixed(out, [&](Writer& w) { encode<Result>(w, *result); }, size_hint(*result));
     }
   } catch (...) {
     out.truncate(mark);

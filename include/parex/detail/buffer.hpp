@@ -18,6 +18,11 @@
 
 namespace parex::detail {
 
+/// Asks for transparent huge pages on a large buffer (>= 8 MiB): a 64 MiB payload then
+/// costs 32 page faults instead of 16384. Harmless where THP is off.
+void advise_huge(void* p, std::size_t n) noexcept;
+inline constexpr std::size_t huge_threshold = std::size_t{8} << 20;
+
 class Writer {
  public:
   using GrowFn = void (*)(Writer& w, std::size_t min_capacity);
@@ -58,6 +63,12 @@ class Writer {
     return data_ + size_;
   }
   void advance(std::size_t n) noexcept { size_ += n; }
+  /// Writes v as a varint padded to exactly `width` bytes (LEB128 allows the padding),
+  /// at offset `at`: lets a length be reserved before the bytes it counts.
+  void patch_varint(std::size_t at, std::uint64_t v, std::size_t width) noexcept {
+    for (std::size_t i = 0; i + 1 < width; ++i, v >>= 7) data_[at + i] = static_cast<std::byte>((v & 0x7f) | 0x80);
+    data_[at + width - 1] = static_cast<std::byte>(v);
+  }
   /// Drops everything after the first n bytes (a failed encode rolls back with this).
   void truncate(std::size_t n) noexcept {
     if (n < size_) size_ = n;

@@ -86,6 +86,7 @@ class FrameReader {
   std::size_t end_ = 0;    // one past the last received byte
   std::size_t want_ = 0;   // size of the frame being assembled, once its header is in
   std::size_t consumed_ = 0;  // the frame last returned by next(), dropped on the next call
+  std::size_t small_frames_ = 0;  // frames in a row much smaller than the buffer
   std::uint64_t max_payload_;
 };
 

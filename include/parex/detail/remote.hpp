@@ -218,7 +218,8 @@ void encode_item(Writer& w, TypeList<P...>, A&&... args) {
     w.put_byte(static_cast<std::uint8_t>(fixed));
     (one.template operator()<P>(std::forward<A>(args)), ...);
   } else {
-    put_length_prefixed(w, [&](Writer&) { (one.template operator()<P>(std::forward<A>(args)), ...); });
+    const std::size_t hint = (std::size_t{0} + ... + size_hint(args));
+    put_length_prefixed(w, [&](Writer&) { (one.template operator()<P>(std::forward<A>(args)), ...); }, hint);
   }
 }
 

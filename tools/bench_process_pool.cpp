@@ -1,0 +1,223 @@
+// bench_process_pool: ProcessPoolExecutor on the five measurements of tools/README.md.
+//
+//   (a) submit N tiny calls (x + 1), then collect every result         calls/s
+//   (b) map x * x over 1M ints, for several chunksizes (best reported)  items/s
+//   (c) one call's round trip on a warm pool                            us (median)
+//   (d) pool start-up to first result (construct, submit, result)       ms (median)
+//   (e) one call with a 64 MiB argument, against a raw pipe moving the
+//       same bytes to a child process in the same run                   GB/s
+//
+// 2 workers by default. Prints a human table, or with --json one JSON object that
+// tools/bench_vs_python.py puts side by side with Python's pools.
+//   bench_process_pool [--workers W] [--repeats R] [--json] [--only a,b,c,d,e]
+#include <parex/parex.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <string>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <vector>
+
+int tiny(int x) { return x + 1; }
+PAREX_REGISTER(tiny);
+int square(int x) { return x * x; }
+PAREX_REGISTER(square);
+std::size_t payload_size(const std::vector<char>& v) { return v.size() + static_cast<unsigned char>(v[v.size() / 2]); }
+PAREX_REGISTER(payload_size);
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+struct Args {
+  std::size_t workers = 2;
+  int repeats = 5;
+  bool json = false;
+  std::string only = "abcde";
+  std::size_t tiny_calls = 200'000;
+  std::size_t map_items = 1'000'000;
+};
+
+double tiny_calls_per_s(parex::ProcessPoolExecutor& pool, std::size_t n) {
+  std::vector<parex::Future<int>> fs;
+  fs.reserve(n);
+  const auto t0 = Clock::now();
+  for (std::size_t i = 0; i < n; ++i) fs.push_back(pool.submit(tiny, static_cast<int>(i)));
+  long sum = 0;
+  for (auto& f : fs) sum += f.result();
+  const double s = since(t0);
+  if (sum != static_cast<long>(n) * static_cast<long>(n + 1) / 2) std::abort();
+  return n / s;
+}
+
+double map_items_per_s(parex::ProcessPoolExecutor& pool, const std::vector<int>& in, std::size_t chunksize) {
+  const auto t0 = Clock::now();
+  long sum = 0;
+  for (int y : pool.map(square, in, {.chunksize = chunksize})) sum += y;
+  const double s = since(t0);
+  long expect = 0;
+  for (int x : in) expect += static_cast<long>(x * x);
+  if (sum != expect) std::abort();
+  return in.size() / s;
+}
+
+double round_trip_us(parex::ProcessPoolExecutor& pool, int trips) {
+  std::vector<double> us;
+  for (int i = 0; i < trips; ++i) {
+    const auto t0 = Clock::now();
+    if (pool.submit(tiny, i).result() != i + 1) std::abort();
+    us.push_back(since(t0) * 1e6);
+  }
+  return median(us);
+}
+
+double startup_ms(std::size_t workers) {
+  const auto t0 = Clock::now();
+  parex::ProcessPoolExecutor pool{{.max_workers = workers}};
+  if (pool.submit(tiny, 1).result() != 2) std::abort();
+  return since(t0) * 1e3;  // the pool's shutdown is not counted (Python's isn't either)
+}
+
+double payload_gb_per_s(parex::ProcessPoolExecutor& pool, const std::vector<char>& v) {
+  const auto t0 = Clock::now();
+  const std::size_t got = pool.submit(payload_size, v).result();
+  const double s = since(t0);
+  if (got != v.size() + static_cast<unsigned char>(v[v.size() / 2])) std::abort();
+  return v.size() / s / 1e9;
+}
+
+// The same bytes through a bare pipe to a child process that reads them all and answers
+// with 8 bytes: the ceiling for any channel built on pipes.
+double raw_pipe_gb_per_s(const std::vector<char>& v, int pipe_size) {
+  int to[2], back[2];
+  if (::pipe(to) || ::pipe(back)) std::abort();
+  if (pipe_size) ::fcntl(to[1], F_SETPIPE_SZ, pipe_size);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(to[1]);
+    ::close(back[0]);
+    static char buf[1 << 20];  // pure transfer: the reader keeps nothing
+    std::size_t got = 0;
+    while (got < v.size()) {
+      const ssize_t n = ::read(to[0], buf, std::min(sizeof buf, v.size() - got));
+      if (n <= 0) ::_exit(1);
+      got += static_cast<std::size_t>(n);
+    }
+    const std::uint64_t ack = got;
+    if (::write(back[1], &ack, sizeof ack) != sizeof ack) ::_exit(1);
+    ::_exit(0);
+  }
+  ::close(to[0]);
+  ::close(back[1]);
+  const auto t0 = Clock::now();
+  std::size_t sent = 0;
+  while (sent < v.size()) {
+    const ssize_t n = ::write(to[1], v.data() + sent, v.size() - sent);
+    if (n <= 0) std::abort();
+    sent += static_cast<std::size_t>(n);
+  }
+  std::uint64_t ack = 0;
+  if (::read(back[0], &ack, sizeof ack) != sizeof ack || ack != v.size()) std::abort();
+  const double s = since(t0);
+  ::close(to[1]);
+  ::close(back[0]);
+  ::waitpid(pid, nullptr, 0);
+  return v.size() / s / 1e9;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  parex::init(argc, argv);
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (k == "--json") a.json = true;
+    else if (k == "--workers" && i + 1 < argc) a.workers = std::stoul(argv[++i]);
+    else if (k == "--repeats" && i + 1 < argc) a.repeats = std::stoi(argv[++i]);
+    else if (k == "--only" && i + 1 < argc) a.only = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: %s [--workers W] [--repeats R] [--json] [--only abcde]\n", argv[0]);
+      return 2;
+    }
+  }
+  auto want = [&](char c) { return a.only.find(c) != std::string::npos; };
+  std::vector<std::string> json;
+  auto report = [&](const char* key, const char* label, double value, const char* unit) {
+    if (a.json) json.push_back("\"" + std::string(key) + "\": " + std::to_string(value));
+    else std::printf("  %-46s %12.2f %s\n", label, value, unit);
+  };
+  if (!a.json) std::printf("bench_process_pool: %zu workers, median of %d repeats\n", a.workers, a.repeats);
+
+  parex::ProcessPoolExecutor pool{{.max_workers = a.workers}};
+  pool.submit(tiny, 0).result();  // warm: workers up
+
+  if (want('a')) {
+    std::vector<double> r;
+    for (int i = 0; i < a.repeats; ++i) r.push_back(tiny_calls_per_s(pool, a.tiny_calls));
+    report("submit_calls_per_s", "(a) submit 200k tiny calls, then collect", median(r), "calls/s");
+  }
+  if (want('b')) {
+    std::vector<int> in(a.map_items);
+    std::iota(in.begin(), in.end(), 0);
+    for (auto& x : in) x %= 40000;
+    double best = 0;
+    std::size_t best_chunk = 0;
+    for (std::size_t chunk : {1000u, 10000u, 50000u, 125000u}) {
+      std::vector<double> r;
+      for (int i = 0; i < a.repeats; ++i) r.push_back(map_items_per_s(pool, in, chunk));
+      const double m = median(r);
+      if (!a.json) std::printf("      map chunksize %-7zu %12.0f items/s\n", chunk, m);
+      if (m > best) best = m, best_chunk = chunk;
+    }
+    report("map_items_per_s", ("(b) map over 1M ints, best chunksize " + std::to_string(best_chunk)).c_str(), best,
+           "items/s");
+  }
+  if (want('c')) {
+    std::vector<double> r;
+    for (int i = 0; i < a.repeats; ++i) r.push_back(round_trip_us(pool, 2000));
+    report("round_trip_us", "(c) round trip on a warm pool", median(r), "us");
+  }
+  if (want('d')) {
+    std::vector<double> r;
+    for (int i = 0; i < std::max(a.repeats, 5); ++i) r.push_back(startup_ms(a.workers));
+    report("startup_ms", "(d) pool start-up to first result", median(r), "ms");
+  }
+  if (want('e')) {
+    std::vector<char> v(std::size_t{64} << 20);
+    for (std::size_t i = 0; i < v.size(); i += 4096) v[i] = static_cast<char>(i >> 12);
+    std::vector<double> ours, raw_default, raw_big;
+    // The first 64 MiB call of each worker pays for fresh buffers (page faults, zeroing);
+    // after it the pool reuses them. Report it apart, time the steady state.
+    const double cold = payload_gb_per_s(pool, v);
+    for (std::size_t i = 1; i < a.workers; ++i) payload_gb_per_s(pool, v);
+    for (int i = 0; i < a.repeats; ++i) {
+      ours.push_back(payload_gb_per_s(pool, v));
+      raw_default.push_back(raw_pipe_gb_per_s(v, 0));
+      raw_big.push_back(raw_pipe_gb_per_s(v, 1 << 20));
+    }
+    const double raw = std::max(median(raw_default), median(raw_big));
+    report("payload_gb_per_s", "(e) 64 MiB argument, submit to result", median(ours), "GB/s");
+    report("payload_cold_gb_per_s", "    the same, a worker's first such call", cold, "GB/s");
+    report("raw_pipe_default_gb_per_s", "    raw pipe, default 64 KiB buffer", median(raw_default), "GB/s");
+    report("raw_pipe_1mib_gb_per_s", "    raw pipe, 1 MiB buffer (as parex sets)", median(raw_big), "GB/s");
+    report("payload_vs_raw_pipe", "    parex / the faster raw pipe", median(ours) / raw, "x");
+  }
+  if (a.json) {
+    std::printf("{");
+    for (std::size_t i = 0; i < json.size(); ++i) std::printf("%s%s", i ? ", " : "", json[i].c_str());
+    std::printf("}\n");
+  }
+  return 0;
+}
