@@ -222,8 +222,12 @@ struct ProcessPoolExecutor::Impl {
     return static_cast<std::size_t>(std::count_if(workers.begin(), workers.end(), [](auto& w) { return w->active(); }));
   }
 
+  // Keeps max_workers workers. While stopping, only as long as accepted calls are left:
+  // a worker that crashes during shutdown hands its unstarted calls back, and they still
+  // need someone to run them.
   void ensure_workers() {
-    while (!stopping && !broken.load(std::memory_order_relaxed) && active_workers() < n_workers) spawn();
+    while (!broken.load(std::memory_order_relaxed) && active_workers() < n_workers && (!stopping || !pending.empty()))
+      spawn();
   }
 
   void spawn() {

@@ -27,10 +27,6 @@ struct Registry::Snapshot {
 };
 
 namespace {
-std::deque<FunctionEntry>& entry_store() {  // stable addresses
-  static std::deque<FunctionEntry> d;
-  return d;
-}
 
 std::uint64_t fnv1a(std::uint64_t h, std::string_view s) {
   for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
@@ -53,11 +49,11 @@ std::string where(const FunctionEntry& e) { return std::string(e.file) + ":" + s
 }  // namespace
 
 Registry& Registry::global() noexcept {
-  static Registry r;
-  return r;
+  static Registry* r = new Registry;  // leaked: lookups stay valid during static destruction
+  return *r;
 }
 
-Registry::~Registry() = default;  // the snapshot is leaked on purpose: workers exit without tearing down
+Registry::~Registry() { delete snapshot_.load(std::memory_order_acquire); }
 
 void Registry::add(FunctionEntry e) noexcept {
   try {
@@ -69,7 +65,7 @@ void Registry::add(FunctionEntry e) noexcept {
                    e.name.c_str(), where(e).c_str());
       return;
     }
-    entry_store().push_back(std::move(e));
+    entries_.push_back(std::move(e));
   } catch (...) {
     std::fputs("parex: out of memory while registering a function\n", stderr);
     std::abort();
@@ -84,7 +80,7 @@ const Registry::Snapshot& Registry::snapshot() {
   if (const Snapshot* s = snapshot_.load(std::memory_order_acquire)) return *s;
 
   std::vector<FunctionEntry*> sorted;
-  for (auto& e : entry_store()) sorted.push_back(&e);
+  for (auto& e : entries_) sorted.push_back(&e);
   std::stable_sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->name < b->name; });
   auto s = std::make_unique<Snapshot>();
   for (FunctionEntry* e : sorted) {

@@ -82,6 +82,35 @@ double round_trip_us(parex::ProcessPoolExecutor& pool, int trips) {
   return median(us);
 }
 
+// A 1-byte ping-pong through two bare pipes with a child process: the floor for any
+// round trip over pipes on this machine, in this run.
+double raw_pipe_round_trip_us(int trips) {
+  int a[2], b[2];
+  if (::pipe(a) || ::pipe(b)) std::abort();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(a[1]);  // else the child holds its own input open and never sees EOF
+    ::close(b[0]);
+    char c;
+    while (::read(a[0], &c, 1) == 1)
+      if (::write(b[1], &c, 1) != 1) break;
+    ::_exit(0);
+  }
+  ::close(a[0]);
+  ::close(b[1]);
+  std::vector<double> us;
+  char c = 'x';
+  for (int i = 0; i < trips; ++i) {
+    const auto t0 = Clock::now();
+    if (::write(a[1], &c, 1) != 1 || ::read(b[0], &c, 1) != 1) std::abort();
+    us.push_back(since(t0) * 1e6);
+  }
+  ::close(a[1]);
+  ::close(b[0]);
+  ::waitpid(pid, nullptr, 0);
+  return median(us);
+}
+
 double startup_ms(std::size_t workers) {
   const auto t0 = Clock::now();
   parex::ProcessPoolExecutor pool{{.max_workers = workers}};
@@ -185,9 +214,13 @@ int main(int argc, char** argv) {
            "items/s");
   }
   if (want('c')) {
-    std::vector<double> r;
-    for (int i = 0; i < a.repeats; ++i) r.push_back(round_trip_us(pool, 2000));
+    std::vector<double> r, raw;
+    for (int i = 0; i < a.repeats; ++i) {
+      r.push_back(round_trip_us(pool, 2000));
+      raw.push_back(raw_pipe_round_trip_us(2000));
+    }
     report("round_trip_us", "(c) round trip on a warm pool", median(r), "us");
+    report("raw_pipe_round_trip_us", "    raw pipe ping-pong with a child process", median(raw), "us");
   }
   if (want('d')) {
     std::vector<double> r;

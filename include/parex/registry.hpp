@@ -27,6 +27,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <mutex>
@@ -87,6 +88,7 @@ class Registry {
   const Snapshot& snapshot();
   std::atomic<const Snapshot*> snapshot_{nullptr};  // built once, then read without locks
   std::mutex mutex_;                                // guards adding and building
+  std::deque<FunctionEntry> entries_;               // stable addresses; guarded by mutex_
 };
 
 // ---- exceptions ----------------------------------------------------------------------
