@@ -81,9 +81,11 @@ namespace {
 // Work a worker may hold beyond what it is running, in estimated time. Larger: fewer,
 // bigger frames; smaller: calls stay cancellable and balance better across workers.
 constexpr double target_inflight_ns = 2e6;
-// Until a worker has measured itself, assume calls are slow (1 ms): the first frame is
-// small, the first results arrive fast and the estimate drops to the truth.
-constexpr double initial_ns_per_item = 1e6;
+// Until a worker has measured itself, assume its calls are slow: it gets one call, not a
+// batch, so that slow calls spread over the workers as they come up (a batch would run
+// them one after the other in the first worker ready); for tiny calls this costs one
+// round trip, after which the estimate drops to the truth.
+constexpr double initial_ns_per_item = target_inflight_ns;
 constexpr std::uint32_t max_frame_items = 1u << 16;
 constexpr std::size_t max_frame_bytes_out = std::size_t{16} << 20;  // a single bigger call still goes, alone
 // Arguments this big are written straight from the call's own buffer (writev), not copied.
