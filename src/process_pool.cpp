@@ -365,48 +365,40 @@ struct ProcessPoolExecutor::Impl {
     }
   }
 
-  // One outcome, for the item at the front of w's in-flight list.
-  void deliver(Worker& w, const detail::OutcomeView& o) {
-    if (w.inflight.empty()) throw ProtocolError("a result for no call");
-    RemoteCall* c = w.inflight.front();
-    step_over_item(c);
-    Reader body = o.body;
-    if (o.status == detail::OutcomeStatus::ok) c->on_result(body);
-    else c->on_error(detail::decode_error_outcome(body, *c->fn));
-    complete_item(w, c);
+  // Outcomes for the next n items sent to w, in order: each call at the front of the
+  // in-flight list takes its run of them in one go.
+  void deliver(Worker& w, Reader& r, std::uint32_t n) {
+    while (n) {
+      if (w.inflight.empty()) throw ProtocolError("a result for no call");
+      RemoteCall* c = w.inflight.front();
+      const std::uint32_t k = std::min(n, c->count - c->done);
+      // The call's arguments are dead once its last outcome is here: free them before its
+      // future completes, so that a caller who submits again at once can reuse the memory
+      // (a 64 MiB argument otherwise costs fresh pages every other call).
+      if (c->done + k == c->count) c->args = Buffer();
+      c->take_outcomes(r, k);
+      complete_items(w, c, k);
+      n -= k;
+    }
   }
 
   void fail_front(Worker& w, const std::exception_ptr& e) {
     RemoteCall* c = w.inflight.front();
-    step_over_item(c);
+    if (c->done + 1 == c->count) c->args = Buffer();
     c->on_error(e);
-    complete_item(w, c);
+    complete_items(w, c, 1);
   }
 
-  // Before an item's outcome is delivered: step over its arguments, so that a re-send
-  // after a crash starts after it; after the last one, free them at once - before the
-  // future completes, so that a caller who submits again at once can reuse the memory
-  // (a 64 MiB argument otherwise costs fresh pages every other call).
-  static void step_over_item(RemoteCall* c) {
-    if (c->done + 1 == c->count) {
-      c->args = Buffer();
-      return;
-    }
-    Reader item(c->args.bytes().subspan(c->resume_offset));
-    const auto len = item.get_varint();
-    c->resume_offset = static_cast<std::size_t>(item.position() - c->args.data()) + static_cast<std::size_t>(len);
-  }
-
-  void complete_item(Worker& w, RemoteCall* c) {
-    ++w.received;
-    if (++c->done == c->count) {
+  void complete_items(Worker& w, RemoteCall* c, std::uint32_t k) {
+    w.received += k;
+    if ((c->done += k) == c->count) {
       w.inflight.pop_front();
       c->finish();  // may free c
     }
   }
 
   void on_results(Worker& w, Reader& r, const detail::FrameHeader& h) {
-    for (std::uint32_t i = 0; i < h.items; ++i) deliver(w, detail::read_outcome(r));
+    deliver(w, r, h.items);
     if (!r.empty()) throw ProtocolError("trailing bytes in a results frame");
     if (h.items) {
       const double sample = std::max(20.0, h.aux * 1000.0 / h.items);
@@ -446,6 +438,7 @@ struct ProcessPoolExecutor::Impl {
         continue;
       }
       const std::uint32_t n = c->count - c->done;
+      c->seek_resume();  // a re-send after a crash starts at the first item without an outcome
       f.put_varint(c->fn->id);
       f.put_varint(n);
       const auto bytes = c->args.bytes().subspan(c->resume_offset);
@@ -596,8 +589,8 @@ struct ProcessPoolExecutor::Impl {
       if (begin < end) {
         Reader r({static_cast<const std::byte*>(base) + detail::shm_header_bytes + begin, end - begin});
         for (std::uint64_t seq = first; seq < p.finished && seq <= w.received; ++seq) {
-          auto o = detail::read_outcome(r);
-          if (seq == w.received) deliver(w, o);
+          if (seq == w.received) deliver(w, r, 1);
+          else detail::read_outcome(r);  // received before the worker died
         }
       }
     } catch (const std::exception&) {

@@ -223,13 +223,6 @@ void put_error_outcome(Writer& w, Stage stage, const std::exception_ptr& e) noex
   }
 }
 
-OutcomeView read_outcome(Reader& r) {
-  const auto status = r.get_byte();
-  if (status > static_cast<std::uint8_t>(OutcomeStatus::error)) throw ProtocolError("bad outcome status");
-  Reader body(r.take(r.get_varint()));
-  return {static_cast<OutcomeStatus>(status), body};
-}
-
 std::exception_ptr decode_error_outcome(Reader& r, const FunctionEntry& fn) {
   const auto stage = static_cast<Stage>(r.get_byte());
   std::exception_ptr e = decode_exception(r);

@@ -168,7 +168,24 @@ struct ThreadPoolExecutor::Impl {
     return false;
   }
 
+  // Before sleeping, look again for a moment: a caller waiting on a result often submits
+  // the next call right away, and catching it awake saves a futex wake and a context
+  // switch on both sides. A short spin, then a few yields: on a loaded machine a yield
+  // hands the core to the caller instead of burning it. Measured round trips (2 cores,
+  // idle / with 2 busy threads): no spin 3.7 / 4.5 us, 256 pauses 0.5 / 10 us, this
+  // 0.6 / 0.7-3.4 us.
+  static constexpr int yield_before_sleep = 4;
+  static constexpr int spin_before_sleep = 32;
+
   void sleep() noexcept {
+    for (int i = 0; i < spin_before_sleep; ++i) {
+      detail::cpu_relax();
+      if (inbox.has_items() || stopping.load(std::memory_order_relaxed)) return;
+    }
+    for (int i = 0; i < yield_before_sleep; ++i) {
+      sched_yield();
+      if (inbox.has_items() || stopping.load(std::memory_order_relaxed)) return;
+    }
     sleepers.fetch_add(1, std::memory_order_seq_cst);
     const std::uint32_t e = epoch.load(std::memory_order_seq_cst);
     if (!has_work() && !stopping.load(std::memory_order_seq_cst)) detail::futex_wait(epoch, e, nullptr);

@@ -3,7 +3,7 @@
 // A RemoteCall is the future's state plus the call's encoded items (one for submit, a
 // chunk for map), built in the submitting thread: encoding errors surface from submit,
 // at once, and never reach the pool. The pool's reactor thread then owns the call: it
-// frames the items, feeds outcomes back item by item (on_result / on_error) and calls
+// frames the items, feeds outcomes back in runs (take_outcomes, on_error) and calls
 // finish() after the last one, which completes the future and may free the call.
 #pragma once
 
@@ -27,12 +27,16 @@ class RemoteCall {
   const FunctionEntry* fn = nullptr;
   std::uint32_t count = 0;              // items
   std::uint32_t done = 0;               // items with an outcome; reactor thread only
-  std::size_t resume_offset = 0;        // bytes of args already consumed by done items
+  std::uint32_t resume_item = 0;        // the item that starts at resume_offset
+  std::size_t resume_offset = 0;        // computed only when a call is re-sent after a crash
   Buffer args;                          // count x (varint length, encoded arguments)
 
   virtual StateBase& state() noexcept = 0;
-  /// Decodes the result of item `done` (a decoding failure becomes that item's error).
-  virtual void on_result(Reader& r) noexcept = 0;
+  /// Reads the outcomes of items done .. done+n-1 from r (n <= count - done): one virtual
+  /// call per run of outcomes, a tight loop inside. A result that fails to decode becomes
+  /// that item's error. Does not advance `done`.
+  /// @throws ProtocolError if r does not hold n well-formed outcomes.
+  virtual void take_outcomes(Reader& r, std::uint32_t n) = 0;
   /// Item `done` failed with e.
   virtual void on_error(std::exception_ptr e) noexcept = 0;
   /// After the last item: completes the future, drops the pool's reference (may free this).
@@ -47,6 +51,15 @@ class RemoteCall {
       ++done;
     }
     finish();
+  }
+
+  /// Moves resume_offset to where item `done` starts (before a re-send after a crash).
+  void seek_resume() {
+    for (; resume_item < done; ++resume_item) {
+      Reader item(args.bytes().subspan(resume_offset));
+      const auto len = item.get_varint();
+      resume_offset = static_cast<std::size_t>(item.position() - args.data()) + static_cast<std::size_t>(len);
+    }
   }
 
  protected:
@@ -66,7 +79,13 @@ struct OutcomeView {
   OutcomeStatus status;
   Reader body;
 };
-OutcomeView read_outcome(Reader& r);
+/// Reads one outcome (inline: the reactor calls it once per item).
+inline OutcomeView read_outcome(Reader& r) {
+  const auto status = r.get_byte();
+  if (status > static_cast<std::uint8_t>(OutcomeStatus::error)) throw ProtocolError("bad outcome status");
+  Reader body(r.take(r.get_varint()));
+  return {static_cast<OutcomeStatus>(status), body};
+}
 
 template <class R>
 class SingleCall final : public State<R>, public RemoteCall {
@@ -77,11 +96,13 @@ class SingleCall final : public State<R>, public RemoteCall {
     this->retain_producer();
   }
   StateBase& state() noexcept override { return *this; }
-  void on_result(Reader& r) noexcept override {
+  void take_outcomes(Reader& r, std::uint32_t) override {
+    OutcomeView o = read_outcome(r);
+    if (o.status != OutcomeStatus::ok) return on_error(decode_error_outcome(o.body, *fn));
     if (!this->try_claim()) return;
     try {
       if constexpr (std::is_void_v<R>) this->emplace_claimed();
-      else this->emplace_claimed(decode<R>(r));
+      else this->emplace_claimed(decode<R>(o.body));
     } catch (...) {
       this->finish_with_error(result_decode_error(*fn, std::current_exception()));
     }
@@ -105,11 +126,18 @@ class ChunkCall final : public State<ChunkResult<R>>, public RemoteCall {
     this->retain_producer();
   }
   StateBase& state() noexcept override { return *this; }
-  void on_result(Reader& r) noexcept override {
-    try {
-      results_.emplace_back(std::in_place_index<0>, decode<R>(r));
-    } catch (...) {
-      on_error(result_decode_error(*fn, std::current_exception()));
+  void take_outcomes(Reader& r, std::uint32_t n) override {
+    for (std::uint32_t i = 0; i < n; ++i) {
+      OutcomeView o = read_outcome(r);
+      if (o.status != OutcomeStatus::ok) {
+        on_error(decode_error_outcome(o.body, *fn));
+        continue;
+      }
+      try {
+        results_.emplace_back(std::in_place_index<0>, decode<R>(o.body));
+      } catch (...) {
+        on_error(result_decode_error(*fn, std::current_exception()));
+      }
     }
   }
   void on_error(std::exception_ptr e) noexcept override {
