@@ -14,8 +14,19 @@ namespace parex::detail {
 
 // ---- Buffer ------------------------------------------------------------------------------
 
+void prefault(void* p, std::size_t n) noexcept {
+  if (n < prefault_threshold) return;
+  const auto page = static_cast<std::uintptr_t>(4096);
+  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + page - 1) & ~(page - 1);
+  const auto end = (reinterpret_cast<std::uintptr_t>(p) + n) & ~(page - 1);
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels answer EINVAL and nothing happens
+#endif
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+}
+
 void advise_huge(void* p, std::size_t n) noexcept {
-  if (n < huge_threshold) return;
+  if (n < prefault_threshold) return;
   const auto page = static_cast<std::uintptr_t>(4096);
   const auto begin = (reinterpret_cast<std::uintptr_t>(p) + page - 1) & ~(page - 1);
   const auto end = (reinterpret_cast<std::uintptr_t>(p) + n) & ~(page - 1);
@@ -69,33 +80,43 @@ class BigBlockCache {
 void Buffer::grow_heap(Writer& w, std::size_t min_capacity) {
   auto& b = static_cast<Buffer&>(w);
   const std::size_t cap = std::max({min_capacity, b.cap_ * 2, std::size_t{256}});
-  if (cap >= huge_threshold) {
-    std::size_t got = 0;
-    if (void* p = BigBlockCache::instance().take(min_capacity, got)) {
-      std::memcpy(p, b.data_, b.size_);
-      if (b.data_ != b.inline_) std::free(b.data_);
-      b.data_ = static_cast<std::byte*>(p);
-      b.cap_ = got;
-      return;
-    }
+  std::byte* fresh = nullptr;
+  std::size_t got = 0;
+  BlockAllocator* owner = nullptr;
+  if (cap >= prefault_threshold) {
+    if (b.blocks_ && (fresh = b.blocks_->allocate(min_capacity, got))) owner = b.blocks_;
+    else fresh = static_cast<std::byte*>(BigBlockCache::instance().take(min_capacity, got));
   }
-  void* p;
-  if (b.data_ == b.inline_) {
-    p = std::malloc(cap);
-    if (p) std::memcpy(p, b.inline_, b.size_);
-  } else {
-    // glibc's realloc moves big blocks with mremap: growing a 1 GiB payload copies nothing.
-    p = std::realloc(b.data_, cap);
+  if (!fresh && b.data_ != b.inline_ && !b.owner_) {
+    // glibc's realloc moves big blocks with mremap: growing a heap payload copies nothing.
+    void* p = std::realloc(b.data_, cap);
+    if (!p) throw std::bad_alloc();
+    prefault(static_cast<std::byte*>(p) + b.size_, cap - b.size_);
+    b.data_ = static_cast<std::byte*>(p);
+    b.cap_ = cap;
+    return;
   }
-  if (!p) throw std::bad_alloc();
-  advise_huge(p, cap);
-  b.data_ = static_cast<std::byte*>(p);
-  b.cap_ = cap;
+  if (!fresh) {
+    fresh = static_cast<std::byte*>(std::malloc(cap));
+    if (!fresh) throw std::bad_alloc();
+    got = cap;
+    prefault(fresh + b.size_, cap - b.size_);
+  }
+  if (b.size_) std::memcpy(fresh, b.data_, b.size_);
+  const std::size_t size = b.size_;
+  b.release();
+  b.data_ = fresh;
+  b.size_ = size;
+  b.cap_ = got;
+  b.owner_ = owner;
 }
 
 void Buffer::release() noexcept {
-  if (data_ != inline_) {
-    if (cap_ >= huge_threshold) {
+  if (owner_) {
+    owner_->release(data_, cap_);
+    owner_ = nullptr;
+  } else if (data_ != inline_) {
+    if (cap_ >= prefault_threshold) {
       try {
         BigBlockCache::instance().give(data_, cap_);
       } catch (...) {
@@ -119,13 +140,15 @@ void Buffer::take(Buffer&& o) noexcept {
   }
   size_ = o.size_;
   cap_ = o.cap_;
+  owner_ = std::exchange(o.owner_, nullptr);
+  blocks_ = o.blocks_;
   o.data_ = o.inline_;
   o.size_ = 0;
   o.cap_ = inline_capacity;
 }
 
 void Buffer::shrink(std::size_t keep) {
-  if (data_ == inline_ || cap_ <= keep || size_ > keep) return;
+  if (data_ == inline_ || owner_ || cap_ <= keep || size_ > keep) return;
   if (size_ <= inline_capacity) {
     std::memcpy(inline_, data_, size_);
     std::free(data_);
@@ -234,7 +257,7 @@ std::span<std::byte> FrameReader::prepare(std::size_t min_free) {
     const std::size_t cap = std::max(end_ + need, cap_ + cap_ / 2);
     void* p = std::realloc(buf_, cap);
     if (!p) throw std::bad_alloc();
-    advise_huge(p, cap);
+    prefault(static_cast<std::byte*>(p) + end_, cap - end_);
     buf_ = static_cast<std::byte*>(p);
     cap_ = cap;
   }

@@ -28,10 +28,13 @@
 //  - When a worker dies, its shared page tells exactly how far it got (worker_channel.hpp):
 //    finished results are delivered, the running item fails with WorkerCrashed, the rest
 //    go back to the front of pending, and a replacement starts. Nothing is run twice.
+//  - Large arguments are encoded straight into a shared arena (arena.hpp) that workers
+//    map read-only; their records carry (offset, length), not the bytes.
 //  - Workers are spawned only from the reactor thread: PR_SET_PDEATHSIG fires when the
 //    *thread* that forked dies, and this one lives exactly as long as the pool.
 #include <parex/process_pool.hpp>
 
+#include "arena.hpp"
 #include "inbox.hpp"
 #include "worker_channel.hpp"
 
@@ -91,6 +94,9 @@ constexpr std::size_t max_frame_bytes_out = std::size_t{16} << 20;  // a single 
 // Arguments this big are written straight from the call's own buffer (writev), not copied.
 constexpr std::size_t splice_threshold = std::size_t{64} << 10;
 constexpr int max_startup_failures = 3;
+// Address space reserved for the shared argument arena (sparse: memory is used only by
+// the arguments in it).
+constexpr std::size_t arena_reserve = std::size_t{64} << 30;
 
 std::string program_name() {
   std::ifstream f("/proc/self/cmdline");
@@ -250,9 +256,11 @@ struct ProcessPoolExecutor::Impl {
         if (fd >= 0) ::close(fd);
       return break_pool("cannot create the shared results buffer: " + std::string(strerror(errno)));
     }
-    const int child_fds[3] = {to_fd[0], from_fd[1], w->shm_fd};
-    const std::string marker = "1:" + std::to_string(to_fd[0]) + ":" + std::to_string(from_fd[1]) + ":" +
-                               std::to_string(w->shm_fd) + ":" + std::to_string(::getpid());
+    const int arena_fd = arena ? arena->fd() : -1;
+    const int child_fds[4] = {to_fd[0], from_fd[1], w->shm_fd, arena_fd};
+    const std::string marker = "2:" + std::to_string(to_fd[0]) + ":" + std::to_string(from_fd[1]) + ":" +
+                               std::to_string(w->shm_fd) + ":" + std::to_string(arena_fd) + ":" +
+                               std::to_string(::getpid());
     char** worker_argv = argv.data();
     std::error_code ec;
     // Runs in the child between fork and exec: async-signal-safe calls only.
@@ -262,7 +270,8 @@ struct ProcessPoolExecutor::Impl {
       ::sigprocmask(SIG_SETMASK, &none, nullptr);  // the reactor blocks SIGPIPE; the worker must not
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       ::syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);  // inherit nothing else
-      for (int fd : child_fds) ::fcntl(fd, F_SETFD, 0);
+      for (int fd : child_fds)
+        if (fd >= 0) ::fcntl(fd, F_SETFD, 0);
       exec.cmd_line = worker_argv;  // argv[0] as the user started the program, then the marker
     };
     w->child = bp::child(bp::exe = "/proc/self/exe", bp::env[detail::worker_env] = marker,
@@ -372,10 +381,6 @@ struct ProcessPoolExecutor::Impl {
       if (w.inflight.empty()) throw ProtocolError("a result for no call");
       RemoteCall* c = w.inflight.front();
       const std::uint32_t k = std::min(n, c->count - c->done);
-      // The call's arguments are dead once its last outcome is here: free them before its
-      // future completes, so that a caller who submits again at once can reuse the memory
-      // (a 64 MiB argument otherwise costs fresh pages every other call).
-      if (c->done + k == c->count) c->args = Buffer();
       c->take_outcomes(r, k);
       complete_items(w, c, k);
       n -= k;
@@ -384,7 +389,6 @@ struct ProcessPoolExecutor::Impl {
 
   void fail_front(Worker& w, const std::exception_ptr& e) {
     RemoteCall* c = w.inflight.front();
-    if (c->done + 1 == c->count) c->args = Buffer();
     c->on_error(e);
     complete_items(w, c, 1);
   }
@@ -439,10 +443,14 @@ struct ProcessPoolExecutor::Impl {
       }
       const std::uint32_t n = c->count - c->done;
       c->seek_resume();  // a re-send after a crash starts at the first item without an outcome
-      f.put_varint(c->fn->id);
-      f.put_varint(n);
       const auto bytes = c->args.bytes().subspan(c->resume_offset);
-      if (bytes.size() >= splice_threshold) {
+      const bool in_arena = arena && c->args.block_owner() == arena.get();
+      f.put_varint(std::uint64_t{c->fn->id} << 1 | in_arena);
+      f.put_varint(n);
+      if (in_arena) {  // the worker reads the arguments where they are
+        f.put_varint(arena->offset_of(bytes.data()));
+        f.put_varint(bytes.size());
+      } else if (bytes.size() >= splice_threshold) {
         w.splices.push_back({f.size(), bytes});
         spliced += bytes.size();
       } else {
@@ -703,6 +711,8 @@ struct ProcessPoolExecutor::Impl {
 
   ProcessPoolOptions options;
   std::size_t n_workers = 1;
+  // Declared before everything that may hold calls: destroyed after them.
+  std::unique_ptr<detail::ArgArena> arena = detail::ArgArena::create(arena_reserve);
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> guard;
   std::thread reactor;
@@ -763,6 +773,8 @@ void ProcessPoolExecutor::dispatch(detail::LocalTask*) {
 }
 
 void ProcessPoolExecutor::dispatch_remote(RemoteCall* call) { impl_->submit(call); }
+
+detail::BlockAllocator* ProcessPoolExecutor::block_allocator() noexcept { return impl_->arena.get(); }
 
 void ProcessPoolExecutor::do_shutdown(bool wait, bool cancel_futures) { impl_->shutdown(wait, cancel_futures); }
 

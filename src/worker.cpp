@@ -39,6 +39,7 @@
 #include <poll.h>
 #include <string>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -245,23 +246,58 @@ class ResultStream final : public Writer {
 };
 
 struct Marker {
-  int in_fd = -1, out_fd = -1, shm_fd = -1;
+  int in_fd = -1, out_fd = -1, shm_fd = -1, arena_fd = -1;
   long parent = 0;
 };
 
 Marker parse_marker(const char* s) {
   Marker m;
   int version = 0;
-  if (std::sscanf(s, "%d:%d:%d:%d:%ld", &version, &m.in_fd, &m.out_fd, &m.shm_fd, &m.parent) != 5 || version != 1)
+  if (std::sscanf(s, "%d:%d:%d:%d:%d:%ld", &version, &m.in_fd, &m.out_fd, &m.shm_fd, &m.arena_fd, &m.parent) != 6 ||
+      version != 2)
     die(exit_bad_setup, "malformed PAREX_WORKER marker");
   return m;
 }
 
+/// The pool's argument arena, read-only here (arena.hpp).
+class ArenaView {
+ public:
+  explicit ArenaView(int fd) {
+    struct stat st {};
+    if (fd < 0 || ::fstat(fd, &st) != 0 || st.st_size <= 0) return;
+    void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    if (p == MAP_FAILED) return;
+    base_ = static_cast<const std::byte*>(p);
+    size_ = static_cast<std::size_t>(st.st_size);
+  }
+  /// The bytes at [offset, offset + length), faulted in with one system call.
+  std::span<const std::byte> at(std::uint64_t offset, std::uint64_t length) const {
+    if (!base_ || offset > size_ || length > size_ - offset) throw ProtocolError("arguments outside the arena");
+    const auto page = std::uintptr_t{4096};
+    const auto b = reinterpret_cast<std::uintptr_t>(base_ + offset) & ~(page - 1);
+    const auto e = reinterpret_cast<std::uintptr_t>(base_ + offset + length);
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+    ::madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_READ);
+    return {base_ + offset, static_cast<std::size_t>(length)};
+  }
+
+ private:
+  const std::byte* base_ = nullptr;
+  std::size_t size_ = 0;
+};
+
 class Worker {
  public:
-  explicit Worker(const Marker& m) : in_(m.in_fd), out_fd_(m.out_fd), input_(std::uint64_t{1} << 40) {
+  explicit Worker(const Marker& m)
+      : in_(m.in_fd), out_fd_(m.out_fd), input_(std::uint64_t{1} << 40), arena_(m.arena_fd) {
     send_hello();
-    run_initializer();
+    try {
+      run_initializer();
+    } catch (const std::exception& e) {  // a malformed init frame (the initializer's own errors are outcomes)
+      die(exit_protocol_error, e.what());
+    }
     results_.emplace(m.shm_fd, m.out_fd);  // the flusher starts only after the handshake
   }
 
@@ -328,13 +364,20 @@ class Worker {
     Reader r(f.payload);
     try {
       while (!r.empty()) {
-        const FunctionEntry* e = Registry::global().by_id(static_cast<std::uint32_t>(r.get_varint()));
+        const std::uint64_t head = r.get_varint();  // function id << 1 | arguments in the arena
+        const FunctionEntry* e = Registry::global().by_id(static_cast<std::uint32_t>(head >> 1));
         if (!e) throw ProtocolError("unknown function id");
         const std::uint64_t n = r.get_varint();
+        Reader in_arena;
+        if (head & 1) {
+          const std::uint64_t offset = r.get_varint();
+          in_arena = Reader(arena_.at(offset, r.get_varint()));
+        }
+        Reader& items = head & 1 ? in_arena : r;
         Clock::time_point t0 = Clock::now();
         out.maybe_rewind();
         for (std::uint64_t i = 0; i < n; ++i) {
-          Reader args(r.take(r.get_varint()));
+          Reader args(items.take(items.get_varint()));
           out.arm();  // results wait while this item runs: the flusher watches them (once per batch)
           sh.started.store(++started_, std::memory_order_release);
           e->invoke(*e, args, out);
@@ -394,6 +437,7 @@ class Worker {
   int in_;
   int out_fd_;
   FrameReader input_;
+  ArenaView arena_;
   std::optional<ResultStream> results_;
   std::uint64_t started_ = 0, finished_ = 0;
 };

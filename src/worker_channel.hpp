@@ -19,7 +19,8 @@
 
 namespace parex::detail {
 
-/// The environment variable that marks a worker: "1:<in fd>:<out fd>:<shm fd>:<parent pid>".
+/// The environment variable that marks a worker:
+/// "2:<in fd>:<out fd>:<results shm fd>:<argument arena fd or -1>:<parent pid>".
 inline constexpr const char* worker_env = "PAREX_WORKER";
 /// argv[1] of a worker: shows in ps, and stops a program that parses its options before
 /// parex::init.

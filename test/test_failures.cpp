@@ -83,6 +83,13 @@ int die_after_ms(int ms) {
   return ms;
 }
 PAREX_REGISTER(die_after_ms);
+std::uint64_t sum_or_die(std::vector<std::uint32_t> v, bool die) {
+  if (die) ::raise(SIGKILL);
+  std::uint64_t s = 0;
+  for (auto x : v) s += x;
+  return s;
+}
+PAREX_REGISTER(sum_or_die);
 int kill_self_at(int i) {  // item 100 of a map kills its worker with SIGKILL
   if (i == 100) ::raise(SIGKILL);
   return i;
@@ -248,6 +255,23 @@ BOOST_AUTO_TEST_CASE(external_kill_9_of_a_busy_worker) {
   BOOST_TEST(crashed <= 1u);
   BOOST_TEST(ok + crashed == 200u);
   BOOST_TEST(pool.submit(square, 2).result(deadlock_timeout) == 4);
+}
+
+BOOST_AUTO_TEST_CASE(calls_with_large_arguments_survive_a_crash_and_a_resend) {
+  // Large arguments live in the pool's shared arena; a call re-sent after its worker died
+  // must find them intact, and the crashed call must not leak its block.
+  parex::ProcessPoolExecutor pool{{.max_workers = 1}};
+  std::vector<std::uint32_t> v(std::size_t{4} << 20);  // 16 MiB
+  std::iota(v.begin(), v.end(), 1u);
+  const std::uint64_t expect = std::accumulate(v.begin(), v.end(), std::uint64_t{0});
+  for (int i = 0; i < 5; ++i) pool.submit(square, i).result(deadlock_timeout);  // measured: batches allowed
+  auto victim = pool.submit(sum_or_die, v, true);
+  auto behind1 = pool.submit(sum_or_die, v, false);
+  auto behind2 = pool.submit(sum_or_die, v, false);
+  BOOST_CHECK_THROW(victim.result(deadlock_timeout), parex::WorkerCrashed);
+  BOOST_TEST(behind1.result(deadlock_timeout) == expect);
+  BOOST_TEST(behind2.result(deadlock_timeout) == expect);
+  for (int i = 0; i < 6; ++i) BOOST_REQUIRE(pool.submit(sum_or_die, v, false).result(deadlock_timeout) == expect);
 }
 
 BOOST_AUTO_TEST_CASE(shutdown_while_a_call_runs_waits_for_it) {

@@ -9,6 +9,8 @@
 #include <parex/registry.hpp>
 #include <parex/serialize.hpp>
 
+#include "../src/arena.hpp"
+
 #include <cstring>
 #include <map>
 #include <optional>
@@ -226,6 +228,50 @@ BOOST_AUTO_TEST_CASE(huge_counts_are_rejected_before_allocating) {
   Reader r2(c.bytes());
   BOOST_CHECK_THROW(decode<std::vector<double>>(r2), parex::ProtocolError);
   BOOST_CHECK_THROW(decode<std::string>(r2 = Reader(c.bytes())), parex::ProtocolError);
+}
+
+BOOST_AUTO_TEST_CASE(argument_arena_reuses_coalesces_and_falls_back) {
+  auto arena = ArgArena::create(std::size_t{16} << 20);  // room for 8 granules of 2 MiB
+  BOOST_REQUIRE(arena);
+  std::size_t cap_a = 0, cap_b = 0, cap_c = 0;
+  std::byte* a = arena->allocate(3 << 20, cap_a);  // rounds up to 4 MiB
+  std::byte* b = arena->allocate(4 << 20, cap_b);
+  BOOST_REQUIRE((a && b));
+  BOOST_TEST(cap_a == std::size_t{4} << 20);
+  a[0] = std::byte{1};
+  b[cap_b - 1] = std::byte{2};
+  BOOST_TEST(!arena->allocate(std::size_t{10} << 20, cap_c));  // full: the caller uses the heap
+  arena->release(a, cap_a);
+  arena->release(b, cap_b);
+  std::byte* c = arena->allocate(std::size_t{8} << 20, cap_c);  // the two freed blocks, coalesced
+  BOOST_TEST((c == a));
+  arena->release(c, cap_c);
+}
+
+BOOST_AUTO_TEST_CASE(buffers_take_big_blocks_from_an_arena_and_fall_back_to_the_heap) {
+  auto arena = ArgArena::create(std::size_t{16} << 20);
+  BOOST_REQUIRE(arena);
+  std::string big(std::size_t{10} << 20, 'x');
+  {
+    Buffer in_arena;
+    in_arena.use_blocks_from(arena.get());
+    encode(in_arena, big);
+    BOOST_TEST((in_arena.block_owner() == arena.get()));
+    Buffer on_heap;  // the arena has 6 MiB left: this one must not fit
+    on_heap.use_blocks_from(arena.get());
+    encode(on_heap, big);
+    BOOST_TEST(!on_heap.block_owner());
+    Reader r1(in_arena.bytes()), r2(on_heap.bytes());
+    BOOST_TEST(decode<std::string>(r1) == big);
+    BOOST_TEST(decode<std::string>(r2) == big);
+    Buffer moved = std::move(in_arena);  // ownership travels with the bytes
+    BOOST_TEST((moved.block_owner() == arena.get()));
+    BOOST_TEST(!in_arena.block_owner());
+  }
+  std::size_t cap = 0;  // every block came back: the whole arena is free again
+  std::byte* all = arena->allocate(std::size_t{16} << 20, cap);
+  BOOST_TEST(all != nullptr);
+  arena->release(all, cap);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

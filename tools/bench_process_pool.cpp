@@ -82,35 +82,6 @@ double round_trip_us(parex::ProcessPoolExecutor& pool, int trips) {
   return median(us);
 }
 
-// A 1-byte ping-pong through two bare pipes with a child process: the floor for any
-// round trip over pipes on this machine, in this run.
-double raw_pipe_round_trip_us(int trips) {
-  int a[2], b[2];
-  if (::pipe(a) || ::pipe(b)) std::abort();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(a[1]);  // else the child holds its own input open and never sees EOF
-    ::close(b[0]);
-    char c;
-    while (::read(a[0], &c, 1) == 1)
-      if (::write(b[1], &c, 1) != 1) break;
-    ::_exit(0);
-  }
-  ::close(a[0]);
-  ::close(b[1]);
-  std::vector<double> us;
-  char c = 'x';
-  for (int i = 0; i < trips; ++i) {
-    const auto t0 = Clock::now();
-    if (::write(a[1], &c, 1) != 1 || ::read(b[0], &c, 1) != 1) std::abort();
-    us.push_back(since(t0) * 1e6);
-  }
-  ::close(a[1]);
-  ::close(b[0]);
-  ::waitpid(pid, nullptr, 0);
-  return median(us);
-}
-
 double startup_ms(std::size_t workers) {
   const auto t0 = Clock::now();
   parex::ProcessPoolExecutor pool{{.max_workers = workers}};
@@ -126,49 +97,83 @@ double payload_gb_per_s(parex::ProcessPoolExecutor& pool, const std::vector<char
   return v.size() / s / 1e9;
 }
 
-// The same bytes through a bare pipe to a child process that reads them all and answers
-// with 8 bytes: the ceiling for any channel built on pipes.
-double raw_pipe_gb_per_s(const std::vector<char>& v, int pipe_size) {
-  int to[2], back[2];
-  if (::pipe(to) || ::pipe(back)) std::abort();
-  if (pipe_size) ::fcntl(to[1], F_SETPIPE_SZ, pipe_size);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(to[1]);
-    ::close(back[0]);
-    static char buf[1 << 20];  // pure transfer: the reader keeps nothing
-    std::size_t got = 0;
-    while (got < v.size()) {
-      const ssize_t n = ::read(to[0], buf, std::min(sizeof buf, v.size() - got));
-      if (n <= 0) ::_exit(1);
-      got += static_cast<std::size_t>(n);
+// The baselines: bare pipes to child processes forked once, first thing in main, while
+// this process is still small. (Forking later, between measurements, would mark parex's
+// buffers copy-on-write and charge it ~16k page faults per 64 MiB for the baseline's sake.)
+class RawPipe {
+ public:
+  // mode 'e': echo one byte per byte (round trips); 's': sink n bytes, answer n (bandwidth)
+  RawPipe(char mode, int pipe_size) {
+    int to[2], back[2];
+    if (::pipe(to) || ::pipe(back)) std::abort();
+    if (pipe_size) ::fcntl(to[1], F_SETPIPE_SZ, pipe_size);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(to[1]);
+      ::close(back[0]);
+      mode == 'e' ? echo(to[0], back[1]) : sink(to[0], back[1]);
+      ::_exit(0);
     }
-    const std::uint64_t ack = got;
-    if (::write(back[1], &ack, sizeof ack) != sizeof ack) ::_exit(1);
-    ::_exit(0);
+    ::close(to[0]);
+    ::close(back[1]);
+    out_ = to[1];
+    in_ = back[0];
   }
-  ::close(to[0]);
-  ::close(back[1]);
-  const auto t0 = Clock::now();
-  std::size_t sent = 0;
-  while (sent < v.size()) {
-    const ssize_t n = ::write(to[1], v.data() + sent, v.size() - sent);
-    if (n <= 0) std::abort();
-    sent += static_cast<std::size_t>(n);
+  ~RawPipe() {
+    ::close(out_);
+    ::close(in_);
+    ::waitpid(pid_, nullptr, 0);
   }
-  std::uint64_t ack = 0;
-  if (::read(back[0], &ack, sizeof ack) != sizeof ack || ack != v.size()) std::abort();
-  const double s = since(t0);
-  ::close(to[1]);
-  ::close(back[0]);
-  ::waitpid(pid, nullptr, 0);
-  return v.size() / s / 1e9;
-}
+  double round_trip_us(int trips) {
+    std::vector<double> us;
+    char c = 'x';
+    for (int i = 0; i < trips; ++i) {
+      const auto t0 = Clock::now();
+      if (::write(out_, &c, 1) != 1 || ::read(in_, &c, 1) != 1) std::abort();
+      us.push_back(since(t0) * 1e6);
+    }
+    return median(us);
+  }
+  double gb_per_s(const std::vector<char>& v) {
+    const auto t0 = Clock::now();
+    const std::uint64_t n = v.size();
+    if (::write(out_, &n, sizeof n) != sizeof n) std::abort();
+    for (std::size_t sent = 0; sent < v.size();) {
+      const ssize_t k = ::write(out_, v.data() + sent, v.size() - sent);
+      if (k <= 0) std::abort();
+      sent += static_cast<std::size_t>(k);
+    }
+    std::uint64_t ack = 0;
+    if (::read(in_, &ack, sizeof ack) != sizeof ack || ack != v.size()) std::abort();
+    return v.size() / since(t0) / 1e9;
+  }
+
+ private:
+  static void echo(int in, int out) {
+    char c;
+    while (::read(in, &c, 1) == 1)
+      if (::write(out, &c, 1) != 1) return;
+  }
+  static void sink(int in, int out) {
+    static char buf[1 << 20];  // pure transfer: the reader keeps nothing
+    for (std::uint64_t n; ::read(in, &n, sizeof n) == sizeof n;) {
+      for (std::uint64_t got = 0; got < n;) {
+        const ssize_t k = ::read(in, buf, std::min<std::uint64_t>(sizeof buf, n - got));
+        if (k <= 0) return;
+        got += static_cast<std::uint64_t>(k);
+      }
+      if (::write(out, &n, sizeof n) != sizeof n) return;
+    }
+  }
+  pid_t pid_;
+  int out_, in_;
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
   parex::init(argc, argv);
+  RawPipe echo('e', 0), sink_default('s', 0), sink_big('s', 1 << 20);  // before anything big exists
   Args a;
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
@@ -217,7 +222,7 @@ int main(int argc, char** argv) {
     std::vector<double> r, raw;
     for (int i = 0; i < a.repeats; ++i) {
       r.push_back(round_trip_us(pool, 2000));
-      raw.push_back(raw_pipe_round_trip_us(2000));
+      raw.push_back(echo.round_trip_us(2000));
     }
     report("round_trip_us", "(c) round trip on a warm pool", median(r), "us");
     report("raw_pipe_round_trip_us", "    raw pipe ping-pong with a child process", median(raw), "us");
@@ -237,8 +242,8 @@ int main(int argc, char** argv) {
     for (std::size_t i = 1; i < a.workers; ++i) payload_gb_per_s(pool, v);
     for (int i = 0; i < a.repeats; ++i) {
       ours.push_back(payload_gb_per_s(pool, v));
-      raw_default.push_back(raw_pipe_gb_per_s(v, 0));
-      raw_big.push_back(raw_pipe_gb_per_s(v, 1 << 20));
+      raw_default.push_back(sink_default.gb_per_s(v));
+      raw_big.push_back(sink_big.gb_per_s(v));
     }
     const double raw = std::max(median(raw_default), median(raw_big));
     report("payload_gb_per_s", "(e) 64 MiB argument, submit to result", median(ours), "GB/s");

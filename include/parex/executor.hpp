@@ -100,6 +100,9 @@ class Executor {
   virtual void dispatch(detail::LocalTask* task) = 0;
   /// The same for a call encoded for another process (remote executors only).
   virtual void dispatch_remote(detail::RemoteCall* call);
+  /// Where a remote call's large encoded arguments should live (a shared arena), if not
+  /// the heap.
+  virtual detail::BlockAllocator* block_allocator() noexcept { return nullptr; }
   virtual void do_shutdown(bool wait, bool cancel_futures) = 0;
 
  private:
@@ -119,6 +122,7 @@ class Executor {
       const detail::FunctionEntry& entry = detail::lookup_function(fn);
       auto* call = new detail::SingleCall<R>(entry);
       auto future = detail::FutureAccess::make(detail::StateRef<detail::State<R>>::adopt(call));
+      call->args.use_blocks_from(block_allocator());
       try {
         detail::encode_item(call->args, typename Check::Sig::params{}, std::forward<A>(args)...);
       } catch (...) {
@@ -141,6 +145,7 @@ class Executor {
         const detail::FunctionEntry& entry = detail::lookup_function(fn);
         auto* call = new detail::ChunkCall<R>(entry, static_cast<std::uint32_t>(items.size()));
         auto future = detail::FutureAccess::make(detail::StateRef<State>::adopt(call));
+        call->args.use_blocks_from(block_allocator());
         try {
           for (auto& item : items) detail::encode_item(call->args, typename Check::Sig::params{}, std::move(item));
         } catch (...) {

@@ -123,6 +123,7 @@ class ProcessPoolExecutor final : public Executor {
 
   void dispatch(detail::LocalTask* task) override;
   void dispatch_remote(detail::RemoteCall* call) override;
+  detail::BlockAllocator* block_allocator() noexcept override;
   void do_shutdown(bool wait, bool cancel_futures) override;
   std::unique_ptr<Impl> impl_;
 };

@@ -18,10 +18,12 @@
 
 namespace parex::detail {
 
-/// Asks for transparent huge pages on a large buffer (>= 8 MiB): a 64 MiB payload then
-/// costs 32 page faults instead of 16384. Harmless where THP is off.
+/// Faults in a large fresh buffer (>= 8 MiB) with one system call before it is written,
+/// instead of one trap per 4 KiB page as a copy walks it. No-op on kernels before 5.14.
+void prefault(void* p, std::size_t n) noexcept;
+/// Asks for transparent huge pages on a large fresh buffer (>= prefault_threshold).
 void advise_huge(void* p, std::size_t n) noexcept;
-inline constexpr std::size_t huge_threshold = std::size_t{8} << 20;
+inline constexpr std::size_t prefault_threshold = std::size_t{8} << 20;
 
 class Writer {
  public:
@@ -87,6 +89,19 @@ class Writer {
   GrowFn grow_;
 };
 
+/// Where a Buffer may take its large blocks instead of the heap: a process pool's shared
+/// argument arena, so that a big argument is encoded straight into memory its workers
+/// read. Thread-safe.
+class BlockAllocator {
+ public:
+  /// A block of at least n bytes (its size in cap), or nullptr: then the heap is used.
+  virtual std::byte* allocate(std::size_t n, std::size_t& cap) noexcept = 0;
+  virtual void release(std::byte* p, std::size_t cap) noexcept = 0;
+
+ protected:
+  ~BlockAllocator() = default;
+};
+
 /// A heap buffer with room for small payloads inline (no allocation for tiny calls).
 class Buffer : public Writer {
  public:
@@ -95,6 +110,11 @@ class Buffer : public Writer {
     data_ = inline_;
     cap_ = inline_capacity;
   }
+  /// Large blocks (from prefault_threshold up) come from a when it has room. a must
+  /// outlive the buffer's block: release or move the buffer first.
+  void use_blocks_from(BlockAllocator* a) noexcept { blocks_ = a; }
+  /// The allocator the current block came from, or nullptr (heap or inline).
+  BlockAllocator* block_owner() const noexcept { return owner_; }
   Buffer(Buffer&& o) noexcept : Writer(&grow_heap) { take(std::move(o)); }
   Buffer& operator=(Buffer&& o) noexcept {
     if (this != &o) {
@@ -115,6 +135,8 @@ class Buffer : public Writer {
   static void grow_heap(Writer& w, std::size_t min_capacity);
   void release() noexcept;
   void take(Buffer&& o) noexcept;
+  BlockAllocator* blocks_ = nullptr;  // where big blocks may come from
+  BlockAllocator* owner_ = nullptr;   // where data_ came from, if not the heap or inline_
   std::byte inline_[inline_capacity];
 };
 

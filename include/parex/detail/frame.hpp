@@ -3,7 +3,9 @@
 //   frame   = header (24 bytes) + payload
 //   header  = magic "PRX\1" | u16 protocol version | u16 kind | u64 payload length |
 //             u32 items | u32 aux (results: microseconds the worker spent on them)
-//   calls   payload = record*,   record  = varint fn id, varint n, n x (varint len, args)
+//   calls   payload = record*,   record  = varint (fn id << 1 | in arena), varint n, then
+//                     n x (varint len, args), or, for arguments in the pool's shared arena,
+//                     varint offset, varint length (the n items are there)
 //   results payload = outcome*,  outcome = u8 status, varint len, bytes
 //                     status ok: the encoded result; else: stage + encoded exception
 //
@@ -24,7 +26,7 @@
 namespace parex::detail {
 
 inline constexpr std::uint32_t frame_magic = 0x01585250;  // "PRX\1" little-endian
-inline constexpr std::uint16_t protocol_version = 1;
+inline constexpr std::uint16_t protocol_version = 2;
 
 enum class FrameKind : std::uint16_t {
   hello = 1,        // worker -> pool: pid, protocol, registry digest

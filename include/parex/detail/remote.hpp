@@ -34,15 +34,22 @@ class RemoteCall {
   virtual StateBase& state() noexcept = 0;
   /// Reads the outcomes of items done .. done+n-1 from r (n <= count - done): one virtual
   /// call per run of outcomes, a tight loop inside. A result that fails to decode becomes
-  /// that item's error. Does not advance `done`.
-  /// @throws ProtocolError if r does not hold n well-formed outcomes.
+  /// that item's error. Does not advance `done`. Once the call's last outcome is read, its
+  /// arguments are freed before its future completes, so that a caller who submits again
+  /// at once can reuse the memory (a 64 MiB argument otherwise costs fresh pages).
+  /// @throws ProtocolError if r does not hold n well-formed outcomes; the call is then as
+  ///         it was (a crash path may still re-send it).
   virtual void take_outcomes(Reader& r, std::uint32_t n) = 0;
   /// Item `done` failed with e.
   virtual void on_error(std::exception_ptr e) noexcept = 0;
   /// After the last item: completes the future, drops the pool's reference (may free this).
   virtual void finish() noexcept = 0;
   /// Never sent: drops the pool's reference (the future is cancelled or failed already).
-  void drop() noexcept { state_release(); }
+  /// Like every way out of a pool, frees the arguments first: they may live in the pool.
+  void drop() noexcept {
+    args = Buffer();
+    state_release();
+  }
 
   /// Fails every item without an outcome with e, then finishes.
   void fail_rest(const std::exception_ptr& e) noexcept {
@@ -98,6 +105,7 @@ class SingleCall final : public State<R>, public RemoteCall {
   StateBase& state() noexcept override { return *this; }
   void take_outcomes(Reader& r, std::uint32_t) override {
     OutcomeView o = read_outcome(r);
+    args = Buffer();
     if (o.status != OutcomeStatus::ok) return on_error(decode_error_outcome(o.body, *fn));
     if (!this->try_claim()) return;
     try {
@@ -108,6 +116,7 @@ class SingleCall final : public State<R>, public RemoteCall {
     }
   }
   void on_error(std::exception_ptr e) noexcept override {
+    args = Buffer();
     if (this->try_claim()) this->finish_with_error(std::move(e));
   }
   void finish() noexcept override { this->release_producer(); }
@@ -127,17 +136,23 @@ class ChunkCall final : public State<ChunkResult<R>>, public RemoteCall {
   }
   StateBase& state() noexcept override { return *this; }
   void take_outcomes(Reader& r, std::uint32_t n) override {
-    for (std::uint32_t i = 0; i < n; ++i) {
-      OutcomeView o = read_outcome(r);
-      if (o.status != OutcomeStatus::ok) {
-        on_error(decode_error_outcome(o.body, *fn));
-        continue;
+    const std::size_t before = results_.size();
+    try {
+      for (std::uint32_t i = 0; i < n; ++i) {
+        OutcomeView o = read_outcome(r);
+        if (o.status != OutcomeStatus::ok) {
+          on_error(decode_error_outcome(o.body, *fn));
+          continue;
+        }
+        try {
+          results_.emplace_back(std::in_place_index<0>, decode<R>(o.body));
+        } catch (...) {
+          on_error(result_decode_error(*fn, std::current_exception()));
+        }
       }
-      try {
-        results_.emplace_back(std::in_place_index<0>, decode<R>(o.body));
-      } catch (...) {
-        on_error(result_decode_error(*fn, std::current_exception()));
-      }
+    } catch (...) {  // a corrupt frame: leave the call as it was
+      results_.erase(results_.begin() + static_cast<std::ptrdiff_t>(before), results_.end());
+      throw;
     }
   }
   void on_error(std::exception_ptr e) noexcept override {
@@ -148,6 +163,7 @@ class ChunkCall final : public State<ChunkResult<R>>, public RemoteCall {
     }
   }
   void finish() noexcept override {
+    args = Buffer();
     if (this->try_claim()) {
       if (failed_) this->finish_with_error(failed_);
       else this->emplace_claimed(std::move(results_));

@@ -1,0 +1,107 @@
+#include "arena.hpp"
+
+#include <cstdio>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+namespace parex::detail {
+
+std::unique_ptr<ArgArena> ArgArena::create(std::size_t reserve) noexcept {
+  const int fd = static_cast<int>(::syscall(SYS_memfd_create, "parex-args", MFD_CLOEXEC));
+  if (fd < 0) return nullptr;
+  if (::ftruncate(fd, static_cast<off_t>(reserve)) != 0) {  // sparse: costs nothing until written
+    ::close(fd);
+    return nullptr;
+  }
+  void* base = ::mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+  if (base == MAP_FAILED) {
+    ::close(fd);
+    return nullptr;
+  }
+  return std::unique_ptr<ArgArena>(new ArgArena(fd, static_cast<std::byte*>(base), reserve));
+}
+
+ArgArena::~ArgArena() {
+  if (live_ != 0) {
+    // A block is still referenced (a bug elsewhere): keep the memory rather than let a
+    // late release or a late read touch an unmapped range.
+    std::fprintf(stderr, "parex: argument arena destroyed with %zu live blocks; its memory is kept\n", live_);
+    return;
+  }
+  ::munmap(base_, size_);
+  ::close(fd_);
+}
+
+std::byte* ArgArena::allocate(std::size_t n, std::size_t& cap) noexcept {
+  const std::size_t want = (n + granule - 1) / granule * granule;
+  std::size_t offset = 0;
+  bool fresh = false;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = free_.begin();
+    for (; it != free_.end() && it->second < want; ++it) {
+    }
+    if (it != free_.end()) {  // first fit among the blocks given back
+      offset = it->first;
+      const std::size_t length = it->second;
+      free_.erase(it);
+      if (length > want) free_.emplace(offset + want, length - want);
+      free_populated_ -= std::min(free_populated_, want);
+    } else if (top_ + want <= size_) {
+      offset = top_;
+      top_ += want;
+      fresh = true;
+      // Blocks merged back into the tail may have left pages there: count them as reused.
+      free_populated_ -= std::min(free_populated_, want);
+    } else {
+      return nullptr;  // full: the caller falls back to the heap
+    }
+    ++live_;
+  }
+  cap = want;
+  if (fresh) ::madvise(base_ + offset, want, MADV_POPULATE_WRITE);  // one syscall, not a fault per page
+  return base_ + offset;
+}
+
+void ArgArena::release(std::byte* p, std::size_t cap) noexcept {
+  std::size_t offset = static_cast<std::size_t>(p - base_);
+  std::size_t length = cap;
+  std::lock_guard lock(mutex_);
+  --live_;
+  free_populated_ += cap;
+  // Coalesce with the neighbours.
+  auto next = free_.lower_bound(offset);
+  if (next != free_.end() && offset + length == next->first) {
+    length += next->second;
+    next = free_.erase(next);
+  }
+  if (next != free_.begin()) {
+    auto prev = std::prev(next);
+    if (prev->first + prev->second == offset) {
+      offset = prev->first;
+      length += prev->second;
+      free_.erase(prev);
+    }
+  }
+  if (offset + length == top_) {  // the highest block: merge it back into the untouched tail
+    top_ = offset;
+    if (free_populated_ > keep_bytes) give_back(offset, length);
+    return;
+  }
+  free_.emplace(offset, length);
+  if (free_populated_ > keep_bytes) give_back(offset, length);
+}
+
+// Returns the pages of a free range to the system (mutex_ held).
+void ArgArena::give_back(std::size_t offset, std::size_t length) noexcept {
+  ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset), static_cast<off_t>(length));
+  free_populated_ -= std::min(free_populated_, length);
+}
+
+}  // namespace parex::detail
