@@ -209,6 +209,13 @@ bool StateBase::wait_until(const Clock::time_point* deadline) const noexcept {
     old = word_.load(std::memory_order_acquire);
     if (is_done(old)) return true;
   }
+  // Then a few yields: they give the core away to whoever will complete the future when
+  // the machine is busy, and keep this thread awake a little longer when it is not.
+  for (int i = 0; i < 16; ++i) {
+    sched_yield();
+    old = word_.load(std::memory_order_acquire);
+    if (is_done(old)) return true;
+  }
   for (;;) {
     if (!(old & has_waiters)) {
       if (!word_.compare_exchange_weak(old, old | has_waiters, std::memory_order_acq_rel, std::memory_order_acquire)) {

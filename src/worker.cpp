@@ -37,6 +37,7 @@
 #include <sys/uio.h>
 #include <thread>
 #include <poll.h>
+#include <sched.h>
 #include <string>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -68,6 +69,12 @@ constexpr auto flusher_latency = std::chrono::microseconds(500);
 // Reading the clock costs ~20 ns: in a long record (a map chunk of tiny items) look only
 // every clock_stride items.
 constexpr std::uint32_t clock_stride = 64;
+// After answering, yield this many times, looking for input, before blocking: on a
+// machine whose idle CPUs wake slowly (here ~45 us a wake-up) the next call of a caller
+// waiting on each result then finds the worker awake. Measured round trip: 95-115 us
+// without, 7-12 us with 8-16 yields; throughput unchanged or better. A yield costs
+// ~1 us of CPU when nobody else wants the core, and gives it away when someone does.
+constexpr int idle_yields = 16;
 
 [[noreturn]] void die(int code, const char* what) {
   std::fprintf(stderr, "parex worker %d: %s\n", static_cast<int>(::getpid()), what);
@@ -409,6 +416,10 @@ class Worker {
     if (errno != EAGAIN) die(exit_protocol_error, "reading from the pool failed");
     results_->flush();  // the input ran dry: this is the moment to answer
     pollfd p{in_, POLLIN, 0};
+    for (int i = 0; i < idle_yields; ++i) {  // see idle_yields
+      sched_yield();
+      if (::poll(&p, 1, 0) > 0) return;
+    }
     while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
     }
   }

@@ -1,4 +1,5 @@
-// bench_process_pool: ProcessPoolExecutor on the five measurements of tools/README.md.
+// bench_process_pool: ProcessPoolExecutor on the five measurements of the issue (README,
+// "Benchmarks"); tools/bench_vs_python.py runs it beside Python's pools.
 //
 //   (a) submit N tiny calls (x + 1), then collect every result         calls/s
 //   (b) map x * x over 1M ints, for several chunksizes (best reported)  items/s
