@@ -6,6 +6,8 @@
 // wake-up syscall happens only if somebody is actually asleep (has_waiters).
 #include <parex/future.hpp>
 
+#include "inbox.hpp"
+
 #include <climits>
 #include <condition_variable>
 #include <cstdio>
@@ -141,13 +143,7 @@ void StateBase::run_callbacks() noexcept {
   CallbackNode* list = std::exchange(callbacks_, nullptr);
   word_.fetch_and(~cb_lock, std::memory_order_release);
   // Nodes were pushed at the head: reverse to run them in registration order.
-  CallbackNode* ordered = nullptr;
-  while (list) {
-    CallbackNode* next = list->next;
-    list->next = ordered;
-    ordered = list;
-    list = next;
-  }
+  CallbackNode* ordered = reverse_chain(list);
   while (ordered) {
     CallbackNode* next = ordered->next;  // read first: fire() may free the node
     ordered->fire(*this);

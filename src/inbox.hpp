@@ -10,6 +10,19 @@
 
 namespace parex::detail {
 
+/// Reverses a singly linked chain (a stack pushed at its head becomes oldest first).
+template <class Node>  // Node has a `Node* next` member
+Node* reverse_chain(Node* chain) noexcept {
+  Node* out = nullptr;
+  while (chain) {
+    Node* next = chain->next;
+    chain->next = out;
+    out = chain;
+    chain = next;
+  }
+  return out;
+}
+
 template <class Node>  // Node has a `Node* next` member
 class Inbox {
  public:
@@ -29,7 +42,7 @@ class Inbox {
     Node* head = head_.load(std::memory_order_acquire);
     while (head != nullptr && head != closed_marker()) {
       if (head_.compare_exchange_weak(head, nullptr, std::memory_order_acquire, std::memory_order_acquire))
-        return reverse(head);
+        return reverse_chain(head);
     }
     return nullptr;
   }
@@ -37,24 +50,13 @@ class Inbox {
   /// Closes the inbox for good; returns what was left, oldest first.
   Node* close() noexcept {
     Node* head = head_.exchange(closed_marker(), std::memory_order_acq_rel);
-    return head == closed_marker() ? nullptr : reverse(head);
+    return head == closed_marker() ? nullptr : reverse_chain(head);
   }
 
   /// seq_cst: pairs with a consumer's seq_cst "I am going to sleep" store (Dekker).
   bool has_items() const noexcept {
     Node* h = head_.load(std::memory_order_seq_cst);
     return h != nullptr && h != closed_marker();
-  }
-
-  static Node* reverse(Node* chain) noexcept {
-    Node* out = nullptr;
-    while (chain) {
-      Node* next = chain->next;
-      chain->next = out;
-      out = chain;
-      chain = next;
-    }
-    return out;
   }
 
  private:
