@@ -41,6 +41,9 @@ using detail::LocalTask;
 
 namespace {
 using Inbox = detail::Inbox<LocalTask>;
+// The pool whose worker this thread is, if any: shutdown(wait=true) from one of its own
+// threads must refuse instead of joining itself.
+thread_local const void* this_threads_pool = nullptr;
 }  // namespace
 
 struct ThreadPoolExecutor::Impl {
@@ -88,6 +91,7 @@ struct ThreadPoolExecutor::Impl {
 
   // ---- workers -----------------------------------------------------------------------
   void worker_main(std::size_t self) {
+    this_threads_pool = this;
     const std::string name = options.thread_name_prefix + "_" + std::to_string(self);
     pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
     if (options.initializer) {
@@ -212,7 +216,7 @@ struct ThreadPoolExecutor::Impl {
 
   void break_pool(std::string reason) {
     {
-      std::lock_guard lock(shutdown_mutex);
+      std::lock_guard lock(break_mutex);
       if (broken.load(std::memory_order_relaxed)) return;
       broken_reason = std::move(reason);
       broken.store(true, std::memory_order_release);
@@ -223,8 +227,10 @@ struct ThreadPoolExecutor::Impl {
     wake_all();
   }
 
+  // No lock is held while tasks are cancelled (their done callbacks run) or while joining:
+  // a callback or a task may call shutdown itself, and a worker whose initializer fails
+  // calls break_pool while the owner may already be joining it.
   void shutdown(bool wait, bool cancel_futures) {
-    std::lock_guard lock(shutdown_mutex);
     if (cancel_futures) {
       for (LocalTask* t : drain_all()) t->cancel_and_release();
     } else if (LocalTask* rest = inbox.close()) {
@@ -232,10 +238,11 @@ struct ThreadPoolExecutor::Impl {
     }
     stopping.store(true, std::memory_order_seq_cst);
     wake_all();
-    if (!wait || joined) return;
-    for (auto& w : workers)
-      if (w->thread.get_id() == std::this_thread::get_id())
-        throw InvalidStateError("shutdown(wait=true) called from one of the pool's own threads would wait for itself");
+    if (!wait) return;
+    if (this_threads_pool == this)
+      throw InvalidStateError("shutdown(wait=true) called from one of the pool's own threads would wait for itself");
+    std::lock_guard lock(join_mutex);
+    if (joined) return;
     for (auto& w : workers) w->thread.join();
     joined = true;
   }
@@ -246,9 +253,10 @@ struct ThreadPoolExecutor::Impl {
   alignas(64) std::atomic<std::uint32_t> epoch{0};     // futex word: bumped to wake sleepers
   std::atomic<bool> stopping{false};
   std::atomic<bool> broken{false};
-  std::mutex shutdown_mutex;  // serialises shutdown and break_pool
+  std::mutex break_mutex;     // the first break_pool sets the reason
   std::string broken_reason;  // written before broken is set (release)
-  bool joined = false;        // guarded by shutdown_mutex
+  std::mutex join_mutex;      // one thread joins the workers; others wait for it
+  bool joined = false;        // guarded by join_mutex
   std::vector<std::unique_ptr<Worker>> workers;
 };
 

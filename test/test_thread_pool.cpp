@@ -119,6 +119,58 @@ BOOST_AUTO_TEST_CASE(shutdown_from_inside_a_task) {
   BOOST_CHECK_THROW(pool.submit([] {}), parex::InvalidStateError);
 }
 
+// Three ways to call into a pool's shutdown machinery while its owner is inside
+// shutdown(wait=true), joining the workers. A deadlock here hangs the test (CTest's
+// timeout fails it).
+BOOST_AUTO_TEST_CASE(an_initializer_failing_while_the_owner_joins) {
+  ThreadPoolExecutor pool{{.max_workers = 2, .initializer = [] {
+                             std::this_thread::sleep_for(50ms);  // the owner is joining by now
+                             throw std::runtime_error("no database");
+                           }}};
+  pool.shutdown(true);
+  BOOST_CHECK_THROW(pool.submit([] {}), parex::BrokenThreadPool);
+}
+
+BOOST_AUTO_TEST_CASE(a_task_shutting_down_while_the_owner_joins) {
+  ThreadPoolExecutor pool{{.max_workers = 2}};
+  Gate go;
+  auto f = pool.submit([&] {
+    go.wait();
+    pool.shutdown(false);
+    try {
+      pool.shutdown(true);
+      return std::string("no error");
+    } catch (const parex::InvalidStateError&) {
+      return std::string("refused");
+    }
+  });
+  std::thread opener([&] {
+    std::this_thread::sleep_for(50ms);  // the owner is joining by now
+    go.open();
+  });
+  pool.shutdown(true);
+  opener.join();
+  BOOST_TEST(f.result(deadlock_timeout) == "refused");
+}
+
+BOOST_AUTO_TEST_CASE(a_cancelled_futures_callback_shuts_the_pool_down) {
+  ThreadPoolExecutor pool{{.max_workers = 1}};
+  Gate release;
+  auto running = pool.submit([&] { return release.wait(); });
+  BOOST_REQUIRE(eventually([&] { return running.running(); }));
+  auto queued = pool.submit([] { return 1; });
+  std::atomic<bool> called{false};
+  queued.add_done_callback([&](const parex::Future<int>&) {
+    pool.shutdown(false);  // from inside shutdown(cancel_futures=true), on this very thread
+    called = true;
+  });
+  pool.shutdown(false, true);
+  BOOST_TEST(queued.cancelled());
+  BOOST_TEST(called.load());
+  release.open();
+  BOOST_TEST(running.result(deadlock_timeout));
+}
+
 BOOST_AUTO_TEST_CASE(a_long_task_does_not_strand_the_queue) {
   // One worker is stuck on a long task; everything queued behind it must still run on
   // the other worker (work stealing), not wait for the long one.
