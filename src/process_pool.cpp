@@ -94,6 +94,10 @@ constexpr std::size_t max_frame_bytes_out = std::size_t{16} << 20;  // a single 
 // Arguments this big are written straight from the call's own buffer (writev), not copied.
 constexpr std::size_t splice_threshold = std::size_t{64} << 10;
 constexpr int max_startup_failures = 3;
+// Workers in a row that die holding calls none of which had started (nothing of the
+// user's ran, yet they died): then the first of those calls fails instead of being sent
+// again, so that a call that kills whoever receives it cannot loop for ever.
+constexpr int max_idle_deaths = 3;
 // Yields before the reactor blocks in epoll: a result usually follows a call within
 // microseconds, and a reactor still awake saves a slow wake-up of an idle CPU (measured
 // round trip 95-115 us without, 7-12 us with; see also worker.cpp's idle_yields).
@@ -121,6 +125,8 @@ std::string describe_status(int status) {
 
 void set_pipe_size(int fd) { ::fcntl(fd, F_SETPIPE_SZ, 1 << 20); }
 
+// The pool whose reactor this thread is, if any (see shutdown).
+thread_local const void* this_threads_pool = nullptr;
 }  // namespace
 
 struct ProcessPoolExecutor::Impl {
@@ -156,6 +162,9 @@ struct ProcessPoolExecutor::Impl {
     double ns_per_item = initial_ns_per_item;
     bool writing = false;
     bool input_closed = false;  // we sent EOF: it finishes what it holds and exits
+    bool reaped = false;
+    int status = 0;             // once reaped
+    std::string stopped_by_pool;  // why we killed it, if we did
     Buffer frame;
     std::vector<Splice> splices;
     std::vector<Segment> out;  // the frame being written, in pieces
@@ -187,12 +196,13 @@ struct ProcessPoolExecutor::Impl {
     RemoteCall* rest = inbox.close();
     asio::post(io, [this, rest, cancel_futures] { guarded([&] { begin_shutdown(rest, cancel_futures); }); });
     if (!wait) return;
-    std::lock_guard lock(join_mutex);
-    if (!reactor.joinable()) return;
-    if (reactor.get_id() == std::this_thread::get_id())
+    // Checked before the lock: the owner may hold it, joining the reactor, while a done
+    // callback on the reactor calls shutdown too.
+    if (this_threads_pool == this)
       throw InvalidStateError("shutdown(wait=true) called from the pool's reactor thread (a done callback) would "
                               "wait for itself");
-    reactor.join();
+    std::lock_guard lock(join_mutex);
+    if (reactor.joinable()) reactor.join();
   }
 
   // ---- reactor thread ---------------------------------------------------------------
@@ -204,6 +214,7 @@ struct ProcessPoolExecutor::Impl {
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     pthread_setname_np(pthread_self(), "parex-reactor");
+    this_threads_pool = this;
     guarded([&] { ensure_workers(); });
     // Run ready handlers; when there are none, yield a few times looking for more before
     // blocking in epoll (see reactor_idle_yields).
@@ -348,6 +359,7 @@ struct ProcessPoolExecutor::Impl {
       }
     } catch (const ProtocolError& e) {
       std::fprintf(stderr, "parex: worker %d sent a bad frame (%s); stopping it\n", static_cast<int>(w->pid), e.what());
+      w->stopped_by_pool = std::string("was stopped: it sent a bad frame (") + e.what() + ")";
       return worker_ended(w);
     }
     read_more(w);
@@ -395,6 +407,7 @@ struct ProcessPoolExecutor::Impl {
       if (w.inflight.empty()) throw ProtocolError("a result for no call");
       RemoteCall* c = w.inflight.front();
       const std::uint32_t k = std::min(n, c->count - c->done);
+      idle_deaths = 0;
       c->take_outcomes(r, k);
       complete_items(w, c, k);
       n -= k;
@@ -474,8 +487,7 @@ struct ProcessPoolExecutor::Impl {
       w.sent += n;
       items += n;
       if (options.max_tasks_per_child && ++w.calls_sent >= options.max_tasks_per_child) {
-        w.phase = Worker::Phase::retiring;
-        ensure_workers();
+        w.phase = Worker::Phase::retiring;  // its replacement starts once this frame is under way
         break;
       }
     }
@@ -494,6 +506,9 @@ struct ProcessPoolExecutor::Impl {
     }
     w.out.push_back({f.data() + at, f.size() - at, false});
     start_write(wp);
+    // Only now: starting a worker may fail and break the pool, which must not find a
+    // frame half-built for this one.
+    if (w.phase == Worker::Phase::retiring) ensure_workers();
   }
 
   void start_write(const WorkerPtr& w) {
@@ -514,7 +529,7 @@ struct ProcessPoolExecutor::Impl {
       if (seg.splice) {
         iovec v{const_cast<std::byte*>(seg.p), seg.n};
         n = ::vmsplice(fd, &v, 1, SPLICE_F_NONBLOCK);
-        if (n < 0 && (errno == EINVAL || errno == ENOSYS || errno == EPERM)) {
+        if (n < 0 && (errno == EINVAL || errno == ENOSYS || errno == EPERM || errno == ENOMEM)) {
           seg.splice = false;  // not allowed here: copy instead
           continue;
         }
@@ -531,13 +546,13 @@ struct ProcessPoolExecutor::Impl {
           w->to.async_wait(asio::posix::stream_descriptor::wait_write, [this, w](const boost::system::error_code& ec) {
             guarded([&] {
               if (w->phase == Worker::Phase::dead) return;
-              if (ec) return write_failed(w);
+              if (ec) return write_failed(w, ec.value());
               continue_write(w);
             });
           });
           return;
         }
-        return write_failed(w);
+        return write_failed(w, errno);
       }
       for (auto left = static_cast<std::size_t>(n); left > 0;) {  // step over what went out
         auto& s = w->out[w->out_next];
@@ -550,14 +565,18 @@ struct ProcessPoolExecutor::Impl {
       while (w->out_next < w->out.size() && w->out[w->out_next].n == 0) ++w->out_next;
     }
     w->writing = false;
-    if (w->frame.size() > max_frame_bytes_out) w->frame.shrink(max_frame_bytes_out);
+    w->frame.clear();  // written: let a frame that grew big give its memory back
+    w->frame.shrink(max_frame_bytes_out);
     pump();
     maybe_close(*w);
   }
 
   // The worker is gone or going: its read side will report the end; make sure it ends.
-  void write_failed(const WorkerPtr& w) {
+  void write_failed(const WorkerPtr& w, int error) {
     w->writing = false;
+    if (w->phase == Worker::Phase::dead) return;
+    if (w->stopped_by_pool.empty())
+      w->stopped_by_pool = "was stopped: the pool could not write to it (" + std::string(strerror(error)) + ")";
     ::kill(w->pid, SIGKILL);
   }
 
@@ -573,7 +592,9 @@ struct ProcessPoolExecutor::Impl {
   }
 
   // ---- a worker's end: normal (closing) or not ----------------------------------------
+  // Idempotent: once reaped, the pid may belong to somebody else and is never signalled.
   int reap(Worker& w) {
+    if (w.reaped) return w.status;
     boost::system::error_code ignored;
     w.to.close(ignored);
     w.from.close(ignored);
@@ -585,7 +606,9 @@ struct ProcessPoolExecutor::Impl {
       std::error_code ec;
       w.child.wait(ec);
     }
-    return w.child.native_exit_code();
+    w.reaped = true;
+    w.status = w.child.native_exit_code();
+    return w.status;
   }
 
   struct Progress {
@@ -603,9 +626,10 @@ struct ProcessPoolExecutor::Impl {
     const auto* sh = static_cast<const detail::WorkerShared*>(base);
     p.started = sh->started.load(std::memory_order_acquire);
     p.finished = sh->finished.load(std::memory_order_acquire);
-    const std::uint64_t first = sh->out_first.load(std::memory_order_acquire);
+    const auto unsent = sh->unsent();
+    const std::uint64_t first = unsent.first;
     const std::size_t cap = size - detail::shm_header_bytes;
-    const std::size_t begin = std::min<std::uint64_t>(sh->out_begin.load(std::memory_order_acquire), cap);
+    const std::size_t begin = std::min<std::uint64_t>(unsent.begin, cap);
     const std::size_t end = std::min<std::uint64_t>(sh->out_end.load(std::memory_order_acquire), cap);
     try {
       if (begin < end) {
@@ -627,7 +651,8 @@ struct ProcessPoolExecutor::Impl {
     const auto phase = w.phase;
     w.phase = Worker::Phase::dead;
     const int status = reap(w);
-    const std::string how = "worker process " + std::to_string(w.pid) + " " + describe_status(status);
+    const std::string how = "worker process " + std::to_string(w.pid) + " " +
+                            (w.stopped_by_pool.empty() ? describe_status(status) : w.stopped_by_pool);
 
     if (phase == Worker::Phase::starting || phase == Worker::Phase::initializing) {
       discard(wp);
@@ -654,6 +679,25 @@ struct ProcessPoolExecutor::Impl {
       const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
       const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
       fail_front(w, std::make_exception_ptr(WorkerCrashed(how + " while running '" + name + "'", w.pid, sig, code, name)));
+    }
+    // 2b. It died between calls, holding some. The calls go out again; unless it could
+    //     not read what we sent (a protocol failure: every worker would), or workers keep
+    //     dying this way.
+    if (p.started == p.finished && w.received == p.finished && !w.inflight.empty()) {
+      const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      if (code == detail::exit_protocol_error || code == detail::exit_bad_setup)
+        return break_pool(how + " while receiving calls: it could not read what the pool sent (its message is on "
+                                "stderr)");
+      if (++idle_deaths >= max_idle_deaths) {
+        idle_deaths = 0;
+        const auto& name = w.inflight.front()->fn->name;
+        const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+        const std::string why = code == detail::exit_no_memory ? " (out of memory receiving its calls)" : "";
+        fail_front(w, std::make_exception_ptr(WorkerCrashed(
+                          how + why + " before starting '" + name + "'; " + std::to_string(max_idle_deaths) +
+                              " workers in a row died holding this call, unstarted",
+                          w.pid, sig, code, name)));
+      }
     }
     // 3. What it held but had not started goes back to the front of the queue, in order.
     for (auto it = w.inflight.rbegin(); it != w.inflight.rend(); ++it) pending.push_front(*it);
@@ -711,9 +755,9 @@ struct ProcessPoolExecutor::Impl {
       auto all = workers;
       for (auto& w : all) {
         w->phase = Worker::Phase::dead;
+        reap(*w);  // first: a live worker may still be reading arguments the calls own
         for (RemoteCall* c : w->inflight) c->fail_rest(e);
         w->inflight.clear();
-        reap(*w);
         discard(w);
       }
       maybe_finish();
@@ -741,6 +785,7 @@ struct ProcessPoolExecutor::Impl {
   std::size_t next_worker = 0;
   bool stopping = false;
   int startup_failures = 0;
+  int idle_deaths = 0;  // see max_idle_deaths
 
   const detail::FunctionEntry* init_fn = nullptr;
   std::vector<std::byte> init_args;

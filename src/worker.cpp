@@ -181,8 +181,7 @@ class ResultStream final : public Writer {
     // Only now are these results the parent's: until the write completed, a crash would
     // have left them here for it to salvage.
     WorkerShared& sh = shared();
-    sh.out_first.store(items_to, std::memory_order_release);
-    sh.out_begin.store(to, std::memory_order_release);
+    sh.publish_unsent(items_to, to);
     sent_items_.store(items_to, std::memory_order_release);
     sent_bytes_.store(to, std::memory_order_release);
   }
@@ -192,7 +191,7 @@ class ResultStream final : public Writer {
     if (sent_bytes_.load(std::memory_order_relaxed) != size_) return;
     WorkerShared& sh = shared();
     sh.out_end.store(0, std::memory_order_release);
-    sh.out_begin.store(0, std::memory_order_release);
+    sh.publish_unsent(sent_items_.load(std::memory_order_relaxed), 0);
     size_ = 0;
     committed_.store(0, std::memory_order_release);
     sent_bytes_.store(0, std::memory_order_release);
@@ -317,7 +316,11 @@ class Worker {
         die(exit_protocol_error, e.what());
       }
       if (!f) {
-        fill_input();
+        try {
+          fill_input();
+        } catch (const std::bad_alloc&) {  // a frame too big for what this process may map
+          die(exit_no_memory, "out of memory receiving calls from the pool");
+        }
         continue;
       }
       if (f->kind() != FrameKind::calls) die(exit_protocol_error, "unexpected frame kind from the pool");
@@ -456,6 +459,11 @@ class Worker {
 [[noreturn]] void run_worker(const char* marker_text) {
   const Marker m = parse_marker(marker_text);
   ::unsetenv(worker_env);  // nested pools in this worker are ordinary pools again
+  // The channel fds were inherited across exec; a process the user's code starts
+  // (system(), popen) must not inherit them, or it would hold the pipes open and the
+  // pool would never see this worker end.
+  for (int fd : {m.in_fd, m.out_fd, m.shm_fd, m.arena_fd})
+    if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != m.parent) std::_Exit(exit_bad_setup);  // the parent died before prctl
   std::signal(SIGINT, SIG_IGN);

@@ -6,11 +6,11 @@
 //
 // The worker writes each outcome into the results buffer (which lives in the memfd) and
 // then bumps `finished` and `out_end`; it bumps `started` before decoding an item; after
-// sending bytes up to some offset it sets `out_begin`/`out_first`. A dead worker's stores
-// are all visible to the parent, so: started > finished means item `finished` was
-// running (it fails); the outcomes in [out_begin, out_end) are those of items out_first ..
-// finished-1, computed but maybe not received (delivered, never re-run); items from
-// `started` on never ran (re-queued).
+// sending bytes up to some offset it publishes the pair (first item, offset) of what is
+// not yet sent. A dead worker's stores are all visible to the parent, so: started >
+// finished means item `finished` was running (it fails); the outcomes in [begin, out_end)
+// are those of items first .. finished-1, computed but maybe not received (delivered,
+// never re-run); items from `started` on never ran (re-queued).
 #pragma once
 
 #include <atomic>
@@ -27,6 +27,7 @@ inline constexpr const char* worker_env = "PAREX_WORKER";
 inline constexpr const char* worker_arg = "--parex-worker";
 
 /// Exit codes a worker uses before it can talk.
+inline constexpr int exit_no_memory = 96;       // out of memory receiving calls (before running any)
 inline constexpr int exit_forgot_init = 97;     // marked as a worker, but main() did not call parex::init first
 inline constexpr int exit_protocol_error = 98;  // the pool sent something unreadable
 inline constexpr int exit_bad_setup = 99;       // bad marker, registry error, or the parent is gone
@@ -35,11 +36,35 @@ inline constexpr std::size_t shm_header_bytes = 4096;
 inline constexpr std::size_t shm_initial_data_bytes = std::size_t{1} << 20;
 
 struct WorkerShared {
-  std::atomic<std::uint64_t> started{0};    // items whose decoding began
-  std::atomic<std::uint64_t> finished{0};   // items whose outcome is complete in the buffer (or sent)
-  std::atomic<std::uint64_t> out_first{0};  // item number of the outcome at out_begin
-  std::atomic<std::uint64_t> out_begin{0};  // buffer offset of the first outcome not yet sent
-  std::atomic<std::uint64_t> out_end{0};    // buffer offset after the last complete outcome
+  /// Where the unsent outcomes start: item number and buffer offset, one consistent pair.
+  struct Unsent {
+    std::uint64_t first;  // item number of the outcome at `begin`
+    std::uint64_t begin;  // buffer offset of the first outcome not yet sent
+  };
+
+  std::atomic<std::uint64_t> started{0};   // items whose decoding began
+  std::atomic<std::uint64_t> finished{0};  // items whose outcome is complete in the buffer (or sent)
+  std::atomic<std::uint64_t> out_end{0};   // buffer offset after the last complete outcome
+
+  /// The two halves of the pair are written into the slot not in use, then `unsent_gen`
+  /// flips to it: a worker that dies between the stores leaves the previous pair intact
+  /// and current (two separate atomics could be caught half-updated, matching one item's
+  /// number with another's offset). One writer at a time (the worker's stream mutex).
+  void publish_unsent(std::uint64_t first, std::uint64_t begin) noexcept {
+    const std::uint64_t g = unsent_gen.load(std::memory_order_relaxed) + 1;
+    unsent_first[g & 1].store(first, std::memory_order_relaxed);
+    unsent_begin[g & 1].store(begin, std::memory_order_relaxed);
+    unsent_gen.store(g, std::memory_order_release);
+  }
+  /// Read by the parent once the worker is dead (nothing changes any more).
+  Unsent unsent() const noexcept {
+    const std::uint64_t g = unsent_gen.load(std::memory_order_acquire);
+    return {unsent_first[g & 1].load(std::memory_order_relaxed), unsent_begin[g & 1].load(std::memory_order_relaxed)};
+  }
+
+  std::atomic<std::uint64_t> unsent_gen{0};
+  std::atomic<std::uint64_t> unsent_first[2]{};
+  std::atomic<std::uint64_t> unsent_begin[2]{};
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "shared counters must be address-free");
 static_assert(sizeof(WorkerShared) <= shm_header_bytes);

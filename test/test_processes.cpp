@@ -11,6 +11,7 @@
 #include <boost/process/pipe.hpp>
 
 #include <csignal>
+#include <fcntl.h>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -53,6 +54,22 @@ std::vector<int> zombie_children() {
   return out;
 }
 
+}  // namespace
+
+// A worker's descriptors above stderr: {fd, 1 if it would pass to a process the worker starts}.
+std::vector<std::pair<int, int>> worker_fds() {
+  std::vector<int> fds;
+  for (auto& e : std::filesystem::directory_iterator("/proc/self/fd")) fds.push_back(std::stoi(e.path().filename()));
+  std::vector<std::pair<int, int>> out;
+  for (int fd : fds) {
+    const int flags = ::fcntl(fd, F_GETFD);
+    if (fd > 2 && flags >= 0) out.emplace_back(fd, (flags & FD_CLOEXEC) ? 0 : 1);  // < 0: the listing's own
+  }
+  return out;
+}
+PAREX_REGISTER(worker_fds);
+
+namespace {
 std::size_t pool_rounds() {
   if (const char* s = std::getenv("PAREX_SOAK_POOLS")) return std::stoul(s);
   return 30;
@@ -72,6 +89,22 @@ BOOST_AUTO_TEST_CASE(many_pools_leak_no_fds_and_leave_no_zombies) {
   }
   BOOST_TEST(open_fds() == fds);
   BOOST_TEST(zombie_children().empty());
+}
+
+BOOST_AUTO_TEST_CASE(workers_inherit_only_their_channel_and_pass_it_to_nobody) {
+  const int stray = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC: a careless parent's fd
+  BOOST_REQUIRE(stray > 2);
+  parex::ProcessPoolExecutor pool{{.max_workers = 1}};
+  const auto fds = pool.submit(worker_fds).result(deadlock_timeout);
+  ::close(stray);
+  // Its input and output pipes, its results memory and the argument arena; and a
+  // process that user code starts from a worker (system, popen) inherits none of them,
+  // or it would hold the pipes open and hide the worker's end from the pool.
+  BOOST_TEST(fds.size() <= 4u);
+  for (const auto& [fd, passes_on] : fds) {
+    BOOST_TEST(fd != stray);
+    BOOST_TEST(passes_on == 0, "fd " << fd << " would pass to the worker's children");
+  }
 }
 
 BOOST_AUTO_TEST_CASE(workers_die_with_a_killed_parent) {

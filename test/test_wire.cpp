@@ -10,6 +10,7 @@
 #include <parex/serialize.hpp>
 
 #include "../src/arena.hpp"
+#include "../src/worker_channel.hpp"
 
 #include <cstring>
 #include <map>
@@ -144,6 +145,11 @@ BOOST_AUTO_TEST_CASE(corrupt_headers_are_protocol_errors) {
   const std::uint64_t huge = std::uint64_t{1} << 62;
   std::memcpy(oversized.data() + 8, &huge, sizeof huge);
   BOOST_CHECK_THROW(feed(oversized), parex::ProtocolError);
+  // Even with no limit: a length whose header + payload would wrap around is refused.
+  auto wraps = bytes();
+  const std::uint64_t almost_all = ~std::uint64_t{0} - 8;
+  std::memcpy(wraps.data() + 8, &almost_all, sizeof almost_all);
+  BOOST_CHECK_THROW(feed(wraps, ~std::uint64_t{0}), parex::ProtocolError);
 
   // Truncated: not an error yet (more may come), and nothing allocated beyond the bytes.
   auto truncated = bytes();
@@ -272,6 +278,25 @@ BOOST_AUTO_TEST_CASE(buffers_take_big_blocks_from_an_arena_and_fall_back_to_the_
   std::byte* all = arena->allocate(std::size_t{16} << 20, cap);
   BOOST_TEST(all != nullptr);
   arena->release(all, cap);
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_dying_mid_publish_leaves_the_previous_unsent_pair) {
+  parex::detail::WorkerShared sh;
+  sh.publish_unsent(5, 100);
+  auto u = sh.unsent();
+  BOOST_TEST(u.first == 5u);
+  BOOST_TEST(u.begin == 100u);
+  // The next publish dies after writing half of its slot: the pair read back is the old
+  // one, whole, never the new item number with the old offset.
+  const auto g = sh.unsent_gen.load() + 1;
+  sh.unsent_first[g & 1].store(9);
+  u = sh.unsent();
+  BOOST_TEST(u.first == 5u);
+  BOOST_TEST(u.begin == 100u);
+  sh.publish_unsent(9, 180);
+  u = sh.unsent();
+  BOOST_TEST(u.first == 9u);
+  BOOST_TEST(u.begin == 180u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -18,6 +18,7 @@
 
 #include <parex/detail/buffer.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -61,7 +62,10 @@ struct Frame {
 /// Reassembles frames from a byte stream read in arbitrary pieces.
 class FrameReader {
  public:
-  explicit FrameReader(std::uint64_t max_payload_bytes) noexcept : max_payload_(max_payload_bytes) {}
+  /// Frames whose payload exceeds max_payload_bytes are a ProtocolError (so is one that
+  /// this address space could not hold, whatever the limit: no length arithmetic wraps).
+  explicit FrameReader(std::uint64_t max_payload_bytes) noexcept
+      : max_payload_(std::min<std::uint64_t>(max_payload_bytes, SIZE_MAX / 2)) {}
   FrameReader(const FrameReader&) = delete;
   FrameReader& operator=(const FrameReader&) = delete;
   ~FrameReader();
