@@ -68,6 +68,8 @@ void report_callback_error(std::exception_ptr e) noexcept {
 
 namespace {
 constexpr bool is_done(std::uint32_t w) noexcept { return (w & StateBase::status_mask) >= StateBase::finished; }
+// The state whose callbacks this thread is running (see wait_callbacks).
+thread_local const StateBase* firing_state = nullptr;
 }  // namespace
 
 StateBase::~StateBase() {
@@ -112,7 +114,7 @@ std::uint32_t StateBase::transition_to_done(std::uint32_t done_bits, bool only_f
       return old;
     }
     std::uint32_t nw = (old & ~(status_mask | has_waiters | has_callbacks)) | done_bits;
-    if (old & has_callbacks) nw |= cb_lock;  // we take the list: hold the lock until it is ours
+    if (old & has_callbacks) nw |= cb_lock | callbacks_running;  // we take the list: locked until it is ours
     if (word_.compare_exchange_weak(old, nw, std::memory_order_acq_rel, std::memory_order_relaxed)) {
       ok = true;
       return old;
@@ -142,13 +144,51 @@ bool StateBase::cancel() noexcept {
 void StateBase::run_callbacks() noexcept {
   CallbackNode* list = std::exchange(callbacks_, nullptr);
   word_.fetch_and(~cb_lock, std::memory_order_release);
-  // Nodes were pushed at the head: reverse to run them in registration order.
-  CallbackNode* ordered = reverse_chain(list);
-  while (ordered) {
-    CallbackNode* next = ordered->next;  // read first: fire() may free the node
-    ordered->fire(*this);
-    ordered = next;
+  // Nodes were pushed at the head: reversed, they run in registration order; waiters'
+  // nodes (notify_first) before the users' callbacks.
+  CallbackNode* first = nullptr;
+  CallbackNode** first_tail = &first;
+  CallbackNode* rest = nullptr;
+  CallbackNode** rest_tail = &rest;
+  for (CallbackNode* n = reverse_chain(list); n;) {
+    CallbackNode* next = n->next;
+    CallbackNode**& tail = n->notify_first ? first_tail : rest_tail;
+    *tail = n;
+    tail = &n->next;
+    n = next;
   }
+  *first_tail = rest;
+  *rest_tail = nullptr;
+  const StateBase* outer = firing_state;
+  firing_state = this;
+  for (CallbackNode* n = first; n;) {
+    CallbackNode* next = n->next;  // read first: fire() may free the node
+    n->fire(*this);
+    n = next;
+  }
+  firing_state = outer;
+  if (word_.fetch_and(~(callbacks_running | has_waiters), std::memory_order_acq_rel) & has_waiters)
+    futex_wake_all(word_);
+}
+
+bool StateBase::wait_callbacks(const Clock::time_point* deadline) const noexcept {
+  std::uint32_t old = word_.load(std::memory_order_acquire);
+  if (!(old & callbacks_running) || firing_state == this) return true;
+  for (int i = 0; i < 16 && (old & callbacks_running); ++i) {
+    sched_yield();
+    old = word_.load(std::memory_order_acquire);
+  }
+  while (old & callbacks_running) {
+    if (!(old & has_waiters)) {
+      if (!word_.compare_exchange_weak(old, old | has_waiters, std::memory_order_acq_rel, std::memory_order_acquire))
+        continue;
+      old |= has_waiters;
+    }
+    const bool in_time = futex_wait(word_, old, deadline);
+    old = word_.load(std::memory_order_acquire);
+    if (!in_time && (old & callbacks_running)) return false;
+  }
+  return true;
 }
 
 std::uint32_t StateBase::lock_callbacks() noexcept {
@@ -236,10 +276,11 @@ bool StateBase::wait_until(const Clock::time_point* deadline) const noexcept {
 
 [[noreturn]] void throw_no_state() { throw InvalidStateError("the future has no state (default-constructed or moved from)"); }
 
-void await_done(const StateBase& s, const Timeout& t, const char* what) {
-  if (!s.done()) {
+void await_done(const StateBase& s, const Timeout& t, const char* what, bool and_callbacks) {
+  if (!s.done() || (and_callbacks && (s.word() & StateBase::callbacks_running))) {
     const auto deadline = t.deadline();
     if (!s.wait_until(deadline_ptr(deadline))) throw_timeout(what, t.duration());
+    if (and_callbacks && !s.wait_callbacks(deadline_ptr(deadline))) throw_timeout(what, t.duration());
   }
   if (s.status() == StateBase::cancelled) throw CancelledError();
 }
@@ -278,6 +319,7 @@ CompletionWatch::CompletionWatch(std::vector<StateBase*> states) : core_(std::ma
   for (std::size_t i = 0; i < core_->states.size(); ++i) {
     core_->nodes[i].core = core_.get();
     core_->nodes[i].index = i;
+    core_->nodes[i].notify_first = true;
     core_->states[i]->add_callback(&core_->nodes[i]);
   }
 }

@@ -29,11 +29,13 @@ class Inbox {
   enum class Push { first, more, closed };
 
   Push push(Node* n) noexcept {
-    Node* head = head_.load(std::memory_order_relaxed);
+    // Acquire when seeing the marker: what the closer wrote before closing (a broken
+    // pool's reason) is visible to the producer that is refused.
+    Node* head = head_.load(std::memory_order_acquire);
     do {
       if (head == closed_marker()) return Push::closed;
       n->next = head;
-    } while (!head_.compare_exchange_weak(head, n, std::memory_order_seq_cst, std::memory_order_relaxed));
+    } while (!head_.compare_exchange_weak(head, n, std::memory_order_seq_cst, std::memory_order_acquire));
     return head == nullptr ? Push::first : Push::more;
   }
 

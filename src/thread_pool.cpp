@@ -61,7 +61,15 @@ struct ThreadPoolExecutor::Impl {
   }
 
   void start() {
-    for (std::size_t i = 0; i < workers.size(); ++i) workers[i]->thread = std::thread([this, i] { worker_main(i); });
+    try {
+      for (std::size_t i = 0; i < workers.size(); ++i) workers[i]->thread = std::thread([this, i] { worker_main(i); });
+    } catch (...) {  // a thread could not start: stop those that did, then report
+      stopping.store(true, std::memory_order_seq_cst);
+      wake_all();
+      for (auto& w : workers)
+        if (w->thread.joinable()) w->thread.join();
+      throw;
+    }
   }
 
   // ---- producers ---------------------------------------------------------------------
@@ -108,7 +116,15 @@ struct ThreadPoolExecutor::Impl {
         t->run();
         continue;
       }
-      if (stopping.load(std::memory_order_acquire)) return;
+      // Stopping: shutdown handed what was queued to a deque before it set the flag, so
+      // one more look finds it (a worker that looked before it arrived must not leave it).
+      if (stopping.load(std::memory_order_acquire)) {
+        if (LocalTask* t = next_task(self)) {
+          t->run();
+          continue;
+        }
+        return;
+      }
       sleep();
     }
   }

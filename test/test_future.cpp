@@ -233,6 +233,55 @@ BOOST_AUTO_TEST_CASE(move_only_results) {
   BOOST_TEST(*owned == 5);
 }
 
+BOOST_AUTO_TEST_CASE(moving_a_result_out_waits_for_running_callbacks) {
+  // A callback may still be reading the value when the owner moves it out:
+  // std::move(f).result() waits for the callbacks that completion started, then moves
+  // (a move-only result is neither refused as shared nor read half-moved).
+  using Text = std::unique_ptr<std::string>;
+  Promise<Text> p;
+  Future<Text> f = p.get_future();
+  std::string seen;
+  f.add_done_callback([&](const Future<Text>& g) {
+    std::this_thread::sleep_for(30ms);  // the owner has called result() by now
+    seen = *g.result();
+  });
+  std::thread setter([&] { p.set_result(std::make_unique<std::string>(4096, 'p')); });
+  BOOST_REQUIRE(f.exception(deadlock_timeout) == nullptr);  // done; the callback is asleep
+  const Text moved = std::move(f).result(deadlock_timeout);
+  setter.join();
+  BOOST_TEST(*moved == std::string(4096, 'p'));
+  BOOST_TEST(seen == std::string(4096, 'p'));
+}
+
+BOOST_AUTO_TEST_CASE(a_callback_may_read_its_own_future_by_value) {
+  // On the thread that runs the callbacks, nothing waits for them (it would wait for itself).
+  Promise<std::string> p;
+  Future<std::string> f = p.get_future();
+  std::string seen;
+  f.add_done_callback([&](const Future<std::string>& g) { seen = Future<std::string>(g).result() + "!"; });
+  p.set_result("x");
+  BOOST_TEST(seen == "x!");
+}
+
+BOOST_AUTO_TEST_CASE(waiters_learn_of_completion_before_callbacks_run) {
+  // A done callback that blocks must not hold up wait() and as_completed() on the future.
+  Promise<int> p;
+  Future<int> f = p.get_future();
+  Gate release;
+  f.add_done_callback([&](const Future<int>&) { release.wait(); });
+  std::thread setter([&] {
+    std::this_thread::sleep_for(20ms);  // wait() below is registered by now
+    p.set_result(1);
+  });
+  auto r = parex::wait(std::vector{f}, deadlock_timeout, parex::ReturnWhen::first_completed);
+  BOOST_TEST(r.done.size() == 1u);
+  std::size_t n = 0;
+  for (auto& g : parex::as_completed(std::vector{f}, deadlock_timeout)) n += g.done();
+  BOOST_TEST(n == 1u);
+  release.open();
+  setter.join();
+}
+
 BOOST_AUTO_TEST_CASE(empty_future_and_dropped_promise) {
   Future<int> empty;
   BOOST_TEST(!empty.valid());

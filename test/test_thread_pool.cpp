@@ -6,6 +6,8 @@
 
 #include <memory>
 #include <pthread.h>
+#include <ranges>
+#include <stdexcept>
 #include <set>
 #include <string>
 #include <thread>
@@ -95,6 +97,51 @@ BOOST_AUTO_TEST_CASE(many_producers_no_lost_or_duplicated_result) {
     for (auto& f : v) sum += f.result(deadlock_timeout);
   const long n = long(producers) * per;
   BOOST_TEST(sum == n * (n - 1));
+}
+
+BOOST_AUTO_TEST_CASE(shutdown_runs_everything_queued_round_after_round) {
+  // Workers that find nothing just before shutdown hands the queue over must still run
+  // it: every future is done once shutdown(wait=true) returns.
+  for (int round = 0; round < 300; ++round) {
+    std::vector<parex::Future<int>> fs;
+    {
+      ThreadPoolExecutor pool{{.max_workers = 2}};
+      for (int i = 0; i < 20; ++i) fs.push_back(pool.submit([](int x) { return x; }, i));
+      pool.shutdown(true);
+    }
+    for (int i = 0; i < 20; ++i) BOOST_REQUIRE(fs[i].result(0s) == i);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(map_input_that_throws_loses_no_submitted_result) {
+  ThreadPoolExecutor pool{{.max_workers = 2}};
+  auto input = std::views::iota(0, 20) | std::views::transform([](int x) {
+                 if (x == 10) throw std::runtime_error("bad record");
+                 return x;
+               });
+  auto results = pool.map([](int x) { return x * x; }, input, {.chunksize = 1, .buffersize = 4});
+  std::vector<int> seen;
+  std::size_t errors = 0;
+  for (auto it = results.begin(); it != results.end();) {
+    seen.push_back(*it);
+    try {
+      ++it;
+    } catch (const std::runtime_error& e) {
+      BOOST_TEST(std::string(e.what()) == "bad record");
+      ++errors;
+    }
+  }
+  // Every call that went out is yielded, in order; the input's error surfaces on the way.
+  BOOST_TEST(seen == (std::vector<int>{0, 1, 4, 9, 16, 25, 36, 49, 64, 81}));
+  BOOST_TEST(errors > 0u);
+}
+
+BOOST_AUTO_TEST_CASE(map_with_move_only_results) {
+  ThreadPoolExecutor pool{{.max_workers = 2}};
+  int sum = 0;
+  for (auto& p : pool.map([](int x) { return std::make_unique<int>(x); }, std::vector{1, 2, 3}, {.chunksize = 2}))
+    sum += *std::unique_ptr<int>(std::move(p));
+  BOOST_TEST(sum == 6);
 }
 
 BOOST_AUTO_TEST_CASE(tasks_submit_more_tasks) {

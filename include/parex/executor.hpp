@@ -210,7 +210,12 @@ class MapRange {
     }
     if (!options_.ordered) ready_ = std::make_shared<detail::ReadyQueue<Chunk>>();
     next_ = std::ranges::begin(input_);
-    fill();
+    try {
+      fill();
+    } catch (...) {  // the input or a submit threw: what went out must not run on unseen
+      for (auto& f : window_) f.cancel();
+      throw;
+    }
   }
   MapRange(const MapRange&) = delete;
   MapRange& operator=(const MapRange&) = delete;
@@ -275,7 +280,9 @@ class MapRange {
       f = std::move(*popped);
       window_.erase(std::find(window_.begin(), window_.end(), f));
     }
-    fill();
+    // Until a chunk is in hand there is no current item (an exception below leaves none).
+    chunk_.clear();
+    pos_ = static_cast<std::size_t>(-1);
     try {
       chunk_ = std::move(f).result(remaining());
     } catch (const TimeoutError&) {
@@ -283,6 +290,9 @@ class MapRange {
       detail::throw_map_timeout(options_.timeout.duration());
     }
     pos_ = 0;
+    // Refill only now: if reading the input or submitting throws, this chunk is already
+    // safe in chunk_ and its items are still yielded when iteration goes on.
+    fill();
     return !chunk_.empty() || advance();
   }
 
@@ -292,6 +302,7 @@ class MapRange {
   }
 
   R& current() {
+    if (pos_ >= chunk_.size()) throw InvalidStateError("the map iterator has no current item (its last step threw)");
     auto& outcome = chunk_[pos_];
     if (outcome.index() == 1) std::rethrow_exception(std::get<1>(outcome));
     return std::get<0>(outcome);

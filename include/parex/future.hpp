@@ -25,6 +25,7 @@
 #include <type_traits>
 #include <unordered_set>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace parex {
@@ -67,8 +68,18 @@ inline const Clock::time_point* deadline_ptr(const Clock::time_point& d) noexcep
 [[noreturn]] void throw_timeout(const char* what, std::chrono::nanoseconds waited);
 [[noreturn]] void throw_no_state();
 
-// Waits with the timeout; throws TimeoutError if not done, CancelledError if cancelled.
-void await_done(const StateBase& s, const Timeout& t, const char* what);
+// Waits with the timeout (and_callbacks: also for the callbacks completion started);
+// throws TimeoutError if not done, CancelledError if cancelled.
+void await_done(const StateBase& s, const Timeout& t, const char* what, bool and_callbacks = false);
+
+// Copy-constructible, looking inside the containers whose copy constructor is declared
+// whether or not their elements can be copied (a chunk of move-only results).
+template <class T>
+inline constexpr bool copyable_v = std::is_copy_constructible_v<T>;
+template <class T, class A>
+inline constexpr bool copyable_v<std::vector<T, A>> = copyable_v<T>;
+template <class... T>
+inline constexpr bool copyable_v<std::variant<T...>> = (copyable_v<T> && ...);
 
 template <class T, class Fn>
 struct UserCallback final : CallbackNode {
@@ -115,13 +126,14 @@ class Future {
   }
   /// As above, on an rvalue future: returns the value by value, moved out when this is
   /// the only Future handle, else copied (a shared move-only value throws InvalidStateError).
+  /// Moving waits for the done callbacks already running to return: they may read it.
   T result(Timeout timeout = {}) && {
     auto& s = state();
-    detail::await_done(s, timeout, "result");
+    detail::await_done(s, timeout, "result", true);
     if (s.failed()) std::rethrow_exception(s.error());
     if constexpr (!std::is_void_v<T>) {
       if (s.handle_count() == 1) return T(std::move(s.value()));
-      if constexpr (std::is_copy_constructible_v<T>) {
+      if constexpr (detail::copyable_v<T>) {
         return T(s.value());
       } else {
         throw InvalidStateError("the result is move-only and shared by several futures: "

@@ -38,6 +38,10 @@ class StateBase;
 /// its work. dispose() runs instead if the state dies unfinished.
 struct CallbackNode {
   CallbackNode* next = nullptr;
+  /// Fired before the other callbacks: wait() and as_completed() learn of the completion
+  /// first, so a user callback that blocks cannot hold them up (Python notifies its
+  /// waiters before it invokes callbacks, too).
+  bool notify_first = false;
   virtual void fire(StateBase& state) noexcept = 0;
   virtual void dispose() noexcept = 0;
 
@@ -61,6 +65,7 @@ class StateBase {
     cb_lock = 1u << 4,        // guards callbacks_
     has_error = 1u << 5,      // finished with error_ set
     claimed = 1u << 6,        // a producer owns the right to complete
+    callbacks_running = 1u << 7,  // done, and the callbacks taken at completion still run
   };
 
   StateBase() noexcept = default;
@@ -82,6 +87,7 @@ class StateBase {
 
   std::uint32_t status() const noexcept { return word_.load(std::memory_order_acquire) & status_mask; }
   bool done() const noexcept { return status() >= finished; }
+  std::uint32_t word() const noexcept { return word_.load(std::memory_order_acquire); }
   bool failed() const noexcept {
     return (word_.load(std::memory_order_acquire) & has_error) != 0;
   }
@@ -106,6 +112,10 @@ class StateBase {
 
   /// Waits until done or until the deadline (nullptr: forever). Returns done().
   bool wait_until(const Clock::time_point* deadline) const noexcept;
+  /// Once done: waits until the callbacks that completion started have returned (at once
+  /// on the thread that runs them). Returns false if the deadline passed first. Moving a
+  /// result out waits for this, since callbacks may be reading it.
+  bool wait_callbacks(const Clock::time_point* deadline) const noexcept;
 
   /// Runs node at once if done, else when the state completes.
   void add_callback(CallbackNode* node) noexcept;
