@@ -37,6 +37,11 @@ namespace detail {
                 std::chrono::duration<double, std::milli>(timeout).count());
   throw TimeoutError(buf);
 }
+
+std::exception_ptr map_executor_gone() {
+  return std::make_exception_ptr(
+      InvalidStateError("map: its executor was destroyed while the map range still had input to submit"));
+}
 }  // namespace detail
 
 }  // namespace parex

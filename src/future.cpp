@@ -58,11 +58,9 @@ void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
 
 void report_callback_error(std::exception_ptr e) noexcept {
   try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    std::fprintf(stderr, "parex: exception in a done callback: %s\n", x.what());
-  } catch (...) {
-    std::fprintf(stderr, "parex: exception of a non-std type in a done callback\n");
+    std::fprintf(stderr, "parex: exception in a done callback: %s\n", describe_exception(e).c_str());
+  } catch (...) {  // out of memory building the message
+    std::fputs("parex: exception in a done callback\n", stderr);
   }
 }
 

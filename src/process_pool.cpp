@@ -57,6 +57,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <pthread.h>
 #include <string>
 #include <sys/mman.h>
@@ -93,7 +94,16 @@ constexpr std::uint32_t max_frame_items = 1u << 16;
 constexpr std::size_t max_frame_bytes_out = std::size_t{16} << 20;  // a single bigger call still goes, alone
 // Arguments this big are written straight from the call's own buffer (writev), not copied.
 constexpr std::size_t splice_threshold = std::size_t{64} << 10;
-constexpr int max_startup_failures = 3;
+// Start-up failures (a worker that dies before its handshake). A worker that exits on its
+// own without reaching parex::init shows that the program cannot start workers: the pool
+// breaks at once. One killed by a signal may have been killed from outside (the OOM
+// killer, a user): the pool starts another after a back-off that doubles from
+// respawn_backoff_first up to respawn_backoff_max, so that it neither spins nor stalls
+// for long once the kills stop. Only a run of crashes (not SIGKILL/SIGTERM) before any
+// worker of the pool ever came up is taken as a program that cannot start workers.
+constexpr auto respawn_backoff_first = std::chrono::milliseconds(10);
+constexpr auto respawn_backoff_max = std::chrono::milliseconds(1000);
+constexpr int max_startup_crashes = 5;
 // Workers in a row that die holding calls none of which had started (nothing of the
 // user's ran, yet they died): then the first of those calls fails instead of being sent
 // again, so that a call that kills whoever receives it cannot loop for ever.
@@ -112,6 +122,8 @@ std::string program_name() {
   std::getline(f, first, '\0');
   return first.empty() ? "parex-worker" : first;
 }
+
+int pidfd_open(pid_t pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
 std::string describe_status(int status) {
   if (WIFSIGNALED(status)) {
@@ -142,7 +154,8 @@ struct ProcessPoolExecutor::Impl {
       bool splice;  // a call's own bytes: vmsplice'd (referenced, not copied) into the pipe
     };
 
-    Worker(asio::io_context& io, std::uint64_t max_frame) : to(io), from(io), timer(io), reader(max_frame) {}
+    Worker(asio::io_context& io, std::uint64_t max_frame)
+        : to(io), from(io), exit_watch(io), timer(io), reader(max_frame) {}
 
     // Counts towards max_workers: not retiring, not told to stop.
     bool active() const noexcept { return phase <= Phase::ready && !input_closed; }
@@ -152,6 +165,7 @@ struct ProcessPoolExecutor::Impl {
     bp::child child;
     asio::posix::stream_descriptor to;    // calls to the worker (non-blocking)
     asio::posix::stream_descriptor from;  // results from the worker
+    asio::posix::stream_descriptor exit_watch;  // its pidfd: readable once it has exited
     int shm_fd = -1;
     asio::steady_timer timer;             // the handshake deadline
     detail::FrameReader reader;
@@ -203,6 +217,11 @@ struct ProcessPoolExecutor::Impl {
                               "wait for itself");
     std::lock_guard lock(join_mutex);
     if (reactor.joinable()) reactor.join();
+  }
+
+  void end_workers(int sig) {
+    RemoteCall* rest = inbox.close();
+    asio::post(io, [this, rest, sig] { guarded([&] { force_stop(rest, sig); }); });
   }
 
   // ---- reactor thread ---------------------------------------------------------------
@@ -259,8 +278,26 @@ struct ProcessPoolExecutor::Impl {
   // a worker that crashes during shutdown hands its unstarted calls back, and they still
   // need someone to run them.
   void ensure_workers() {
+    if (respawn_scheduled) return;  // the back-off timer calls again
     while (!broken.load(std::memory_order_relaxed) && active_workers() < n_workers && (!stopping || !pending.empty()))
       spawn();
+  }
+
+  // After a start-up failure: the next worker starts after a back-off (see respawn_backoff_first).
+  void respawn_later() {
+    if (respawn_scheduled) return;
+    const int doublings = std::min(startup_failures - 1, 10);
+    respawn_scheduled = true;
+    respawn_timer.expires_after(std::min<std::chrono::milliseconds>(respawn_backoff_max, respawn_backoff_first * (1 << doublings)));
+    respawn_timer.async_wait([this](const boost::system::error_code& e) {
+      respawn_scheduled = false;
+      if (e) return;
+      guarded([&] {
+        ensure_workers();
+        pump();
+        maybe_finish();
+      });
+    });
   }
 
   void spawn() {
@@ -310,6 +347,9 @@ struct ProcessPoolExecutor::Impl {
       return break_pool("cannot start a worker process: " + ec.message());
     }
     w->pid = w->child.id();
+    // Its death is seen on a pidfd, not as EOF on its pipe: a process it forked may hold
+    // the pipe open long after it died (without a pidfd, EOF is all there is).
+    if (const int pidfd = pidfd_open(w->pid); pidfd >= 0) w->exit_watch.assign(pidfd);
     w->to.assign(to_fd[1]);
     w->from.assign(from_fd[0]);
     w->to.non_blocking(true);
@@ -330,14 +370,37 @@ struct ProcessPoolExecutor::Impl {
     start_write(w);
     w->timer.expires_after(options.handshake_timeout);
     w->timer.async_wait([this, w](const boost::system::error_code& e) {
-      if (!e && w->phase == Worker::Phase::starting)
-        guarded([&] {
-          break_pool("worker process " + std::to_string(w->pid) + " did not answer within " +
-                     std::to_string(options.handshake_timeout.count()) +
-                     " ms: main() must call parex::init(argc, argv) first (a worker is this program re-executed)");
-        });
+      if (!e && w->phase == Worker::Phase::starting) guarded([&] { handshake_timed_out(w); });
     });
+    if (w->exit_watch.is_open())
+      w->exit_watch.async_wait(asio::posix::stream_descriptor::wait_read, [this, w](const boost::system::error_code& e) {
+        if (!e) guarded([&] { on_exit(w); });
+      });
     read_more(w);
+  }
+
+  void handshake_timed_out(const WorkerPtr& w) {
+    if (!reached_init(*w))
+      return break_pool("worker process " + std::to_string(w->pid) + " did not answer within " +
+                        std::to_string(options.handshake_timeout.count()) + " ms: " + detail::init_advice);
+    // It is the program's worker but stuck (stopped, or a machine far too loaded): replace it.
+    w->stopped_by_pool = "was stopped: it reached parex::init but did not answer within " +
+                         std::to_string(options.handshake_timeout.count()) + " ms";
+    ::kill(w->pid, SIGKILL);
+  }
+
+  // The worker has exited. Everything it wrote is in its pipe by now: read that without
+  // waiting for EOF (a process it forked may keep the pipe open), then end it.
+  void on_exit(const WorkerPtr& w) {
+    if (w->phase == Worker::Phase::dead) return;
+    for (;;) {
+      auto space = w->reader.prepare();
+      const ssize_t n = ::read(w->from.native_handle(), space.data(), space.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      if (!consume(w, static_cast<std::size_t>(n))) return;
+    }
+    worker_ended(w);
   }
 
   void read_more(const WorkerPtr& w) {
@@ -351,20 +414,27 @@ struct ProcessPoolExecutor::Impl {
   void on_read(const WorkerPtr& w, const boost::system::error_code& ec, std::size_t n) {
     if (w->phase == Worker::Phase::dead) return;
     if (ec) return worker_ended(w);
+    if (!consume(w, n)) return;
+    read_more(w);
+    pump();
+    maybe_close(*w);
+  }
+
+  // Handles the complete frames among n more bytes read from w; false if w has ended.
+  bool consume(const WorkerPtr& w, std::size_t n) {
     w->reader.commit(n);
     try {
       while (auto f = w->reader.next()) {
         handle_frame(w, *f);
-        if (w->phase == Worker::Phase::dead) return;
+        if (w->phase == Worker::Phase::dead) return false;
       }
     } catch (const ProtocolError& e) {
       std::fprintf(stderr, "parex: worker %d sent a bad frame (%s); stopping it\n", static_cast<int>(w->pid), e.what());
       w->stopped_by_pool = std::string("was stopped: it sent a bad frame (") + e.what() + ")";
-      return worker_ended(w);
+      worker_ended(w);
+      return false;
     }
-    read_more(w);
-    pump();
-    maybe_close(*w);
+    return true;
   }
 
   void handle_frame(const WorkerPtr& w, const Frame& f) {
@@ -386,12 +456,15 @@ struct ProcessPoolExecutor::Impl {
         if (w->phase != Worker::Phase::initializing) throw ProtocolError("unexpected ready");
         w->phase = Worker::Phase::ready;
         startup_failures = 0;
+        started_one = true;
         return;
       case FrameKind::init_failed: {
         r.get_byte();  // stage
-        const auto e = detail::decode_exception(r);
-        return break_pool("the initializer failed in worker process " + std::to_string(w->pid) + ": " +
-                          detail::describe_exception(e));
+        const std::string what = detail::describe_exception(detail::decode_exception(r));
+        // On stderr too, as Python logs "Exception in initializer:" with the traceback.
+        std::fprintf(stderr, "parex: exception in the initializer of worker process %d: %s\n",
+                     static_cast<int>(w->pid), what.c_str());
+        return break_pool("the initializer failed in worker process " + std::to_string(w->pid) + ": " + what);
       }
       case FrameKind::results:
         return on_results(*w, r, f.header);
@@ -598,6 +671,7 @@ struct ProcessPoolExecutor::Impl {
     boost::system::error_code ignored;
     w.to.close(ignored);
     w.from.close(ignored);
+    w.exit_watch.close(ignored);
     w.timer.cancel();
     // By the time its output reached EOF the worker is past user code; SIGKILL only makes
     // sure of it (a worker that closed its pipe itself must not leave us waiting).
@@ -655,16 +729,17 @@ struct ProcessPoolExecutor::Impl {
                             (w.stopped_by_pool.empty() ? describe_status(status) : w.stopped_by_pool);
 
     if (phase == Worker::Phase::starting || phase == Worker::Phase::initializing) {
+      const bool reached = reached_init(w);
       discard(wp);
-      if (w.input_closed) return maybe_finish();  // told to stop before it was up: fine
-      if (WIFEXITED(status) && WEXITSTATUS(status) == detail::exit_forgot_init)
-        return break_pool(how + " before the handshake: main() must call parex::init(argc, argv) first (a worker "
-                                "is this program re-executed)");
-      if (phase == Worker::Phase::initializing) return break_pool(how + " while running the initializer");
-      if (++startup_failures >= max_startup_failures)
-        return break_pool(how + " before the handshake, " + std::to_string(startup_failures) +
-                          " times in a row; does main() call parex::init(argc, argv) first?");
-      ensure_workers();
+      // Told to stop before it was up, or ended by terminate_workers: fine.
+      if (w.input_closed || terminate_signal) return maybe_finish();
+      // An initializer that fails or crashes breaks the pool, as in Python; a kill from
+      // outside is a start-up failure like any other.
+      if (phase == Worker::Phase::initializing && init_fn && !killed_from_outside(status))
+        return break_pool(how + " while running the initializer");
+      if (const auto why = startup_verdict(status, reached)) return break_pool(how + " before the handshake: " + *why);
+      ++startup_failures;
+      respawn_later();
       return maybe_finish();
     }
 
@@ -683,6 +758,11 @@ struct ProcessPoolExecutor::Impl {
     // 2b. It died between calls, holding some. The calls go out again; unless it could
     //     not read what we sent (a protocol failure: every worker would), or workers keep
     //     dying this way.
+    if (terminate_signal) {  // terminate_workers: what it held fails, nothing is re-sent
+      const auto e = std::make_exception_ptr(BrokenProcessPool(how));
+      for (RemoteCall* c : w.inflight) c->fail_rest(e);
+      w.inflight.clear();
+    }
     if (p.started == p.finished && w.received == p.finished && !w.inflight.empty()) {
       const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
       if (code == detail::exit_protocol_error || code == detail::exit_bad_setup)
@@ -706,6 +786,40 @@ struct ProcessPoolExecutor::Impl {
     ensure_workers();
     pump();
     maybe_finish();
+  }
+
+  // Whether a worker that died before its handshake shows that this program cannot start
+  // workers (the reason, then), or may have been killed from outside (nullopt: retry).
+  std::optional<std::string> startup_verdict(int status, bool reached) {
+    if (WIFEXITED(status)) {
+      const int code = WEXITSTATUS(status);
+      if (code == detail::exit_no_memory) return std::nullopt;
+      if (code == detail::exit_bad_setup || code == detail::exit_protocol_error)
+        return std::string("it could not set up as a worker (its message is on stderr)");
+      if (code == detail::exit_forgot_init || !reached) return std::string(detail::init_advice);
+      return std::string("it exited during set-up");
+    }
+    if (!killed_from_outside(status) && !started_one && !reached && startup_failures + 1 >= max_startup_crashes)
+      return std::to_string(max_startup_crashes) + " workers in a row crashed before reaching parex::init (a crash "
+             "in a static constructor?)";
+    return std::nullopt;
+  }
+
+  // Signals that a process does not send itself by crashing: somebody ended it.
+  static bool killed_from_outside(int status) noexcept {
+    if (!WIFSIGNALED(status)) return false;
+    const int sig = WTERMSIG(status);
+    return sig == SIGKILL || sig == SIGTERM || sig == SIGINT || sig == SIGHUP;
+  }
+
+  // Whether w's process got as far as parex::init (it marks the shared page there).
+  bool reached_init(const Worker& w) const {
+    if (w.shm_fd < 0) return false;
+    void* p = ::mmap(nullptr, detail::shm_header_bytes, PROT_READ, MAP_SHARED, w.shm_fd, 0);
+    if (p == MAP_FAILED) return false;
+    const bool r = static_cast<const detail::WorkerShared*>(p)->reached_init.load(std::memory_order_acquire) != 0;
+    ::munmap(p, detail::shm_header_bytes);
+    return r;
   }
 
   void discard(const WorkerPtr& w) {
@@ -735,8 +849,37 @@ struct ProcessPoolExecutor::Impl {
     maybe_finish();
   }
 
+  // terminate_workers / kill_workers: shutdown(wait=false, cancel_futures=true), then the
+  // signal to every worker. Calls that cannot be cancelled (part of a chunk already ran)
+  // fail; so do those the workers hold (worker_ended).
+  void force_stop(RemoteCall* rest, int sig) {
+    stopping = true;
+    terminate_signal = sig;
+    for (RemoteCall* c = rest; c;) {
+      RemoteCall* next = c->next;
+      pending.push_back(c);
+      c = next;
+    }
+    const char* by = sig == SIGKILL ? "kill_workers()" : "terminate_workers()";
+    const auto e = std::make_exception_ptr(BrokenProcessPool(std::string("the pool was ended by ") + by));
+    for (RemoteCall* c : pending) {
+      if (c->done == 0 && c->state().cancel()) c->drop();
+      else c->fail_rest(e);
+    }
+    pending.clear();
+    for (auto& w : workers) {
+      if (w->phase == Worker::Phase::dead) continue;
+      w->stopped_by_pool = std::string("was ended by ") + by;
+      ::kill(w->pid, sig);
+    }
+    maybe_finish();
+  }
+
   void maybe_finish() {
-    if (stopping && pending.empty() && workers.empty()) guard.reset();
+    if (stopping && pending.empty() && workers.empty()) {
+      respawn_timer.cancel();
+      guard.reset();
+    }
   }
 
   void break_pool(const std::string& reason) noexcept {
@@ -760,6 +903,7 @@ struct ProcessPoolExecutor::Impl {
         w->inflight.clear();
         discard(w);
       }
+      respawn_timer.cancel();
       maybe_finish();
     } catch (...) {
       std::fprintf(stderr, "parex: cannot tear down a broken process pool: %s\n", reason.c_str());
@@ -784,7 +928,11 @@ struct ProcessPoolExecutor::Impl {
   std::vector<WorkerPtr> workers;
   std::size_t next_worker = 0;
   bool stopping = false;
-  int startup_failures = 0;
+  int startup_failures = 0;  // workers in a row that died before their handshake
+  bool started_one = false;  // some worker of this pool completed its handshake
+  asio::steady_timer respawn_timer{io};
+  bool respawn_scheduled = false;
+  int terminate_signal = 0;  // set by terminate_workers / kill_workers
   int idle_deaths = 0;  // see max_idle_deaths
 
   const detail::FunctionEntry* init_fn = nullptr;
@@ -798,9 +946,8 @@ ProcessPoolExecutor::ProcessPoolExecutor(ProcessPoolOptions options) : Executor(
     if (std::getenv(detail::worker_env)) {
       // This is a worker whose main() forgot parex::init: starting a pool here would
       // spawn workers of workers. Say why and leave; the parent reports it.
-      std::fputs("parex: this worker process reached a ProcessPoolExecutor without parex::init(argc, argv): "
-                 "call it first thing in main()\n",
-                 stderr);
+      std::fprintf(stderr, "parex: this worker process reached a ProcessPoolExecutor without parex::init: %s\n",
+                   detail::init_advice);
       std::_Exit(detail::exit_forgot_init);
     }
     throw InvalidStateError("ProcessPoolExecutor needs parex::init(argc, argv) as the first statement of main(): "
@@ -817,6 +964,7 @@ ProcessPoolExecutor::ProcessPoolExecutor(ProcessPoolOptions options) : Executor(
 }
 
 ProcessPoolExecutor::~ProcessPoolExecutor() {
+  end_map_ranges();
   try {
     impl_->shutdown(true, false);
   } catch (const std::exception& e) {
@@ -836,5 +984,9 @@ void ProcessPoolExecutor::dispatch_remote(RemoteCall* call) { impl_->submit(call
 detail::BlockAllocator* ProcessPoolExecutor::block_allocator() noexcept { return impl_->arena.get(); }
 
 void ProcessPoolExecutor::do_shutdown(bool wait, bool cancel_futures) { impl_->shutdown(wait, cancel_futures); }
+
+void ProcessPoolExecutor::terminate_workers() { impl_->end_workers(SIGTERM); }
+
+void ProcessPoolExecutor::kill_workers() { impl_->end_workers(SIGKILL); }
 
 }  // namespace parex

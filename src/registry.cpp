@@ -199,6 +199,14 @@ const char* stage_text(Stage s) {
                                          "' failed: " + describe_exception(std::current_exception())));
 }
 
+std::exception_ptr encode_error(const FunctionEntry& fn) noexcept {
+  try {
+    throw_encode_error(fn);
+  } catch (...) {
+    return std::current_exception();
+  }
+}
+
 void put_error_outcome(Writer& w, Stage stage, const std::exception_ptr& e) noexcept {
   const std::size_t mark = w.size();
   try {

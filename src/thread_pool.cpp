@@ -55,6 +55,10 @@ struct ThreadPoolExecutor::Impl {
   };
 
   explicit Impl(ThreadPoolOptions o) : options(std::move(o)) {
+    // Python numbers its pools ("ThreadPoolExecutor-3_0"): names stay unique across pools.
+    static std::atomic<unsigned> pools{0};
+    if (options.thread_name_prefix.empty())
+      options.thread_name_prefix = "parex-" + std::to_string(pools.fetch_add(1, std::memory_order_relaxed));
     const std::size_t n = options.max_workers ? options.max_workers : process_cpu_count();
     workers.reserve(n);
     for (std::size_t i = 0; i < n; ++i) workers.push_back(std::make_unique<Worker>());
@@ -105,10 +109,11 @@ struct ThreadPoolExecutor::Impl {
     if (options.initializer) {
       try {
         options.initializer();
-      } catch (const std::exception& e) {
-        break_pool(std::string("a thread initializer failed: ") + e.what());
       } catch (...) {
-        break_pool("a thread initializer failed with an exception of a non-std type");
+        // Reported on stderr as Python logs "Exception in initializer:", then the pool breaks.
+        const std::string what = detail::describe_exception(std::current_exception());
+        std::fprintf(stderr, "parex: exception in the initializer of thread %s: %s\n", name.c_str(), what.c_str());
+        break_pool("a thread initializer failed: " + what);
       }
     }
     for (;;) {
@@ -231,29 +236,38 @@ struct ThreadPoolExecutor::Impl {
   }
 
   void break_pool(std::string reason) {
+    std::vector<LocalTask*> queued;
     {
-      std::lock_guard lock(break_mutex);
+      std::lock_guard lock(stop_mutex);
       if (broken.load(std::memory_order_relaxed)) return;
       broken_reason = std::move(reason);
       broken.store(true, std::memory_order_release);
+      queued = drain_all();
+      stopping.store(true, std::memory_order_seq_cst);
     }
-    const auto error = std::make_exception_ptr(BrokenThreadPool(broken_reason));
-    for (LocalTask* t : drain_all()) t->discard(error);
-    stopping.store(true, std::memory_order_seq_cst);
     wake_all();
+    const auto error = std::make_exception_ptr(BrokenThreadPool(broken_reason));
+    for (LocalTask* t : queued) t->discard(error);
   }
 
   // No lock is held while tasks are cancelled (their done callbacks run) or while joining:
   // a callback or a task may call shutdown itself, and a worker whose initializer fails
   // calls break_pool while the owner may already be joining it.
+  //
+  // stop_mutex makes "collect what is queued, then set stopping" one step. Without it, a
+  // shutdown(cancel_futures=false) that had closed the inbox but not yet handed its tasks
+  // to a deque could be overtaken by a concurrent shutdown or break_pool that set
+  // stopping: the workers then found nothing, exited, and the tasks were never run.
   void shutdown(bool wait, bool cancel_futures) {
-    if (cancel_futures) {
-      for (LocalTask* t : drain_all()) t->cancel_and_release();
-    } else if (LocalTask* rest = inbox.close()) {
-      keep(*workers[0], rest);
+    std::vector<LocalTask*> cancelled;
+    {
+      std::lock_guard lock(stop_mutex);
+      if (cancel_futures) cancelled = drain_all();
+      else if (LocalTask* rest = inbox.close()) keep(*workers[0], rest);
+      stopping.store(true, std::memory_order_seq_cst);
     }
-    stopping.store(true, std::memory_order_seq_cst);
     wake_all();
+    for (LocalTask* t : cancelled) t->cancel_and_release();
     if (!wait) return;
     if (this_threads_pool == this)
       throw InvalidStateError("shutdown(wait=true) called from one of the pool's own threads would wait for itself");
@@ -269,7 +283,7 @@ struct ThreadPoolExecutor::Impl {
   alignas(64) std::atomic<std::uint32_t> epoch{0};     // futex word: bumped to wake sleepers
   std::atomic<bool> stopping{false};
   std::atomic<bool> broken{false};
-  std::mutex break_mutex;     // the first break_pool sets the reason
+  std::mutex stop_mutex;      // one shutdown or break_pool at a time hands queued tasks over
   std::string broken_reason;  // written before broken is set (release)
   std::mutex join_mutex;      // one thread joins the workers; others wait for it
   bool joined = false;        // guarded by join_mutex
@@ -281,6 +295,7 @@ ThreadPoolExecutor::ThreadPoolExecutor(ThreadPoolOptions options) : impl_(std::m
 }
 
 ThreadPoolExecutor::~ThreadPoolExecutor() {
+  end_map_ranges();
   try {
     impl_->shutdown(true, false);
   } catch (const std::exception& e) {

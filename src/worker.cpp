@@ -459,6 +459,10 @@ class Worker {
 [[noreturn]] void run_worker(const char* marker_text) {
   const Marker m = parse_marker(marker_text);
   ::unsetenv(worker_env);  // nested pools in this worker are ordinary pools again
+  if (void* p = ::mmap(nullptr, shm_header_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, m.shm_fd, 0); p != MAP_FAILED) {
+    static_cast<WorkerShared*>(p)->reached_init.store(1, std::memory_order_release);
+    ::munmap(p, shm_header_bytes);
+  }
   // The channel fds were inherited across exec; a process the user's code starts
   // (system(), popen) must not inherit them, or it would hold the pipes open and the
   // pool would never see this worker end.

@@ -32,6 +32,10 @@ inline constexpr int exit_forgot_init = 97;     // marked as a worker, but main(
 inline constexpr int exit_protocol_error = 98;  // the pool sent something unreadable
 inline constexpr int exit_bad_setup = 99;       // bad marker, registry error, or the parent is gone
 
+/// The fix for a program whose workers never reach parex::init, in every message about it.
+inline constexpr const char* init_advice =
+    "main() must call parex::init(argc, argv) first (a worker is this program re-executed)";
+
 inline constexpr std::size_t shm_header_bytes = 4096;
 inline constexpr std::size_t shm_initial_data_bytes = std::size_t{1} << 20;
 
@@ -65,6 +69,9 @@ struct WorkerShared {
   std::atomic<std::uint64_t> unsent_gen{0};
   std::atomic<std::uint64_t> unsent_first[2]{};
   std::atomic<std::uint64_t> unsent_begin[2]{};
+  /// Set by the worker as soon as parex::init has seen its marker: a worker that dies
+  /// before its handshake without it never got there (the program forgot init).
+  std::atomic<std::uint32_t> reached_init{0};
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "shared counters must be address-free");
 static_assert(sizeof(WorkerShared) <= shm_header_bytes);

@@ -16,6 +16,7 @@
 // All are plain value types, safe to copy and to throw from any thread.
 #pragma once
 
+#include <exception>
 #include <stdexcept>
 #include <string>
 #include <sys/types.h>
@@ -122,5 +123,11 @@ class NotSerializable : public Error {
  public:
   using Error::Error;
 };
+
+namespace detail {
+/// "type: what" for messages: the demangled dynamic type of e, then its what().
+std::string describe_exception(const std::exception_ptr& e);
+std::string demangle(const char* mangled);
+}  // namespace detail
 
 }  // namespace parex

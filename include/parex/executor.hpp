@@ -17,6 +17,7 @@
 #pragma once
 
 #include <parex/detail/callable.hpp>
+#include <parex/detail/map_input.hpp>
 #include <parex/detail/remote.hpp>
 #include <parex/detail/task.hpp>
 #include <parex/future.hpp>
@@ -29,6 +30,7 @@
 #include <mutex>
 #include <condition_variable>
 #include <ranges>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -37,11 +39,12 @@ namespace parex {
 
 /// Options of Executor::map (Python: Executor.map's chunksize, timeout, buffersize).
 struct MapOptions {
-  /// Items per call. Bigger chunks amortise the per-call cost (for a process pool: one
+  /// Items per call (at least 1, else std::invalid_argument). Bigger chunks amortise the per-call cost (for a process pool: one
   /// frame record and one future per chunk) but make the first result later and load
   /// balancing coarser.
   std::size_t chunksize = 1;
-  /// Counted from the map() call; reaching an item not ready by then throws TimeoutError.
+  /// Counted from the map() call; reaching an item not ready by then throws TimeoutError,
+  /// cancels the calls not started and ends the iteration (Python's rule).
   Timeout timeout{};
   /// Calls (chunks) in flight at once; 0 picks max(4 x max_workers, 65536 / chunksize)
   /// capped at 4096. The input is read only as the window advances, never up front.
@@ -75,14 +78,27 @@ class Executor {
   /// fn over every element of range, lazily, with a bounded window of calls in flight.
   /// Results come in input order (unless options.ordered is false); an item's exception
   /// is thrown when that item is reached; leaving the loop early cancels calls not started.
+  /// @throws std::invalid_argument if options.chunksize is 0.
   template <class F, std::ranges::input_range Range>
   auto map(F&& fn, Range&& range, MapOptions options = {}) {
-    using Item = std::ranges::range_value_t<Range>;
-    using R = std::remove_cvref_t<std::invoke_result_t<std::decay_t<F>&, Item&&>>;
-    static_assert(!std::is_void_v<R>, "map needs a function that returns a value; use submit for void functions");
     using V = std::views::all_t<Range>;
-    return MapRange<R, std::decay_t<F>, V>(*this, std::forward<F>(fn), std::views::all(std::forward<Range>(range)),
-                                           options);
+    return make_map<V>(std::forward<F>(fn), std::views::all(std::forward<Range>(range)), options);
+  }
+  /// fn(a, b, ...) over several ranges in lock-step, ending with the shortest (Python's
+  /// map(fn, *iterables)); two to four ranges.
+  template <class F, std::ranges::input_range R1, std::ranges::input_range R2>
+  auto map(F&& fn, R1&& r1, R2&& r2, MapOptions options = {}) {
+    return map_zip(std::forward<F>(fn), options, std::forward<R1>(r1), std::forward<R2>(r2));
+  }
+  template <class F, std::ranges::input_range R1, std::ranges::input_range R2, std::ranges::input_range R3>
+  auto map(F&& fn, R1&& r1, R2&& r2, R3&& r3, MapOptions options = {}) {
+    return map_zip(std::forward<F>(fn), options, std::forward<R1>(r1), std::forward<R2>(r2), std::forward<R3>(r3));
+  }
+  template <class F, std::ranges::input_range R1, std::ranges::input_range R2, std::ranges::input_range R3,
+            std::ranges::input_range R4>
+  auto map(F&& fn, R1&& r1, R2&& r2, R3&& r3, R4&& r4, MapOptions options = {}) {
+    return map_zip(std::forward<F>(fn), options, std::forward<R1>(r1), std::forward<R2>(r2), std::forward<R3>(r3),
+                   std::forward<R4>(r4));
   }
 
   /// Stops accepting work. wait: block until every accepted call has finished and the
@@ -94,7 +110,10 @@ class Executor {
 
  protected:
   /// remote: calls run in other processes (dispatch_remote), else here (dispatch).
-  explicit Executor(bool remote = false) noexcept : remote_(remote) {}
+  explicit Executor(bool remote = false) : remote_(remote), life_(std::make_shared<detail::ExecutorLife>()) {}
+  /// Backends call this first in their destructor: a map range that outlives the
+  /// executor then ends with InvalidStateError instead of calling into freed memory.
+  void end_map_ranges() noexcept { life_->end(); }
   /// Takes ownership of one reference to task and arranges for it to run. On failure it
   /// must throw without having consumed the task.
   virtual void dispatch(detail::LocalTask* task) = 0;
@@ -134,11 +153,25 @@ class Executor {
     }
   }
 
+  template <class V, class F, class Input>
+  auto make_map(F&& fn, Input&& input, MapOptions options) {
+    using R = detail::map_result_t<std::decay_t<F>, std::ranges::range_value_t<V>>;
+    static_assert(!std::is_void_v<R>, "map needs a function that returns a value; use submit for void functions");
+    return MapRange<R, std::decay_t<F>, V>(*this, std::forward<F>(fn), std::forward<Input>(input), options);
+  }
+  template <class F, class... Ranges>
+  auto map_zip(F&& fn, MapOptions options, Ranges&&... ranges) {
+    using V = detail::ZipView<std::views::all_t<Ranges>...>;
+    return make_map<V>(std::forward<F>(fn), V(std::views::all(std::forward<Ranges>(ranges))...), options);
+  }
+
+  // One map chunk. An item whose arguments fail to encode does not fail its neighbours:
+  // it is left out of the call and gets its NotSerializable at its own position.
   template <class R, class F, class Item>
   Future<detail::ChunkResult<R>> submit_chunk(const F& fn, std::vector<Item>&& items) {
     using State = detail::State<detail::ChunkResult<R>>;
     if (remote_) {
-      using Check = detail::Remotable<F, Item&&>;
+      using Check = typename detail::MapItem<Item>::template remotable<F>;
       if constexpr (!Check::value) {
         throw NotSerializable(Check::why());
       } else {
@@ -146,13 +179,17 @@ class Executor {
         auto* call = new detail::ChunkCall<R>(entry, static_cast<std::uint32_t>(items.size()));
         auto future = detail::FutureAccess::make(detail::StateRef<State>::adopt(call));
         call->args.use_blocks_from(block_allocator());
-        try {
-          for (auto& item : items) detail::encode_item(call->args, typename Check::Sig::params{}, std::move(item));
-        } catch (...) {
-          call->drop();
-          detail::throw_encode_error(entry);
+        for (std::uint32_t i = 0; i < items.size(); ++i) {
+          const std::size_t mark = call->args.size();
+          try {
+            detail::MapItem<Item>::encode(call->args, typename Check::Sig::params{}, std::move(items[i]));
+          } catch (...) {
+            call->args.truncate(mark);
+            call->leave_out(i, detail::encode_error(entry));
+          }
         }
-        post(call);
+        if (call->count == 0) call->finish();  // nothing left to send: complete it here
+        else post(call);
         return future;
       }
     }
@@ -163,162 +200,9 @@ class Executor {
   }
 
   const bool remote_;
-};
-
-namespace detail {
-/// Chunk futures of an unordered map, in the order they complete.
-template <class T>
-class ReadyQueue {
- public:
-  void push(const Future<T>& f) {
-    std::lock_guard lock(mutex_);
-    ready_.push_back(f);
-    cv_.notify_one();
-  }
-  std::optional<Future<T>> pop(const Clock::time_point& deadline) {
-    std::unique_lock lock(mutex_);
-    auto ready = [&] { return !ready_.empty(); };
-    if (deadline == Clock::time_point::max()) cv_.wait(lock, ready);
-    else if (!cv_.wait_until(lock, deadline, ready)) return std::nullopt;
-    Future<T> f = std::move(ready_.front());
-    ready_.pop_front();
-    return f;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<Future<T>> ready_;
-};
-[[noreturn]] void throw_map_timeout(std::chrono::nanoseconds timeout);
-}  // namespace detail
-
-/// The lazy result of Executor::map: a single-pass input range of R.
-/// Not movable: iterate it where map() returned it. Destroying it cancels unstarted calls.
-template <class R, class F, class V>
-class MapRange {
-  using Item = std::ranges::range_value_t<V>;
-  using Chunk = detail::ChunkResult<R>;
-
- public:
-  MapRange(Executor& ex, F fn, V input, MapOptions options)
-      : ex_(ex), fn_(std::move(fn)), input_(std::move(input)), options_(options), deadline_(options.timeout.deadline()) {
-    if (options_.chunksize == 0) options_.chunksize = 1;
-    if (options_.buffersize == 0) {
-      const std::size_t by_items = std::max<std::size_t>(1, 65536 / options_.chunksize);
-      options_.buffersize = std::min<std::size_t>(4096, std::max<std::size_t>(4 * ex_.max_workers(), by_items));
-    }
-    if (!options_.ordered) ready_ = std::make_shared<detail::ReadyQueue<Chunk>>();
-    next_ = std::ranges::begin(input_);
-    try {
-      fill();
-    } catch (...) {  // the input or a submit threw: what went out must not run on unseen
-      for (auto& f : window_) f.cancel();
-      throw;
-    }
-  }
-  MapRange(const MapRange&) = delete;
-  MapRange& operator=(const MapRange&) = delete;
-  ~MapRange() {
-    for (auto& f : window_) f.cancel();
-  }
-
-  class iterator {
-   public:
-    using value_type = R;
-    using difference_type = std::ptrdiff_t;
-    iterator() = default;
-    /// The current item; rethrows its exception if its call failed.
-    R& operator*() const { return owner_->current(); }
-    iterator& operator++() {
-      if (!owner_->advance()) owner_ = nullptr;
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return it.owner_ == nullptr; }
-
-   private:
-    friend class MapRange;
-    explicit iterator(MapRange* o) : owner_(o) {
-      if (!owner_->advance()) owner_ = nullptr;
-    }
-    MapRange* owner_ = nullptr;
-  };
-
-  /// Starts the iteration (once).
-  iterator begin() {
-    if (begun_) throw InvalidStateError("a map result can be iterated only once");
-    begun_ = true;
-    return iterator(this);
-  }
-  std::default_sentinel_t end() const noexcept { return {}; }
-
- private:
-  // Submits chunks until the window is full or the input is exhausted.
-  void fill() {
-    while (window_.size() < options_.buffersize && next_ != std::ranges::end(input_)) {
-      std::vector<Item> items;
-      items.reserve(options_.chunksize);
-      for (; items.size() < options_.chunksize && next_ != std::ranges::end(input_); ++next_) items.push_back(*next_);
-      auto f = ex_.template submit_chunk<R>(fn_, std::move(items));
-      if (ready_) f.add_done_callback([q = ready_](const Future<Chunk>& g) { q->push(g); });
-      window_.push_back(std::move(f));
-    }
-  }
-
-  // Moves to the next item; false at the end.
-  bool advance() {
-    if (++pos_ < chunk_.size()) return true;
-    if (window_.empty()) return false;
-    Future<Chunk> f;
-    if (options_.ordered) {
-      f = std::move(window_.front());
-      window_.pop_front();
-    } else {
-      auto popped = ready_->pop(deadline_);
-      if (!popped) detail::throw_map_timeout(options_.timeout.duration());
-      f = std::move(*popped);
-      window_.erase(std::find(window_.begin(), window_.end(), f));
-    }
-    // Until a chunk is in hand there is no current item (an exception below leaves none).
-    chunk_.clear();
-    pos_ = static_cast<std::size_t>(-1);
-    try {
-      chunk_ = std::move(f).result(remaining());
-    } catch (const TimeoutError&) {
-      window_.push_front(std::move(f));  // keep it cancellable by the destructor
-      detail::throw_map_timeout(options_.timeout.duration());
-    }
-    pos_ = 0;
-    // Refill only now: if reading the input or submitting throws, this chunk is already
-    // safe in chunk_ and its items are still yielded when iteration goes on.
-    fill();
-    return !chunk_.empty() || advance();
-  }
-
-  Timeout remaining() const {
-    if (deadline_ == detail::Clock::time_point::max()) return {};
-    return std::max(deadline_ - detail::Clock::now(), detail::Clock::duration::zero());
-  }
-
-  R& current() {
-    if (pos_ >= chunk_.size()) throw InvalidStateError("the map iterator has no current item (its last step threw)");
-    auto& outcome = chunk_[pos_];
-    if (outcome.index() == 1) std::rethrow_exception(std::get<1>(outcome));
-    return std::get<0>(outcome);
-  }
-
-  Executor& ex_;
-  F fn_;
-  V input_;
-  MapOptions options_;
-  detail::Clock::time_point deadline_;
-  std::ranges::iterator_t<V> next_;
-  std::deque<Future<Chunk>> window_;                       // submitted, not yet consumed
-  std::shared_ptr<detail::ReadyQueue<Chunk>> ready_;       // unordered mode only
-  Chunk chunk_;                                            // the chunk being yielded
-  std::size_t pos_ = static_cast<std::size_t>(-1);
-  bool begun_ = false;
+  std::shared_ptr<detail::ExecutorLife> life_;  // shared with map ranges
 };
 
 }  // namespace parex
+
+#include <parex/detail/map_range.hpp>

@@ -55,8 +55,9 @@ class Initializer {
 struct ProcessPoolOptions {
   /// Number of worker processes; 0 means process_cpu_count().
   std::size_t max_workers = 0;
-  /// Runs once in each worker before its first call; if it throws, or the worker dies
-  /// during it, the pool is broken (BrokenProcessPool), as in Python.
+  /// Runs once in each worker before its first call; if it throws, or the worker crashes
+  /// or exits during it, the pool is broken (BrokenProcessPool), as in Python. A worker
+  /// killed from outside (SIGKILL, SIGTERM) during it is replaced instead.
   Initializer initializer{};
   /// A worker exits after this many calls (a map chunk counts as one) and is replaced;
   /// 0 means never.
@@ -93,6 +94,33 @@ class ProcessPoolExecutor final : public Executor {
     check<F, std::ranges::range_value_t<Range>&&>();
     return Executor::map(std::forward<F>(fn), std::forward<Range>(range), options);
   }
+  /// Executor::map over several ranges in lock-step, with the same checks.
+  template <class F, std::ranges::input_range R1, std::ranges::input_range R2>
+  auto map(F&& fn, R1&& r1, R2&& r2, MapOptions options = {}) {
+    check<F, std::ranges::range_value_t<R1>&&, std::ranges::range_value_t<R2>&&>();
+    return Executor::map(std::forward<F>(fn), std::forward<R1>(r1), std::forward<R2>(r2), options);
+  }
+  template <class F, std::ranges::input_range R1, std::ranges::input_range R2, std::ranges::input_range R3>
+  auto map(F&& fn, R1&& r1, R2&& r2, R3&& r3, MapOptions options = {}) {
+    check<F, std::ranges::range_value_t<R1>&&, std::ranges::range_value_t<R2>&&, std::ranges::range_value_t<R3>&&>();
+    return Executor::map(std::forward<F>(fn), std::forward<R1>(r1), std::forward<R2>(r2), std::forward<R3>(r3), options);
+  }
+  template <class F, std::ranges::input_range R1, std::ranges::input_range R2, std::ranges::input_range R3,
+            std::ranges::input_range R4>
+  auto map(F&& fn, R1&& r1, R2&& r2, R3&& r3, R4&& r4, MapOptions options = {}) {
+    check<F, std::ranges::range_value_t<R1>&&, std::ranges::range_value_t<R2>&&, std::ranges::range_value_t<R3>&&,
+          std::ranges::range_value_t<R4>&&>();
+    return Executor::map(std::forward<F>(fn), std::forward<R1>(r1), std::forward<R2>(r2), std::forward<R3>(r3),
+                         std::forward<R4>(r4), options);
+  }
+
+  /// Ends the pool now (Python 3.14): shutdown(wait=false, cancel_futures=true), then
+  /// SIGTERM to every worker. Calls not started are cancelled; running calls fail with
+  /// WorkerCrashed (a BrokenProcessPool); submit then throws InvalidStateError. Returns
+  /// at once; the destructor (or shutdown(true)) waits for the workers to be reaped.
+  void terminate_workers();
+  /// The same with SIGKILL, for workers that ignore or handle SIGTERM.
+  void kill_workers();
 
   std::size_t max_workers() const noexcept override;
 

@@ -108,9 +108,6 @@ std::vector<std::string> registered_exception_names();
 void encode_exception(Writer& w, const std::exception_ptr& e);
 /// Rebuilds it: as its own type if registered on this side, else as RemoteError.
 std::exception_ptr decode_exception(Reader& r);
-/// "type: what" for messages; the demangled dynamic type of e.
-std::string describe_exception(const std::exception_ptr& e);
-std::string demangle(const char* mangled);
 
 // ---- invokers ------------------------------------------------------------------------
 

@@ -24,8 +24,9 @@ std::size_t process_cpu_count() noexcept;
 struct ThreadPoolOptions {
   /// Number of threads; 0 means process_cpu_count().
   std::size_t max_workers = 0;
-  /// Threads are named "<prefix>_<i>" (truncated to Linux's 15 characters).
-  std::string thread_name_prefix = "parex";
+  /// Threads are named "<prefix>_<i>" (truncated to Linux's 15 characters); empty means
+  /// "parex-<n>" with n counting the pools of this process, as Python numbers its pools.
+  std::string thread_name_prefix;
   /// Runs first on every worker thread; if it throws, the pool is broken:
   /// queued calls and later submits fail with BrokenThreadPool.
   std::function<void()> initializer;

@@ -134,9 +134,16 @@ class ChunkCall final : public State<ChunkResult<R>>, public RemoteCall {
     results_.reserve(n);
     this->retain_producer();
   }
+  /// Before sending: item i of the chunk (counting every item) failed to encode with e.
+  /// It is not sent (count drops) and gets e at its own position among the results.
+  void leave_out(std::uint32_t i, std::exception_ptr e) {
+    left_out_.emplace_back(i, std::move(e));
+    --count;
+  }
   StateBase& state() noexcept override { return *this; }
   void take_outcomes(Reader& r, std::uint32_t n) override {
     const std::size_t before = results_.size();
+    const std::size_t holes_before = next_left_out_;
     try {
       for (std::uint32_t i = 0; i < n; ++i) {
         OutcomeView o = read_outcome(r);
@@ -145,6 +152,7 @@ class ChunkCall final : public State<ChunkResult<R>>, public RemoteCall {
           continue;
         }
         try {
+          fill_left_out();
           results_.emplace_back(std::in_place_index<0>, decode<R>(o.body));
         } catch (...) {
           on_error(result_decode_error(*fn, std::current_exception()));
@@ -152,11 +160,13 @@ class ChunkCall final : public State<ChunkResult<R>>, public RemoteCall {
       }
     } catch (...) {  // a corrupt frame: leave the call as it was
       results_.erase(results_.begin() + static_cast<std::ptrdiff_t>(before), results_.end());
+      next_left_out_ = holes_before;
       throw;
     }
   }
   void on_error(std::exception_ptr e) noexcept override {
     try {
+      fill_left_out();
       results_.emplace_back(std::in_place_index<1>, std::move(e));
     } catch (...) {  // out of memory: the whole chunk fails with it
       failed_ = std::current_exception();
@@ -165,6 +175,11 @@ class ChunkCall final : public State<ChunkResult<R>>, public RemoteCall {
   void finish() noexcept override {
     args = Buffer();
     if (this->try_claim()) {
+      try {
+        fill_left_out();
+      } catch (...) {
+        failed_ = std::current_exception();
+      }
       if (failed_) this->finish_with_error(failed_);
       else this->emplace_claimed(std::move(results_));
     }
@@ -173,8 +188,18 @@ class ChunkCall final : public State<ChunkResult<R>>, public RemoteCall {
 
  private:
   void state_release() noexcept override { this->release_producer(); }
+  // Puts the left-out items whose turn has come into the results: called before each
+  // outcome is appended, and once more at the end for those after the last sent item.
+  void fill_left_out() {
+    while (next_left_out_ < left_out_.size() && left_out_[next_left_out_].first == results_.size()) {
+      results_.emplace_back(std::in_place_index<1>, left_out_[next_left_out_].second);
+      ++next_left_out_;
+    }
+  }
   ChunkResult<R> results_;
   std::exception_ptr failed_;
+  std::vector<std::pair<std::uint32_t, std::exception_ptr>> left_out_;  // (item, error), by item
+  std::size_t next_left_out_ = 0;
 };
 
 // ---- what can be sent, and why not -------------------------------------------------------
@@ -267,6 +292,9 @@ void encode_item(Writer& w, TypeList<P...>, A&&... args) {
   }
 }
 
+/// Inside a catch block: throws NotSerializable naming fn, the current exception nested.
 [[noreturn]] void throw_encode_error(const FunctionEntry& fn);
+/// The same error as an exception_ptr (a map item that failed to encode).
+std::exception_ptr encode_error(const FunctionEntry& fn) noexcept;
 
 }  // namespace parex::detail

@@ -35,6 +35,25 @@ struct LocalTask {
   ~LocalTask() = default;
 };
 
+/// One item of a map over several ranges: the arguments of one call, spread when called.
+template <class... T>
+struct ArgPack {
+  std::tuple<T...> args;
+};
+
+/// Calls f with a map item: a plain item is the one argument; an ArgPack is spread.
+template <class F, class Item>
+decltype(auto) invoke_map_item(F& f, Item&& item) {
+  return std::invoke(f, std::forward<Item>(item));
+}
+template <class F, class... T>
+decltype(auto) invoke_map_item(F& f, ArgPack<T...>&& item) {
+  return std::apply([&f](T&&... a) -> decltype(auto) { return std::invoke(f, std::move(a)...); }, std::move(item.args));
+}
+/// What calling F with a map item returns (as stored in a future).
+template <class F, class Item>
+using map_result_t = std::remove_cvref_t<decltype(invoke_map_item(std::declval<F&>(), std::declval<Item&&>()))>;
+
 /// The result of one map item: its value, or the exception it raised.
 template <class R>
 using Outcome = std::variant<R, std::exception_ptr>;
@@ -107,7 +126,7 @@ class LocalChunk final : public TaskState<ChunkResult<R>> {
         out.reserve(items_.size());
         for (auto& item : items_) {
           try {
-            out.emplace_back(std::in_place_index<0>, std::invoke(*fn_, std::move(item)));
+            out.emplace_back(std::in_place_index<0>, invoke_map_item(*fn_, std::move(item)));
           } catch (...) {
             out.emplace_back(std::in_place_index<1>, std::current_exception());
           }

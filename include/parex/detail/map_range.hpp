@@ -1,0 +1,270 @@
+// parex/detail/map_range.hpp - MapRange, the lazy result of Executor::map (included by
+// executor.hpp, after Executor).
+//
+// A window of chunk futures, refilled from the input as results are consumed. Rules (the
+// README's, and Python's where it has one):
+//  - every item keeps its place: an item's exception is thrown when that item is reached,
+//    and a chunk that failed as a whole (cancelled by shutdown, say) fails each of its items;
+//  - a failure that ends the map - the input threw, a submit was refused (shutdown, a
+//    broken pool, a destroyed executor) - is a "stop" slot placed after the last item
+//    that went out: those items are still yielded, then the step that reaches the stop
+//    throws its error and the iteration is over;
+//  - the map's timeout throws TimeoutError once, cancels what has not started and ends
+//    the iteration.
+// Not thread-safe: one thread iterates a range. Its executor may be destroyed first (see
+// ExecutorLife): the range then stops with InvalidStateError.
+#pragma once
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <vector>
+
+namespace parex {
+
+namespace detail {
+/// Chunk futures of an unordered map, in the order they complete.
+template <class T>
+class ReadyQueue {
+ public:
+  void push(const Future<T>& f) {
+    std::lock_guard lock(mutex_);
+    ready_.push_back(f);
+    cv_.notify_one();
+  }
+  std::optional<Future<T>> pop(const Clock::time_point& deadline) {
+    std::unique_lock lock(mutex_);
+    auto ready = [&] { return !ready_.empty(); };
+    if (deadline == Clock::time_point::max()) cv_.wait(lock, ready);
+    else if (!cv_.wait_until(lock, deadline, ready)) return std::nullopt;
+    Future<T> f = std::move(ready_.front());
+    ready_.pop_front();
+    return f;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Future<T>> ready_;
+};
+[[noreturn]] void throw_map_timeout(std::chrono::nanoseconds timeout);
+std::exception_ptr map_executor_gone();
+}  // namespace detail
+
+/// The lazy result of Executor::map: a single-pass input range of R.
+/// Not movable: iterate it where map() returned it. Destroying it cancels unstarted calls.
+template <class R, class F, class V>
+class MapRange {
+  using Item = std::ranges::range_value_t<V>;
+  using Chunk = detail::ChunkResult<R>;
+  struct Slot {
+    Future<Chunk> future;  // empty in a stop slot
+    std::size_t items = 0;
+    std::exception_ptr stop;  // reaching this slot throws it and ends the map
+  };
+
+ public:
+  MapRange(Executor& ex, F fn, V input, MapOptions options)
+      : ex_(&ex),
+        life_(ex.life_),
+        fn_(std::move(fn)),
+        input_(std::move(input)),
+        options_(options),
+        deadline_(options.timeout.deadline()) {
+    if (options_.chunksize == 0) throw std::invalid_argument("map: chunksize must be at least 1");
+    if (options_.buffersize == 0) {
+      const std::size_t by_items = std::max<std::size_t>(1, 65536 / options_.chunksize);
+      options_.buffersize = std::min<std::size_t>(4096, std::max<std::size_t>(4 * ex_->max_workers(), by_items));
+    }
+    if (!options_.ordered) ready_ = std::make_shared<detail::ReadyQueue<Chunk>>();
+    next_ = std::ranges::begin(input_);
+    fill();
+    // Before map() returns, a failing input or submit is map()'s own error (an
+    // unregistered function, a shut-down executor), as in Python: nothing unseen runs on.
+    if (stopped_ && !window_.empty() && window_.back().stop) {
+      const std::exception_ptr e = window_.back().stop;
+      cancel_all();
+      std::rethrow_exception(e);
+    }
+  }
+  MapRange(const MapRange&) = delete;
+  MapRange& operator=(const MapRange&) = delete;
+  ~MapRange() { cancel_all(); }
+
+  class iterator {
+   public:
+    using value_type = R;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    /// The current item; rethrows its exception if its call failed.
+    R& operator*() const { return owner_->current(); }
+    /// Next item. Throws the error that ends the map (see above); the iterator is then
+    /// at the end.
+    iterator& operator++() {
+      step();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return it.owner_ == nullptr; }
+
+   private:
+    friend class MapRange;
+    explicit iterator(MapRange* o) : owner_(o) { step(); }
+    void step() {
+      try {
+        if (!owner_->advance()) owner_ = nullptr;
+      } catch (...) {
+        if (owner_->exhausted()) owner_ = nullptr;
+        throw;
+      }
+    }
+    MapRange* owner_ = nullptr;
+  };
+
+  /// Starts the iteration (once).
+  iterator begin() {
+    if (begun_) throw InvalidStateError("a map result can be iterated only once");
+    begun_ = true;
+    return iterator(this);
+  }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  // Submits chunks until the window is full, the input is exhausted or the map stopped.
+  void fill() {
+    if (stopped_) return;
+    if (!life_->enter()) return stop(detail::map_executor_gone());
+    struct Leave {
+      detail::ExecutorLife& life;
+      ~Leave() { life.leave(); }
+    } leave{*life_};
+    while (!stopped_ && window_.size() < options_.buffersize && next_ != std::ranges::end(input_)) {
+      std::vector<Item> items;
+      items.reserve(options_.chunksize);
+      try {
+        for (; items.size() < options_.chunksize && next_ != std::ranges::end(input_); ++next_)
+          items.push_back(*next_);
+      } catch (...) {  // the input failed: the items read before it still go out
+        const std::exception_ptr e = std::current_exception();
+        if (!items.empty()) submit(std::move(items));
+        return stop(e);
+      }
+      submit(std::move(items));
+    }
+  }
+
+  void submit(std::vector<Item>&& items) {
+    const std::size_t n = items.size();
+    try {
+      auto f = ex_->template submit_chunk<R>(fn_, std::move(items));
+      if (ready_) f.add_done_callback([q = ready_](const Future<Chunk>& g) { q->push(g); });
+      window_.push_back({std::move(f), n, nullptr});
+    } catch (...) {
+      stop(std::current_exception());
+    }
+  }
+
+  void stop(std::exception_ptr e) {
+    if (stopped_) return;
+    stopped_ = true;
+    window_.push_back({{}, 0, std::move(e)});
+  }
+
+  void cancel_all() noexcept {
+    for (auto& s : window_)
+      if (s.future.valid()) s.future.cancel();
+  }
+
+  // Ends the iteration: cancels what has not started, forgets the rest.
+  void finish() noexcept {
+    cancel_all();
+    window_.clear();
+    chunk_.clear();
+    pos_ = static_cast<std::size_t>(-1);
+    stopped_ = true;
+  }
+
+  bool exhausted() const noexcept { return stopped_ && window_.empty() && pos_ >= chunk_.size(); }
+
+  // The next slot to yield: in input order, or (unordered) as chunks complete, the stop
+  // slot last.
+  Slot take_next() {
+    if (options_.ordered || (window_.size() == 1 && window_.front().stop)) {
+      Slot s = std::move(window_.front());
+      window_.pop_front();
+      return s;
+    }
+    auto popped = ready_->pop(deadline_);
+    if (!popped) timed_out();
+    auto it = std::find_if(window_.begin(), window_.end(), [&](const Slot& s) { return s.future == *popped; });
+    Slot s = std::move(*it);
+    window_.erase(it);
+    return s;
+  }
+
+  [[noreturn]] void timed_out() {
+    finish();
+    detail::throw_map_timeout(options_.timeout.duration());
+  }
+
+  // Moves to the next item; false at the end.
+  bool advance() {
+    if (++pos_ < chunk_.size()) return true;
+    // Until a chunk is in hand there is no current item (an exception below leaves none).
+    chunk_.clear();
+    pos_ = static_cast<std::size_t>(-1);
+    for (;;) {
+      if (window_.empty()) return false;
+      Slot slot = take_next();
+      if (slot.stop) {
+        finish();
+        std::rethrow_exception(slot.stop);
+      }
+      try {
+        chunk_ = std::move(slot.future).result(remaining());
+      } catch (const TimeoutError&) {
+        window_.push_front(std::move(slot));  // cancelled with the rest
+        timed_out();
+      } catch (...) {  // the chunk failed as a whole (cancelled, say): each item fails with it
+        const std::exception_ptr e = std::current_exception();
+        for (std::size_t i = 0; i < slot.items; ++i) chunk_.emplace_back(std::in_place_index<1>, e);
+      }
+      pos_ = 0;
+      // Refill only now: this chunk is safe in chunk_ whatever the input or submit does.
+      fill();
+      if (!chunk_.empty()) return true;
+    }
+  }
+
+  Timeout remaining() const {
+    if (deadline_ == detail::Clock::time_point::max()) return {};
+    return std::max(deadline_ - detail::Clock::now(), detail::Clock::duration::zero());
+  }
+
+  R& current() {
+    if (pos_ >= chunk_.size()) throw InvalidStateError("the map iterator has no current item (its last step threw)");
+    auto& outcome = chunk_[pos_];
+    if (outcome.index() == 1) std::rethrow_exception(std::get<1>(outcome));
+    return std::get<0>(outcome);
+  }
+
+  Executor* ex_;                              // used only between life_->enter() and leave()
+  std::shared_ptr<detail::ExecutorLife> life_;
+  F fn_;
+  V input_;
+  MapOptions options_;
+  detail::Clock::time_point deadline_;
+  std::ranges::iterator_t<V> next_;
+  std::deque<Slot> window_;                          // submitted, not yet consumed
+  std::shared_ptr<detail::ReadyQueue<Chunk>> ready_;  // unordered mode only
+  Chunk chunk_;                                      // the chunk being yielded
+  std::size_t pos_ = static_cast<std::size_t>(-1);
+  bool stopped_ = false;  // no more input is read: it ended badly, or the map timed out
+  bool begun_ = false;
+};
+
+}  // namespace parex
