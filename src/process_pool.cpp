@@ -177,6 +177,7 @@ struct ProcessPoolExecutor::Impl {
     bool writing = false;
     bool input_closed = false;  // we sent EOF: it finishes what it holds and exits
     bool reaped = false;
+    bool exited = false;        // its pidfd said so; its pipe may still hold results
     int status = 0;             // once reaped
     std::string stopped_by_pool;  // why we killed it, if we did
     Buffer frame;
@@ -330,6 +331,9 @@ struct ProcessPoolExecutor::Impl {
       sigset_t none;
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);  // the reactor blocks SIGPIPE; the worker must not
+      // Workers ignore SIGINT from their first instruction (an ignored signal stays
+      // ignored across exec): a Ctrl-C while one starts must not kill it before init.
+      ::signal(SIGINT, SIG_IGN);
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       ::syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);  // inherit nothing else
       for (int fd : child_fds)
@@ -389,10 +393,20 @@ struct ProcessPoolExecutor::Impl {
     ::kill(w->pid, SIGKILL);
   }
 
-  // The worker has exited. Everything it wrote is in its pipe by now: read that without
-  // waiting for EOF (a process it forked may keep the pipe open), then end it.
+  // The worker has exited. Everything it wrote is in its pipe by now, but a process it
+  // forked may keep the pipe open: EOF may never come. The read in flight is cancelled
+  // and on_read, which it always reaches, drains the pipe without waiting. (Reading here
+  // instead would race with that read: Asio may have performed it already, its bytes in
+  // the reader's buffer but not yet handed to on_read.)
   void on_exit(const WorkerPtr& w) {
     if (w->phase == Worker::Phase::dead) return;
+    w->exited = true;
+    boost::system::error_code ignored;
+    w->from.cancel(ignored);
+  }
+
+  // After on_exit: reads what the pipe still holds, without blocking, then ends w.
+  void drain_exited(const WorkerPtr& w) {
     for (;;) {
       auto space = w->reader.prepare();
       const ssize_t n = ::read(w->from.native_handle(), space.data(), space.size());
@@ -413,8 +427,9 @@ struct ProcessPoolExecutor::Impl {
 
   void on_read(const WorkerPtr& w, const boost::system::error_code& ec, std::size_t n) {
     if (w->phase == Worker::Phase::dead) return;
-    if (ec) return worker_ended(w);
-    if (!consume(w, n)) return;
+    if (ec && !(w->exited && ec == asio::error::operation_aborted)) return worker_ended(w);
+    if (!ec && !consume(w, n)) return;
+    if (w->exited) return drain_exited(w);
     read_more(w);
     pump();
     maybe_close(*w);

@@ -22,6 +22,7 @@
 #include "inbox.hpp"
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -44,6 +45,8 @@ using Inbox = detail::Inbox<LocalTask>;
 // The pool whose worker this thread is, if any: shutdown(wait=true) from one of its own
 // threads must refuse instead of joining itself.
 thread_local const void* this_threads_pool = nullptr;
+// The pool whose queued tasks this thread is cancelling in shutdown, if any.
+thread_local const void* this_threads_cancelling = nullptr;
 }  // namespace
 
 struct ThreadPoolExecutor::Impl {
@@ -243,11 +246,14 @@ struct ThreadPoolExecutor::Impl {
       broken_reason = std::move(reason);
       broken.store(true, std::memory_order_release);
       queued = drain_all();
+      ++cancelling;
       stopping.store(true, std::memory_order_seq_cst);
     }
     wake_all();
     const auto error = std::make_exception_ptr(BrokenThreadPool(broken_reason));
     for (LocalTask* t : queued) t->discard(error);
+    std::lock_guard lock(stop_mutex);
+    if (--cancelling == 0) cancelled_all.notify_all();
   }
 
   // No lock is held while tasks are cancelled (their done callbacks run) or while joining:
@@ -258,23 +264,45 @@ struct ThreadPoolExecutor::Impl {
   // shutdown(cancel_futures=false) that had closed the inbox but not yet handed its tasks
   // to a deque could be overtaken by a concurrent shutdown or break_pool that set
   // stopping: the workers then found nothing, exited, and the tasks were never run.
+  //
+  // Cancelling runs done callbacks, which may call shutdown: it happens outside the lock,
+  // and a shutdown(wait=true) elsewhere waits for it (cancelling counts those under way),
+  // so that when it returns every call submitted before it is done, run or cancelled.
   void shutdown(bool wait, bool cancel_futures) {
     std::vector<LocalTask*> cancelled;
     {
       std::lock_guard lock(stop_mutex);
-      if (cancel_futures) cancelled = drain_all();
-      else if (LocalTask* rest = inbox.close()) keep(*workers[0], rest);
+      if (cancel_futures) {
+        cancelled = drain_all();
+        ++cancelling;
+      } else if (LocalTask* rest = inbox.close()) {
+        keep(*workers[0], rest);
+      }
       stopping.store(true, std::memory_order_seq_cst);
     }
     wake_all();
-    for (LocalTask* t : cancelled) t->cancel_and_release();
+    if (cancel_futures) {
+      const void* outer = this_threads_cancelling;
+      this_threads_cancelling = this;
+      for (LocalTask* t : cancelled) t->cancel_and_release();
+      this_threads_cancelling = outer;
+      std::lock_guard lock(stop_mutex);
+      if (--cancelling == 0) cancelled_all.notify_all();
+    }
     if (!wait) return;
     if (this_threads_pool == this)
       throw InvalidStateError("shutdown(wait=true) called from one of the pool's own threads would wait for itself");
-    std::lock_guard lock(join_mutex);
-    if (joined) return;
-    for (auto& w : workers) w->thread.join();
-    joined = true;
+    {
+      std::lock_guard lock(join_mutex);
+      if (!joined) {
+        for (auto& w : workers) w->thread.join();
+        joined = true;
+      }
+    }
+    // A callback of a cancellation under way on this thread cannot wait for its end.
+    if (this_threads_cancelling == this) return;
+    std::unique_lock lock(stop_mutex);
+    cancelled_all.wait(lock, [&] { return cancelling == 0; });
   }
 
   ThreadPoolOptions options;
@@ -284,6 +312,8 @@ struct ThreadPoolExecutor::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<bool> broken{false};
   std::mutex stop_mutex;      // one shutdown or break_pool at a time hands queued tasks over
+  int cancelling = 0;         // shutdowns (or break_pool) failing what they took; guarded by stop_mutex
+  std::condition_variable cancelled_all;
   std::string broken_reason;  // written before broken is set (release)
   std::mutex join_mutex;      // one thread joins the workers; others wait for it
   bool joined = false;        // guarded by join_mutex

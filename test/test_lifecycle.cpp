@@ -91,6 +91,7 @@ int fork_then(std::string pid_file, int seconds, bool die) {
   return static_cast<int>(child);
 }
 PAREX_REGISTER(fork_then);
+void failing_initializer();  // test_process_pool.cpp: throws std::runtime_error
 
 BOOST_AUTO_TEST_SUITE(lifecycle)
 
@@ -241,6 +242,15 @@ BOOST_AUTO_TEST_CASE(an_initializer_failure_names_its_type_and_is_reported) {
   }
   pool.shutdown(true);
   BOOST_TEST(err.text().find("std::out_of_range: no config") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_initializer_failure_is_reported_on_stderr) {
+  CaptureStderr err;
+  {
+    ProcessPoolExecutor pool{{.max_workers = 1, .initializer = failing_initializer}};
+    BOOST_CHECK_THROW(pool.submit(square, 2).result(deadlock_timeout), parex::BrokenProcessPool);
+  }
+  BOOST_TEST(err.text().find("std::runtime_error: cannot open the model file") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(a_callback_exception_is_reported_with_its_type) {

@@ -136,7 +136,7 @@ class MapRange {
  private:
   // Submits chunks until the window is full, the input is exhausted or the map stopped.
   void fill() {
-    if (stopped_) return;
+    if (stopped_ || next_ == std::ranges::end(input_) || window_.size() >= options_.buffersize) return;
     if (!life_->enter()) return stop(detail::map_executor_gone());
     struct Leave {
       detail::ExecutorLife& life;
