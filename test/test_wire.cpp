@@ -4,13 +4,13 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
-#include <parex/detail/frame.hpp>
-#include <parex/detail/remote.hpp>
+#include <parex/detail/wire/frame.hpp>
+#include <parex/detail/remote/remote_call.hpp>
 #include <parex/registry.hpp>
 #include <parex/serialize.hpp>
 
-#include "../src/arena.hpp"
-#include "../src/worker_channel.hpp"
+#include "process/arena.hpp"
+#include "process/shared_page.hpp"
 
 #include <cstring>
 #include <map>

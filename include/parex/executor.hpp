@@ -16,10 +16,10 @@
 // @endcode
 #pragma once
 
-#include <parex/detail/callable.hpp>
-#include <parex/detail/map_input.hpp>
-#include <parex/detail/remote.hpp>
-#include <parex/detail/task.hpp>
+#include <parex/detail/executor/callable.hpp>
+#include <parex/detail/executor/map_input.hpp>
+#include <parex/detail/remote/remote_call.hpp>
+#include <parex/detail/executor/task.hpp>
 #include <parex/future.hpp>
 
 #include <algorithm>
@@ -205,4 +205,4 @@ class Executor {
 
 }  // namespace parex
 
-#include <parex/detail/map_range.hpp>
+#include <parex/detail/executor/map_range.hpp>

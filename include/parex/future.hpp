@@ -13,7 +13,7 @@
 // @endcode
 #pragma once
 
-#include <parex/detail/state.hpp>
+#include <parex/detail/future/state.hpp>
 #include <parex/errors.hpp>
 
 #include <chrono>

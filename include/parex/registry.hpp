@@ -20,9 +20,9 @@
 // @endcode
 #pragma once
 
-#include <parex/detail/buffer.hpp>
-#include <parex/detail/callable.hpp>
-#include <parex/detail/frame.hpp>
+#include <parex/detail/wire/buffer.hpp>
+#include <parex/detail/executor/callable.hpp>
+#include <parex/detail/wire/frame.hpp>
 #include <parex/serialize.hpp>
 
 #include <atomic>

@@ -15,7 +15,7 @@
 // bounds, never allocates more than the input could hold. Stateless; thread-safe.
 #pragma once
 
-#include <parex/detail/buffer.hpp>
+#include <parex/detail/wire/buffer.hpp>
 
 #include <boost/archive/binary_iarchive.hpp>
 #include <boost/archive/binary_oarchive.hpp>

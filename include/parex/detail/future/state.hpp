@@ -1,4 +1,4 @@
-// parex/detail/state.hpp - the shared state behind Future<T> and Promise<T>.
+// parex/detail/future/state.hpp - the shared state behind Future<T> and Promise<T>.
 //
 // One allocation per call: executors derive their task objects from State<R>, so the
 // future, the callable and its arguments live together. Thread-safety: every member
@@ -21,14 +21,6 @@
 namespace parex::detail {
 
 using Clock = std::chrono::steady_clock;
-
-/// Blocks while *word == expected, until woken or the deadline (nullptr: none) passes.
-/// Returns false on timeout. Spurious returns are allowed; callers re-check.
-bool futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                const Clock::time_point* deadline) noexcept;
-void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept;
-void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept;
-void cpu_relax() noexcept;
 
 class StateBase;
 

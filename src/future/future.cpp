@@ -1,60 +1,22 @@
-// The future's state machine (see detail/state.hpp for the word layout) and the
+// The future's state machine (see detail/future/state.hpp for the word layout) and the
 // completion watch behind wait() and as_completed().
 //
-// Why a hand-rolled futex instead of std::mutex + std::condition_variable per future:
-// a condvar costs ~88 bytes and a lock per completion; here completing is one CAS and a
-// wake-up syscall happens only if somebody is actually asleep (has_waiters).
+// Why a futex word instead of std::mutex + std::condition_variable per future: a condvar
+// costs ~88 bytes and a lock per completion; here completing is one CAS and a wake-up
+// syscall happens only if somebody is actually asleep (has_waiters).
 #include <parex/future.hpp>
 
-#include "inbox.hpp"
+#include "sync/futex.hpp"
+#include "sync/inbox.hpp"
 
-#include <climits>
 #include <condition_variable>
 #include <cstdio>
-#include <ctime>
-#include <linux/futex.h>
 #include <mutex>
 #include <sched.h>
 #include <string>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace parex::detail {
-
-void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
-bool futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                const Clock::time_point* deadline) noexcept {
-  timespec ts{};
-  timespec* tsp = nullptr;
-  if (deadline) {
-    // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time, which is what
-    // steady_clock reads on Linux: no drift from recomputing relative timeouts.
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch()).count();
-    if (ns <= 0) return false;
-    ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
-    ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
-    tsp = &ts;
-    if (Clock::now() >= *deadline) return false;
-  }
-  const long r = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_BITSET_PRIVATE,
-                           expected, tsp, nullptr, FUTEX_BITSET_MATCH_ANY);
-  return !(r == -1 && errno == ETIMEDOUT);
-}
-
-void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept {
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
-}
-
-void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
-}
 
 void report_callback_error(std::exception_ptr e) noexcept {
   try {

@@ -10,7 +10,7 @@
 // Thread-safe: submitters allocate, the reactor releases.
 #pragma once
 
-#include <parex/detail/buffer.hpp>
+#include <parex/detail/wire/buffer.hpp>
 
 #include <cstddef>
 #include <cstdint>

@@ -1,4 +1,4 @@
-// parex/detail/map_range.hpp - MapRange, the lazy result of Executor::map (included by
+// parex/detail/executor/map_range.hpp - MapRange, the lazy result of Executor::map (included by
 // executor.hpp, after Executor).
 //
 // A window of chunk futures, refilled from the input as results are consumed. Rules (the

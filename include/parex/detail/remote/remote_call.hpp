@@ -1,4 +1,4 @@
-// parex/detail/remote.hpp - calls that run in another process, parent side.
+// parex/detail/remote/remote_call.hpp - calls that run in another process, parent side.
 //
 // A RemoteCall is the future's state plus the call's encoded items (one for submit, a
 // chunk for map), built in the submitting thread: encoding errors surface from submit,
@@ -7,9 +7,9 @@
 // finish() after the last one, which completes the future and may free the call.
 #pragma once
 
-#include <parex/detail/callable.hpp>
-#include <parex/detail/state.hpp>
-#include <parex/detail/task.hpp>
+#include <parex/detail/executor/callable.hpp>
+#include <parex/detail/future/state.hpp>
+#include <parex/detail/executor/task.hpp>
 #include <parex/registry.hpp>
 #include <parex/serialize.hpp>
 

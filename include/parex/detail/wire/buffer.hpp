@@ -1,4 +1,4 @@
-// parex/detail/buffer.hpp - the byte buffers every codec writes into and reads from.
+// parex/detail/wire/buffer.hpp - the byte buffers every codec writes into and reads from.
 //
 // Writer appends bytes; how it grows is a function pointer (heap for call payloads and
 // frames, a shared-memory mapping for a worker's results), so the hot path is an inline

@@ -1,4 +1,4 @@
-// parex/detail/callable.hpp - compile-time facts about callables: their signature when
+// parex/detail/executor/callable.hpp - compile-time facts about callables: their signature when
 // they have exactly one (function pointers, captureless lambdas, function objects with a
 // single non-template operator()), and the result of invoking them. Header-only, no state.
 #pragma once

@@ -1,4 +1,4 @@
-#include "arena.hpp"
+#include "process/arena.hpp"
 
 #include <cstdio>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-// parex/detail/task.hpp - work items for executors that run calls in this process.
+// parex/detail/executor/task.hpp - work items for executors that run calls in this process.
 //
 // A LocalTask is the future's own state with the callable and its arguments stored in
 // place: one allocation per submit. The queue holding a task owns one reference; run()
@@ -7,8 +7,8 @@
 // discarded by exactly one thread.
 #pragma once
 
-#include <parex/detail/callable.hpp>
-#include <parex/detail/state.hpp>
+#include <parex/detail/executor/callable.hpp>
+#include <parex/detail/future/state.hpp>
 #include <parex/errors.hpp>
 
 #include <exception>

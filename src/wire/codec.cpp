@@ -1,5 +1,5 @@
 // Buffers, frames, and the streambufs that connect Boost archives to them.
-#include <parex/detail/frame.hpp>
+#include <parex/detail/wire/frame.hpp>
 #include <parex/serialize.hpp>
 
 #include <algorithm>

@@ -19,7 +19,8 @@
 // Ownership: a task in a queue holds one reference to its state; run()/discard() drop it.
 #include <parex/thread_pool.hpp>
 
-#include "inbox.hpp"
+#include "sync/futex.hpp"
+#include "sync/inbox.hpp"
 
 #include <atomic>
 #include <condition_variable>

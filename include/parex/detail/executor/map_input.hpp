@@ -1,12 +1,12 @@
-// parex/detail/map_input.hpp - what Executor::map reads: the items of one range, or the
+// parex/detail/executor/map_input.hpp - what Executor::map reads: the items of one range, or the
 // argument lists of several ranges walked in lock-step (Python's map(fn, *iterables));
 // and the token that lets a map range outlive its executor without touching freed memory.
 // Header-only. ZipView is single-pass, like the input ranges it walks; ExecutorLife is
 // thread-safe.
 #pragma once
 
-#include <parex/detail/remote.hpp>
-#include <parex/detail/task.hpp>
+#include <parex/detail/remote/remote_call.hpp>
+#include <parex/detail/executor/task.hpp>
 
 #include <atomic>
 #include <functional>

@@ -13,7 +13,7 @@
 //                      the future     the front of the worker's in-flight list owns it
 //
 // One batch's life: calls that pile up while a worker's pipe is busy leave as one frame;
-// the worker answers with one frame per burst (see worker.cpp for when it flushes); the
+// the worker answers with one frame per burst (see worker/worker.cpp for when it flushes); the
 // reactor walks the outcomes in order, completing futures as it goes, without a lock.
 //
 // Invariants:
@@ -25,18 +25,18 @@
 //    target_inflight (per-item time measured by the worker, averaged): many tiny calls
 //    per frame, one slow call at a time - the rest stay here, cancellable and free to go
 //    to whichever worker frees up first.
-//  - When a worker dies, its shared page tells exactly how far it got (worker_channel.hpp):
+//  - When a worker dies, its shared page tells exactly how far it got (process/shared_page.hpp):
 //    finished results are delivered, the running item fails with WorkerCrashed, the rest
 //    go back to the front of pending, and a replacement starts. Nothing is run twice.
-//  - Large arguments are encoded straight into a shared arena (arena.hpp) that workers
+//  - Large arguments are encoded straight into a shared arena (process/arena.hpp) that workers
 //    map read-only; their records carry (offset, length), not the bytes.
 //  - Workers are spawned only from the reactor thread: PR_SET_PDEATHSIG fires when the
 //    *thread* that forked dies, and this one lives exactly as long as the pool.
 #include <parex/process_pool.hpp>
 
-#include "arena.hpp"
-#include "inbox.hpp"
-#include "worker_channel.hpp"
+#include "process/arena.hpp"
+#include "sync/inbox.hpp"
+#include "process/shared_page.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -110,7 +110,7 @@ constexpr int max_startup_crashes = 5;
 constexpr int max_idle_deaths = 3;
 // Yields before the reactor blocks in epoll: a result usually follows a call within
 // microseconds, and a reactor still awake saves a slow wake-up of an idle CPU (measured
-// round trip 95-115 us without, 7-12 us with; see also worker.cpp's idle_yields).
+// round trip 95-115 us without, 7-12 us with; see also worker/worker.cpp's idle_yields).
 constexpr int reactor_idle_yields = 16;
 // Address space reserved for the shared argument arena (sparse: memory is used only by
 // the arguments in it).

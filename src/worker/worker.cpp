@@ -17,12 +17,12 @@
 // Workers ignore SIGINT (the parent decides), die with the parent (PR_SET_PDEATHSIG plus
 // EOF), and never write anything but frames to their output pipe: the program's own
 // stdout and stderr stay the user's.
-#include <parex/detail/frame.hpp>
-#include <parex/detail/state.hpp>
+#include <parex/detail/wire/frame.hpp>
 #include <parex/init.hpp>
 #include <parex/registry.hpp>
 
-#include "worker_channel.hpp"
+#include "process/shared_page.hpp"
+#include "sync/futex.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -265,7 +265,7 @@ Marker parse_marker(const char* s) {
   return m;
 }
 
-/// The pool's argument arena, read-only here (arena.hpp).
+/// The pool's argument arena, read-only here (process/arena.hpp).
 class ArenaView {
  public:
   explicit ArenaView(int fd) {

@@ -5,7 +5,7 @@
 // name so ids agree anyway, and builds the lookup tables once. Registrations that arrive
 // later (a dlopen'd library) cannot reach already-running workers, so they are refused
 // with a message rather than half-working.
-#include <parex/detail/remote.hpp>
+#include <parex/detail/remote/remote_call.hpp>
 #include <parex/registry.hpp>
 
 #include <algorithm>

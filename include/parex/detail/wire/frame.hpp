@@ -1,4 +1,4 @@
-// parex/detail/frame.hpp - the frames of the batched channel between a pool and a worker.
+// parex/detail/wire/frame.hpp - the frames of the batched channel between a pool and a worker.
 //
 //   frame   = header (24 bytes) + payload
 //   header  = magic "PRX\1" | u16 protocol version | u16 kind | u64 payload length |
@@ -16,7 +16,7 @@
 // Not thread-safe: one FrameReader per stream, used by one thread.
 #pragma once
 
-#include <parex/detail/buffer.hpp>
+#include <parex/detail/wire/buffer.hpp>
 
 #include <algorithm>
 #include <cstddef>
