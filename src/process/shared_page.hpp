@@ -1,5 +1,5 @@
-// What a pool and its worker processes agree on besides the frames: how a worker is told
-// it is one, its exit codes, and the shared page through which the parent learns, after a
+// What a pool and its worker processes agree on besides the frames and the marker
+// (marker.hpp): the worker's exit codes, and the shared page through which the parent learns, after a
 // crash, exactly which item was running and which results were computed but not yet sent.
 //
 //   memfd: [ WorkerShared (one page) | results buffer: outcomes ... ]
@@ -18,13 +18,6 @@
 #include <cstdint>
 
 namespace parex::detail {
-
-/// The environment variable that marks a worker:
-/// "2:<in fd>:<out fd>:<results shm fd>:<argument arena fd or -1>:<parent pid>".
-inline constexpr const char* worker_env = "PAREX_WORKER";
-/// argv[1] of a worker: shows in ps, and stops a program that parses its options before
-/// parex::init.
-inline constexpr const char* worker_arg = "--parex-worker";
 
 /// Exit codes a worker uses before it can talk.
 inline constexpr int exit_no_memory = 96;       // out of memory receiving calls (before running any)

@@ -34,19 +34,17 @@
 //    *thread* that forked dies, and this one lives exactly as long as the pool.
 #include <parex/process_pool.hpp>
 
+#include "channel/frame_writer.hpp"
 #include "process/arena.hpp"
-#include "sync/inbox.hpp"
 #include "process/shared_page.hpp"
+#include "process/spawn.hpp"
+#include "sync/inbox.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/process/args.hpp>
 #include <boost/process/child.hpp>
-#include <boost/process/env.hpp>
-#include <boost/process/exe.hpp>
-#include <boost/process/extend.hpp>
 
 #include <algorithm>
 #include <csignal>
@@ -54,17 +52,14 @@
 #include <cstring>
 #include <deque>
 #include <fcntl.h>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <pthread.h>
 #include <string>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -73,7 +68,6 @@
 namespace parex {
 
 namespace asio = boost::asio;
-namespace bp = boost::process;
 using detail::Buffer;
 using detail::Frame;
 using detail::FrameKind;
@@ -116,15 +110,6 @@ constexpr int reactor_idle_yields = 16;
 // the arguments in it).
 constexpr std::size_t arena_reserve = std::size_t{64} << 30;
 
-std::string program_name() {
-  std::ifstream f("/proc/self/cmdline");
-  std::string first;
-  std::getline(f, first, '\0');
-  return first.empty() ? "parex-worker" : first;
-}
-
-int pidfd_open(pid_t pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-
 std::string describe_status(int status) {
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
@@ -135,8 +120,6 @@ std::string describe_status(int status) {
   return "ended (status " + std::to_string(status) + ")";
 }
 
-void set_pipe_size(int fd) { ::fcntl(fd, F_SETPIPE_SZ, 1 << 20); }
-
 // The pool whose reactor this thread is, if any (see shutdown).
 thread_local const void* this_threads_pool = nullptr;
 }  // namespace
@@ -144,15 +127,6 @@ thread_local const void* this_threads_pool = nullptr;
 struct ProcessPoolExecutor::Impl {
   struct Worker {
     enum class Phase { starting, initializing, ready, retiring, dead };
-    struct Splice {
-      std::size_t at;                      // offset in frame where these bytes go
-      std::span<const std::byte> bytes;    // a call's own argument bytes
-    };
-    struct Segment {
-      const std::byte* p;
-      std::size_t n;
-      bool splice;  // a call's own bytes: vmsplice'd (referenced, not copied) into the pipe
-    };
 
     Worker(asio::io_context& io, std::uint64_t max_frame)
         : to(io), from(io), exit_watch(io), timer(io), reader(max_frame) {}
@@ -162,7 +136,7 @@ struct ProcessPoolExecutor::Impl {
     std::uint64_t in_flight() const noexcept { return sent - received; }
 
     pid_t pid = -1;
-    bp::child child;
+    boost::process::child child;
     asio::posix::stream_descriptor to;    // calls to the worker (non-blocking)
     asio::posix::stream_descriptor from;  // results from the worker
     asio::posix::stream_descriptor exit_watch;  // its pidfd: readable once it has exited
@@ -180,17 +154,12 @@ struct ProcessPoolExecutor::Impl {
     bool exited = false;        // its pidfd said so; its pipe may still hold results
     int status = 0;             // once reaped
     std::string stopped_by_pool;  // why we killed it, if we did
-    Buffer frame;
-    std::vector<Splice> splices;
-    std::vector<Segment> out;  // the frame being written, in pieces
-    std::size_t out_next = 0;  // first piece not fully written
+    detail::FrameWriter writer;  // the frame being sent to it
   };
   using WorkerPtr = std::shared_ptr<Worker>;
 
   explicit Impl(ProcessPoolOptions o) : options(std::move(o)), guard(asio::make_work_guard(io)) {
     n_workers = options.max_workers ? options.max_workers : process_cpu_count();
-    argv0 = program_name();
-    argv = {argv0.data(), const_cast<char*>(detail::worker_arg), nullptr};
   }
 
   // ---- submit side (any thread) -----------------------------------------------------
@@ -303,74 +272,35 @@ struct ProcessPoolExecutor::Impl {
 
   void spawn() {
     auto w = std::make_shared<Worker>(io, options.max_frame_bytes);
-    int to_fd[2], from_fd[2];
-    if (::pipe2(to_fd, O_CLOEXEC) != 0) return break_pool("cannot create a pipe: " + std::string(strerror(errno)));
-    if (::pipe2(from_fd, O_CLOEXEC) != 0) {
-      ::close(to_fd[0]);
-      ::close(to_fd[1]);
-      return break_pool("cannot create a pipe: " + std::string(strerror(errno)));
+    detail::SpawnedWorker sp;
+    try {
+      sp = detail::spawn_worker(arena ? arena->fd() : -1);
+    } catch (const std::exception& e) {
+      return break_pool(e.what());
     }
-    set_pipe_size(to_fd[1]);
-    set_pipe_size(from_fd[0]);
-    w->shm_fd = static_cast<int>(::syscall(SYS_memfd_create, "parex-worker", MFD_CLOEXEC));
-    if (w->shm_fd < 0 ||
-        ::ftruncate(w->shm_fd, static_cast<off_t>(detail::shm_header_bytes + detail::shm_initial_data_bytes)) != 0) {
-      for (int fd : {to_fd[0], to_fd[1], from_fd[0], from_fd[1], w->shm_fd})
-        if (fd >= 0) ::close(fd);
-      return break_pool("cannot create the shared results buffer: " + std::string(strerror(errno)));
-    }
-    const int arena_fd = arena ? arena->fd() : -1;
-    const int child_fds[4] = {to_fd[0], from_fd[1], w->shm_fd, arena_fd};
-    const std::string marker = "2:" + std::to_string(to_fd[0]) + ":" + std::to_string(from_fd[1]) + ":" +
-                               std::to_string(w->shm_fd) + ":" + std::to_string(arena_fd) + ":" +
-                               std::to_string(::getpid());
-    char** worker_argv = argv.data();
-    std::error_code ec;
-    // Runs in the child between fork and exec: async-signal-safe calls only.
-    auto setup = [&child_fds, worker_argv](auto& exec) {
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);  // the reactor blocks SIGPIPE; the worker must not
-      // Workers ignore SIGINT from their first instruction (an ignored signal stays
-      // ignored across exec): a Ctrl-C while one starts must not kill it before init.
-      ::signal(SIGINT, SIG_IGN);
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      ::syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);  // inherit nothing else
-      for (int fd : child_fds)
-        if (fd >= 0) ::fcntl(fd, F_SETFD, 0);
-      exec.cmd_line = worker_argv;  // argv[0] as the user started the program, then the marker
-    };
-    w->child = bp::child(bp::exe = "/proc/self/exe", bp::env[detail::worker_env] = marker,
-                         bp::extend::on_exec_setup = setup, ec);
-    ::close(to_fd[0]);
-    ::close(from_fd[1]);
-    if (ec) {
-      ::close(to_fd[1]);
-      ::close(from_fd[0]);
-      ::close(w->shm_fd);
-      return break_pool("cannot start a worker process: " + ec.message());
-    }
-    w->pid = w->child.id();
-    // Its death is seen on a pidfd, not as EOF on its pipe: a process it forked may hold
-    // the pipe open long after it died (without a pidfd, EOF is all there is).
-    if (const int pidfd = pidfd_open(w->pid); pidfd >= 0) w->exit_watch.assign(pidfd);
-    w->to.assign(to_fd[1]);
-    w->from.assign(from_fd[0]);
+    w->child = std::move(sp.child);
+    w->pid = sp.pid;
+    w->shm_fd = sp.shm_fd;
+    if (sp.pidfd >= 0) w->exit_watch.assign(sp.pidfd);
+    w->to.assign(sp.to_fd);
+    w->from.assign(sp.from_fd);
     w->to.non_blocking(true);
     w->from.non_blocking(true);
     workers.push_back(w);
 
     // The first frame: the initializer (or none).
-    const auto at = detail::begin_frame(w->frame, FrameKind::init);
+    w->writer.begin();
+    Buffer& f = w->writer.frame();
+    const auto at = detail::begin_frame(f, FrameKind::init);
     if (init_fn) {
-      w->frame.put_byte(1);
-      w->frame.put_varint(init_fn->id);
-      w->frame.put(init_args.data(), init_args.size());
+      f.put_byte(1);
+      f.put_varint(init_fn->id);
+      f.put(init_args.data(), init_args.size());
     } else {
-      w->frame.put_byte(0);
+      f.put_byte(0);
     }
-    detail::finish_frame(w->frame, at, 0);
-    w->out.assign({{w->frame.data(), w->frame.size(), false}});
+    detail::finish_frame(f, at, 0);
+    w->writer.seal();
     start_write(w);
     w->timer.expires_after(options.handshake_timeout);
     w->timer.async_wait([this, w](const boost::system::error_code& e) {
@@ -542,13 +472,11 @@ struct ProcessPoolExecutor::Impl {
 
   void send_calls(const WorkerPtr& wp) {
     Worker& w = *wp;
-    Buffer& f = w.frame;
-    f.clear();
-    w.splices.clear();
+    w.writer.begin();
+    Buffer& f = w.writer.frame();
     detail::begin_frame(f, FrameKind::calls);
     std::uint32_t items = 0;
-    std::size_t spliced = 0;
-    while (!pending.empty() && items < max_frame_items && f.size() + spliced < max_frame_bytes_out &&
+    while (!pending.empty() && items < max_frame_items && f.size() + w.writer.spliced_bytes() < max_frame_bytes_out &&
            (items == 0 || has_room(w))) {
       RemoteCall* c = pending.front();
       pending.pop_front();
@@ -566,8 +494,7 @@ struct ProcessPoolExecutor::Impl {
         f.put_varint(arena->offset_of(bytes.data()));
         f.put_varint(bytes.size());
       } else if (bytes.size() >= splice_threshold) {
-        w.splices.push_back({f.size(), bytes});
-        spliced += bytes.size();
+        w.writer.splice(bytes);
       } else {
         f.put(bytes.data(), bytes.size());
       }
@@ -580,19 +507,8 @@ struct ProcessPoolExecutor::Impl {
       }
     }
     if (items == 0) return;
-    detail::finish_frame(f, 0, items);
-    detail::FrameHeader h;
-    std::memcpy(&h, f.data(), sizeof h);
-    h.length += spliced;
-    std::memcpy(f.data(), &h, sizeof h);
-    w.out.clear();
-    std::size_t at = 0;
-    for (auto& s : w.splices) {
-      w.out.push_back({f.data() + at, s.at - at, false});
-      w.out.push_back({s.bytes.data(), s.bytes.size(), true});
-      at = s.at;
-    }
-    w.out.push_back({f.data() + at, f.size() - at, false});
+    detail::finish_frame(f, 0, items, 0, w.writer.spliced_bytes());
+    w.writer.seal();
     start_write(wp);
     // Only now: starting a worker may fail and break the pool, which must not find a
     // frame half-built for this one.
@@ -601,60 +517,30 @@ struct ProcessPoolExecutor::Impl {
 
   void start_write(const WorkerPtr& w) {
     w->writing = true;
-    w->out_next = 0;
     continue_write(w);
   }
 
-  // Writes what the pipe takes now; waits for room with Asio, never blocks. A call's own
-  // large argument bytes go in by vmsplice: the pipe references those pages instead of
-  // copying them (they are immutable and outlive the read: the call completes only after
-  // the worker has read its arguments). Frame headers and small records are copied.
+  // Writes what the pipe takes now (channel/frame_writer.hpp); waits for room with Asio,
+  // never blocks.
   void continue_write(const WorkerPtr& w) {
-    const int fd = w->to.native_handle();
-    while (w->out_next < w->out.size()) {
-      auto& seg = w->out[w->out_next];
-      ssize_t n;
-      if (seg.splice) {
-        iovec v{const_cast<std::byte*>(seg.p), seg.n};
-        n = ::vmsplice(fd, &v, 1, SPLICE_F_NONBLOCK);
-        if (n < 0 && (errno == EINVAL || errno == ENOSYS || errno == EPERM || errno == ENOMEM)) {
-          seg.splice = false;  // not allowed here: copy instead
-          continue;
-        }
-      } else {
-        iovec v[16];
-        int k = 0;
-        for (std::size_t i = w->out_next; i < w->out.size() && k < 16 && !w->out[i].splice; ++i, ++k)
-          v[k] = {const_cast<std::byte*>(w->out[i].p), w->out[i].n};
-        n = ::writev(fd, v, k);
-      }
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) {
-          w->to.async_wait(asio::posix::stream_descriptor::wait_write, [this, w](const boost::system::error_code& ec) {
-            guarded([&] {
-              if (w->phase == Worker::Phase::dead) return;
-              if (ec) return write_failed(w, ec.value());
-              continue_write(w);
-            });
+    int error = 0;
+    switch (w->writer.write_some(w->to.native_handle(), error)) {
+      case detail::FrameWriter::Status::would_block:
+        w->to.async_wait(asio::posix::stream_descriptor::wait_write, [this, w](const boost::system::error_code& ec) {
+          guarded([&] {
+            if (w->phase == Worker::Phase::dead) return;
+            if (ec) return write_failed(w, ec.value());
+            continue_write(w);
           });
-          return;
-        }
-        return write_failed(w, errno);
-      }
-      for (auto left = static_cast<std::size_t>(n); left > 0;) {  // step over what went out
-        auto& s = w->out[w->out_next];
-        const std::size_t take = std::min(left, s.n);
-        s.p += take;
-        s.n -= take;
-        left -= take;
-        if (s.n == 0) ++w->out_next;
-      }
-      while (w->out_next < w->out.size() && w->out[w->out_next].n == 0) ++w->out_next;
+        });
+        return;
+      case detail::FrameWriter::Status::failed:
+        return write_failed(w, error);
+      case detail::FrameWriter::Status::done:
+        break;
     }
     w->writing = false;
-    w->frame.clear();  // written: let a frame that grew big give its memory back
-    w->frame.shrink(max_frame_bytes_out);
+    w->writer.release(max_frame_bytes_out);  // let a frame that grew big give its memory back
     pump();
     maybe_close(*w);
   }
@@ -952,8 +838,6 @@ struct ProcessPoolExecutor::Impl {
 
   const detail::FunctionEntry* init_fn = nullptr;
   std::vector<std::byte> init_args;
-  std::string argv0;
-  std::vector<char*> argv;
 };
 
 ProcessPoolExecutor::ProcessPoolExecutor(ProcessPoolOptions options) : Executor(true) {

@@ -21,6 +21,7 @@
 #include <parex/init.hpp>
 #include <parex/registry.hpp>
 
+#include "process/marker.hpp"
 #include "process/shared_page.hpp"
 #include "sync/futex.hpp"
 
@@ -251,20 +252,6 @@ class ResultStream final : public Writer {
   std::thread flusher_;  // never joined: the worker ends with exit()
 };
 
-struct Marker {
-  int in_fd = -1, out_fd = -1, shm_fd = -1, arena_fd = -1;
-  long parent = 0;
-};
-
-Marker parse_marker(const char* s) {
-  Marker m;
-  int version = 0;
-  if (std::sscanf(s, "%d:%d:%d:%d:%d:%ld", &version, &m.in_fd, &m.out_fd, &m.shm_fd, &m.arena_fd, &m.parent) != 6 ||
-      version != 2)
-    die(exit_bad_setup, "malformed PAREX_WORKER marker");
-  return m;
-}
-
 /// The pool's argument arena, read-only here (process/arena.hpp).
 class ArenaView {
  public:
@@ -296,7 +283,7 @@ class ArenaView {
 
 class Worker {
  public:
-  explicit Worker(const Marker& m)
+  explicit Worker(const WorkerMarker& m)
       : in_(m.in_fd), out_fd_(m.out_fd), input_(std::uint64_t{1} << 40), arena_(m.arena_fd) {
     send_hello();
     try {
@@ -457,7 +444,9 @@ class Worker {
 };
 
 [[noreturn]] void run_worker(const char* marker_text) {
-  const Marker m = parse_marker(marker_text);
+  const std::optional<WorkerMarker> parsed = parse_marker(marker_text);
+  if (!parsed) die(exit_bad_setup, "malformed PAREX_WORKER marker");
+  const WorkerMarker m = *parsed;
   ::unsetenv(worker_env);  // nested pools in this worker are ordinary pools again
   if (void* p = ::mmap(nullptr, shm_header_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, m.shm_fd, 0); p != MAP_FAILED) {
     static_cast<WorkerShared*>(p)->reached_init.store(1, std::memory_order_release);

@@ -1,4 +1,4 @@
-// Starts a pool, prints its workers' pids, then waits to be killed (test/test_processes.cpp
+// Starts a pool, prints its workers' pids, then waits to be killed (test/process_pool/test_processes.cpp
 // SIGKILLs it and checks that the workers die with it).
 #include <parex/parex.hpp>
 

@@ -1,5 +1,5 @@
 // Runs a map while SIGINT hits its whole process group - itself and its workers - every
-// 1-5 ms (test/test_faults_lifecycle.cpp, sigint_storm_at_the_process_group_during_a_map).
+// 1-5 ms (test/faults/test_faults_lifecycle.cpp, sigint_storm_at_the_process_group_during_a_map).
 // It moves into a group of its own first, so that the storm reaches nobody else.
 //   sigint_host warm|cold restart|norestart
 // warm: the storm starts once both workers have answered; cold: before the pool exists,

@@ -101,7 +101,9 @@ void validate_header(const FrameHeader& h, std::uint64_t max_payload_bytes);
 
 /// Starts a frame in w: writes a header to patch later with finish_frame().
 std::size_t begin_frame(Writer& w, FrameKind kind);
-/// Patches the header begun at offset `at` with the payload length, items and aux.
-void finish_frame(Writer& w, std::size_t at, std::uint32_t items, std::uint32_t aux = 0) noexcept;
+/// Patches the header begun at offset `at` with the payload length, items and aux;
+/// `elsewhere`: payload bytes that travel outside w (spliced into the stream by the sender).
+void finish_frame(Writer& w, std::size_t at, std::uint32_t items, std::uint32_t aux = 0,
+                  std::uint64_t elsewhere = 0) noexcept;
 
 }  // namespace parex::detail

@@ -20,9 +20,9 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
-#include "contract_functions.hpp"
-#include "cpython_functions.hpp"
-#include "helpers.hpp"
+#include "support/contract_functions.hpp"
+#include "cpython/cpython_functions.hpp"
+#include "support/helpers.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -496,12 +496,10 @@ BOOST_AUTO_TEST_CASE(test_free_reference_yielded_future) {
 // test_as_completed.py: test_correct_timeout_exception_msg
 BOOST_AUTO_TEST_CASE(test_correct_timeout_exception_msg) {
   cpy::FutureFixtures x;
-  try {
+  auto e = expect_error<parex::TimeoutError>([&] {
     for (const auto& f : parex::as_completed(Fs{x.cancelled, x.pending, x.running, x.success}, 0s)) (void)f;
-    BOOST_FAIL("no TimeoutError");
-  } catch (const parex::TimeoutError& e) {
-    BOOST_TEST(std::string(e.what()) == "2 (of 4) futures unfinished");
-  }
+  });
+  BOOST_TEST(std::string(e.what()) == "2 (of 4) futures unfinished");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

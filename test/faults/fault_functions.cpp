@@ -1,4 +1,4 @@
-#include "fault_functions.hpp"
+#include "faults/fault_functions.hpp"
 
 #include <chrono>
 #include <csignal>

@@ -1,6 +1,6 @@
-#include "cpython_functions.hpp"
+#include "cpython/cpython_functions.hpp"
 
-#include "helpers.hpp"
+#include "support/helpers.hpp"
 
 #include <atomic>
 #include <cerrno>

@@ -19,9 +19,9 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
-#include "contract_functions.hpp"
-#include "cpython_functions.hpp"
-#include "helpers.hpp"
+#include "support/contract_functions.hpp"
+#include "cpython/cpython_functions.hpp"
+#include "support/helpers.hpp"
 
 #include <algorithm>
 #include <memory>

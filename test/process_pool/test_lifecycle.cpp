@@ -5,8 +5,8 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
-#include "contract_functions.hpp"
-#include "helpers.hpp"
+#include "support/contract_functions.hpp"
+#include "support/helpers.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -234,12 +234,8 @@ BOOST_AUTO_TEST_CASE(default_thread_names_differ_between_pools) {
 BOOST_AUTO_TEST_CASE(an_initializer_failure_names_its_type_and_is_reported) {
   CaptureStderr err;
   ThreadPoolExecutor pool{{.max_workers = 1, .initializer = [] { throw std::out_of_range("no config"); }}};
-  try {
-    pool.submit([] { return 1; }).result(deadlock_timeout);
-    BOOST_FAIL("no error");
-  } catch (const parex::BrokenThreadPool& e) {
-    BOOST_TEST(std::string(e.what()).find("std::out_of_range: no config") != std::string::npos);
-  }
+  auto e = expect_error<parex::BrokenThreadPool>([&] { pool.submit([] { return 1; }).result(deadlock_timeout); });
+  BOOST_TEST(std::string(e.what()).find("std::out_of_range: no config") != std::string::npos);
   pool.shutdown(true);
   BOOST_TEST(err.text().find("std::out_of_range: no config") != std::string::npos);
 }

@@ -8,7 +8,7 @@
 //   PAREX_FAULT_SEED    the random seed (default: a fresh one; each case logs its own)
 #pragma once
 
-#include "helpers.hpp"
+#include "support/helpers.hpp"
 
 #include <boost/test/unit_test.hpp>
 

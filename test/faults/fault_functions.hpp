@@ -1,5 +1,5 @@
 // Registered functions of the fault campaign (test_faults*.cpp), beside those of
-// contract_functions.hpp.
+// support/contract_functions.hpp.
 #pragma once
 
 #include <parex/parex.hpp>

@@ -4,8 +4,8 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
-#include "contract_functions.hpp"
-#include "helpers.hpp"
+#include "support/contract_functions.hpp"
+#include "support/helpers.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -68,12 +68,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(strings_void_and_converted_arguments, Pool, Backen
 BOOST_AUTO_TEST_CASE_TEMPLATE(exceptions_keep_their_type, Pool, Backends) {
   auto pool = make_pool<Pool>(2);
   auto f = pool.submit(fail_if_negative, -3);
-  try {
-    f.result(deadlock_timeout);
-    BOOST_FAIL("no exception");
-  } catch (const std::invalid_argument& e) {
-    BOOST_TEST(std::string(e.what()) == "negative: -3");
-  }
+  auto e = expect_error<std::invalid_argument>([&] { f.result(deadlock_timeout); });
+  BOOST_TEST(std::string(e.what()) == "negative: -3");
   BOOST_TEST(static_cast<bool>(f.exception(deadlock_timeout)));
   BOOST_TEST(pool.submit(fail_if_negative, 3).result(deadlock_timeout) == 3);  // the pool goes on
 }
@@ -121,12 +117,10 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(map_raises_at_the_failing_element, Pool, Backends)
   auto pool = make_pool<Pool>(2);
   for (std::size_t chunksize : {1u, 3u}) {
     std::vector<int> seen;
-    try {
+    auto e = expect_error<std::invalid_argument>([&] {
       for (int y : pool.map(fail_if_negative, std::vector{1, 2, -3, 4, 5}, {.chunksize = chunksize})) seen.push_back(y);
-      BOOST_FAIL("no exception");
-    } catch (const std::invalid_argument& e) {
-      BOOST_TEST(std::string(e.what()) == "negative: -3");
-    }
+    });
+    BOOST_TEST(std::string(e.what()) == "negative: -3");
     BOOST_TEST((seen == std::vector<int>{1, 2}), "chunksize " << chunksize);
   }
 }
@@ -169,11 +163,9 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(map_timeout, Pool, Backends) {
   auto pool = make_pool<Pool>(1);
   BOOST_TEST(pool.submit(square, 2).result(deadlock_timeout) == 4);  // started: the timeout is about the calls
   std::vector<int> seen;
-  try {
+  expect_error<parex::TimeoutError>([&] {
     for (int y : pool.map(sleep_then_echo, std::vector{0, 300, 0}, {.timeout = 50ms})) seen.push_back(y);
-    BOOST_FAIL("no timeout");
-  } catch (const parex::TimeoutError&) {
-  }
+  });
   BOOST_TEST((seen == std::vector<int>{0}));
 }
 

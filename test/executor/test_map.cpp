@@ -5,8 +5,8 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
-#include "contract_functions.hpp"
-#include "helpers.hpp"
+#include "support/contract_functions.hpp"
+#include "support/helpers.hpp"
 
 #include <boost/serialization/split_member.hpp>
 #include <boost/test/data/monomorphic.hpp>

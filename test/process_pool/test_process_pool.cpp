@@ -3,8 +3,8 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
-#include "contract_functions.hpp"
-#include "helpers.hpp"
+#include "support/contract_functions.hpp"
+#include "support/helpers.hpp"
 
 #include <boost/serialization/access.hpp>
 
@@ -205,24 +205,15 @@ BOOST_AUTO_TEST_CASE(what_cannot_be_sent_is_a_typed_error_through_executor_ref) 
   parex::Executor& ex = pool;
   const int k = 3;
   // A lambda with captures: a compile error on ProcessPoolExecutor, a typed error here.
-  try {
-    ex.submit([k](int x) { return x * k; }, 1);
-    BOOST_FAIL("no error");
-  } catch (const parex::NotSerializable& e) {
-    BOOST_TEST(std::string(e.what()).find("captures") != std::string::npos);
-  }
+  const auto captures = expect_error<parex::NotSerializable>([&] { ex.submit([k](int x) { return x * k; }, 1); });
+  BOOST_TEST(std::string(captures.what()).find("captures") != std::string::npos);
   BOOST_CHECK_THROW(ex.submit([](auto x) { return x; }, 1), parex::NotSerializable);  // generic lambda
   BOOST_CHECK_THROW(ex.submit([](int* p) { return *p; }, nullptr), parex::NotSerializable);
   // An unregistered function: named, with the registered names nearest to it.
-  try {
-    ex.submit(unregistered_square, 2);
-    BOOST_FAIL("no error");
-  } catch (const parex::UnregisteredFunction& e) {
-    const std::string msg = e.what();
-    BOOST_TEST(msg.find("unregistered function 'unregistered_square'") != std::string::npos, msg);
-    BOOST_TEST(msg.find("PAREX_REGISTER(unregistered_square)") != std::string::npos, msg);
-    BOOST_TEST(msg.find("registered: ") != std::string::npos, msg);
-  }
+  const std::string msg = expect_error<parex::UnregisteredFunction>([&] { ex.submit(unregistered_square, 2); }).what();
+  BOOST_TEST(msg.find("unregistered function 'unregistered_square'") != std::string::npos, msg);
+  BOOST_TEST(msg.find("PAREX_REGISTER(unregistered_square)") != std::string::npos, msg);
+  BOOST_TEST(msg.find("registered: ") != std::string::npos, msg);
   BOOST_CHECK_THROW(ex.map(unregistered_square, std::vector{1, 2}), parex::UnregisteredFunction);
   BOOST_TEST(ex.submit(square, 4).result(deadlock_timeout) == 16);  // the pool is unharmed
 }
@@ -246,15 +237,10 @@ BOOST_AUTO_TEST_CASE(duplicate_names_fail_at_startup_naming_both) {
   reg.add(entry("f", reinterpret_cast<const void*>(&square), 10));
   reg.add(entry("f", reinterpret_cast<const void*>(&square), 10));  // the same one, seen twice: fine
   reg.add(entry("f", reinterpret_cast<const void*>(&worker_pid), 20));
-  try {
-    reg.freeze();
-    BOOST_FAIL("no error");
-  } catch (const parex::Error& e) {
-    const std::string msg = e.what();
-    BOOST_TEST(msg.find("'f'") != std::string::npos, msg);
-    BOOST_TEST(msg.find("app.cpp:10") != std::string::npos, msg);
-    BOOST_TEST(msg.find("app.cpp:20") != std::string::npos, msg);
-  }
+  const std::string msg = expect_error<parex::Error>([&] { reg.freeze(); }).what();
+  BOOST_TEST(msg.find("'f'") != std::string::npos, msg);
+  BOOST_TEST(msg.find("app.cpp:10") != std::string::npos, msg);
+  BOOST_TEST(msg.find("app.cpp:20") != std::string::npos, msg);
 }
 
 BOOST_AUTO_TEST_CASE(exceptions_cross_with_their_type) {
@@ -264,40 +250,20 @@ BOOST_AUTO_TEST_CASE(exceptions_cross_with_their_type) {
   BOOST_CHECK_THROW(fs[0].result(deadlock_timeout), std::invalid_argument);
   BOOST_CHECK_THROW(fs[1].result(deadlock_timeout), std::out_of_range);
   BOOST_CHECK_THROW(fs[2].result(deadlock_timeout), std::overflow_error);
-  try {
-    fs[3].result(deadlock_timeout);
-    BOOST_FAIL("no error");
-  } catch (const std::system_error& e) {
-    BOOST_TEST((e.code() == std::make_error_code(std::errc::permission_denied)));
-    BOOST_TEST(std::string(e.what()).find("opening /secret") == 0u, e.what());
-  }
-  try {
-    fs[4].result(deadlock_timeout);
-    BOOST_FAIL("no error");
-  } catch (const QuotaExceeded& e) {
-    BOOST_TEST(std::string(e.what()) == "quota of 10 reached");
-  }
-  try {
-    fs[5].result(deadlock_timeout);
-    BOOST_FAIL("no error");
-  } catch (const parex::RemoteError& e) {
-    BOOST_TEST(e.type() == "NotRegisteredError");
-    BOOST_TEST(e.remote_what() == "nobody registered me");
-  }
-  try {
-    fs[6].result(deadlock_timeout);
-    BOOST_FAIL("no error");
-  } catch (const parex::RemoteError& e) {
-    BOOST_TEST(e.type() == "int");
-  }
+  const auto denied = expect_error<std::system_error>([&] { fs[3].result(deadlock_timeout); });
+  BOOST_TEST((denied.code() == std::make_error_code(std::errc::permission_denied)));
+  BOOST_TEST(std::string(denied.what()).find("opening /secret") == 0u, denied.what());
+  const auto quota = expect_error<QuotaExceeded>([&] { fs[4].result(deadlock_timeout); });
+  BOOST_TEST(std::string(quota.what()) == "quota of 10 reached");
+  const auto unregistered = expect_error<parex::RemoteError>([&] { fs[5].result(deadlock_timeout); });
+  BOOST_TEST(unregistered.type() == "NotRegisteredError");
+  BOOST_TEST(unregistered.remote_what() == "nobody registered me");
+  const auto thrown_int = expect_error<parex::RemoteError>([&] { fs[6].result(deadlock_timeout); });
+  BOOST_TEST(thrown_int.type() == "int");
   BOOST_CHECK_THROW(fs[7].result(deadlock_timeout), std::bad_alloc);
   BOOST_CHECK_THROW(fs[8].result(deadlock_timeout), parex::TimeoutError);
-  try {
-    fs[9].result(deadlock_timeout);
-    BOOST_FAIL("no error");
-  } catch (const std::future_error& e) {
-    BOOST_TEST((e.code() == std::make_error_code(std::future_errc::broken_promise)));
-  }
+  const auto broken = expect_error<std::future_error>([&] { fs[9].result(deadlock_timeout); });
+  BOOST_TEST((broken.code() == std::make_error_code(std::future_errc::broken_promise)));
   BOOST_TEST(fs[10].result(deadlock_timeout) == 10);
 }
 
@@ -314,14 +280,9 @@ BOOST_AUTO_TEST_CASE(failing_or_crashing_initializer_breaks_the_pool) {
   for (auto init : {&failing_initializer, &crashing_initializer}) {
     ProcessPoolExecutor pool{{.max_workers = 2, .initializer = init}};
     auto f = pool.submit(square, 3);
-    try {
-      f.result(deadlock_timeout);
-      BOOST_FAIL("no error");
-    } catch (const parex::BrokenProcessPool& e) {
-      const std::string msg = e.what();
-      BOOST_TEST(msg.find("initializer") != std::string::npos, msg);
-      if (init == &failing_initializer) BOOST_TEST(msg.find("cannot open the model file") != std::string::npos, msg);
-    }
+    const std::string msg = expect_error<parex::BrokenProcessPool>([&] { f.result(deadlock_timeout); }).what();
+    BOOST_TEST(msg.find("initializer") != std::string::npos, msg);
+    if (init == &failing_initializer) BOOST_TEST(msg.find("cannot open the model file") != std::string::npos, msg);
     BOOST_CHECK_THROW(pool.submit(square, 1), parex::BrokenProcessPool);
   }
 }

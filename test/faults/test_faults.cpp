@@ -8,9 +8,9 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
-#include "contract_functions.hpp"
-#include "fault_functions.hpp"
-#include "fault_support.hpp"
+#include "support/contract_functions.hpp"
+#include "faults/fault_functions.hpp"
+#include "faults/fault_support.hpp"
 
 #include <atomic>
 #include <csignal>

@@ -1,4 +1,4 @@
-#include "contract_functions.hpp"
+#include "support/contract_functions.hpp"
 
 #include <chrono>
 #include <fstream>

@@ -27,9 +27,9 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
-#include "contract_functions.hpp"
-#include "cpython_functions.hpp"
-#include "helpers.hpp"
+#include "support/contract_functions.hpp"
+#include "cpython/cpython_functions.hpp"
+#include "support/helpers.hpp"
 
 #include <algorithm>
 #include <memory>
@@ -273,12 +273,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(test_swallows_falsey_exceptions, Pool, Backends) {
   auto pool = make_pool<Pool>(2);
   for (const std::string msg : {"boolbool", "lenlen", ""}) {
     auto f = pool.submit(cpy::raiser, msg);
-    try {
-      f.result(deadlock_timeout);
-      BOOST_ERROR("no exception for '" << msg << "'");
-    } catch (const std::runtime_error& e) {
-      BOOST_TEST(std::string(e.what()) == msg);
-    }
+    auto e = expect_error<std::runtime_error>([&] { f.result(deadlock_timeout); });
+    BOOST_TEST(std::string(e.what()) == msg);
     BOOST_TEST(static_cast<bool>(f.exception(0s)));
   }
 }

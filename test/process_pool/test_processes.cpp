@@ -3,8 +3,8 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
-#include "contract_functions.hpp"
-#include "helpers.hpp"
+#include "support/contract_functions.hpp"
+#include "support/helpers.hpp"
 
 #include <boost/process/child.hpp>
 #include <boost/process/io.hpp>

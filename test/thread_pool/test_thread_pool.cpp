@@ -2,7 +2,7 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
-#include "helpers.hpp"
+#include "support/helpers.hpp"
 
 #include <memory>
 #include <pthread.h>
@@ -72,12 +72,8 @@ BOOST_AUTO_TEST_CASE(failing_initializer_breaks_the_pool) {
                            }}};
   auto queued = pool.submit([] { return 1; });
   release.open();
-  try {
-    queued.result(deadlock_timeout);
-    BOOST_FAIL("no error");
-  } catch (const parex::BrokenThreadPool& e) {
-    BOOST_TEST(std::string(e.what()).find("no database") != std::string::npos);
-  }
+  auto e = expect_error<parex::BrokenThreadPool>([&] { queued.result(deadlock_timeout); });
+  BOOST_TEST(std::string(e.what()).find("no database") != std::string::npos);
   BOOST_CHECK_THROW(pool.submit([] { return 2; }), parex::BrokenThreadPool);
   BOOST_CHECK_THROW(pool.submit([] { return 2; }), parex::BrokenExecutor);
 }

@@ -2,7 +2,7 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
-#include "helpers.hpp"
+#include "support/helpers.hpp"
 
 #include <memory>
 #include <stdexcept>
@@ -69,12 +69,8 @@ BOOST_AUTO_TEST_CASE(timeouts) {
   BOOST_CHECK_THROW(f.result(-5s), parex::TimeoutError);
   BOOST_CHECK_THROW(f.exception(std::chrono::microseconds(10)), parex::TimeoutError);
   BOOST_CHECK_THROW(f.result(std::chrono::duration<double>(0.001)), parex::TimeoutError);
-  try {
-    f.result(2ms);
-    BOOST_FAIL("no timeout");
-  } catch (const parex::TimeoutError& e) {
-    BOOST_TEST(std::string(e.what()).find("not ready") != std::string::npos);
-  }
+  auto e = expect_error<parex::TimeoutError>([&] { f.result(2ms); });
+  BOOST_TEST(std::string(e.what()).find("not ready") != std::string::npos);
   // TimeoutError is a parex::Error and a std::runtime_error, as Python users expect.
   BOOST_CHECK_THROW(f.result(1ms), parex::Error);
   BOOST_CHECK_THROW(f.result(1ms), std::runtime_error);
@@ -368,15 +364,13 @@ BOOST_AUTO_TEST_CASE(as_completed_times_out_with_a_count) {
   for (auto& p : ps) fs.push_back(p.get_future());
   ps[1].set_result(1);
   int yielded = 0;
-  try {
+  auto e = expect_error<parex::TimeoutError>([&] {
     for (const auto& f : parex::as_completed(fs, 20ms)) {
       BOOST_TEST(f.result() == 1);
       ++yielded;
     }
-    BOOST_FAIL("no timeout");
-  } catch (const parex::TimeoutError& e) {
-    BOOST_TEST(std::string(e.what()) == "2 (of 3) futures unfinished");
-  }
+  });
+  BOOST_TEST(std::string(e.what()) == "2 (of 3) futures unfinished");
   BOOST_TEST(yielded == 1);
   // The watch is gone; completing the futures afterwards must touch nothing freed.
   ps[0].set_result(0);

@@ -1,0 +1,83 @@
+// FrameWriter: see frame_writer.hpp.
+#include "channel/frame_writer.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/uio.h>
+
+namespace parex::detail {
+
+void FrameWriter::begin() noexcept {
+  frame_.clear();
+  splices_.clear();
+  spliced_ = 0;
+  pieces_.clear();
+  next_ = 0;
+}
+
+void FrameWriter::splice(std::span<const std::byte> bytes) {
+  splices_.push_back({frame_.size(), bytes});
+  spliced_ += bytes.size();
+}
+
+void FrameWriter::seal() {
+  pieces_.clear();
+  std::size_t at = 0;
+  for (auto& s : splices_) {
+    pieces_.push_back({frame_.data() + at, s.at - at, false});
+    pieces_.push_back({s.bytes.data(), s.bytes.size(), true});
+    at = s.at;
+  }
+  pieces_.push_back({frame_.data() + at, frame_.size() - at, false});
+  next_ = 0;
+  advance(0);  // skip empty pieces
+}
+
+FrameWriter::Status FrameWriter::write_some(int fd, int& error) {
+  while (next_ < pieces_.size()) {
+    Piece& piece = pieces_[next_];
+    ssize_t n;
+    if (piece.splice) {
+      iovec v{const_cast<std::byte*>(piece.p), piece.n};
+      n = ::vmsplice(fd, &v, 1, SPLICE_F_NONBLOCK);
+      if (n < 0 && (errno == EINVAL || errno == ENOSYS || errno == EPERM || errno == ENOMEM)) {
+        piece.splice = false;  // not a pipe, or not allowed here: copy instead
+        continue;
+      }
+    } else {
+      iovec v[iov_batch];
+      int k = 0;
+      for (std::size_t i = next_; i < pieces_.size() && k < iov_batch && !pieces_[i].splice; ++i, ++k)
+        v[k] = {const_cast<std::byte*>(pieces_[i].p), pieces_[i].n};
+      n = ::writev(fd, v, k);
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return Status::would_block;
+      error = errno;
+      return Status::failed;
+    }
+    advance(static_cast<std::size_t>(n));
+  }
+  return Status::done;
+}
+
+void FrameWriter::advance(std::size_t written) noexcept {
+  while (next_ < pieces_.size()) {
+    Piece& s = pieces_[next_];
+    const std::size_t take = std::min(written, s.n);
+    s.p += take;
+    s.n -= take;
+    written -= take;
+    if (s.n != 0) return;
+    ++next_;
+  }
+}
+
+void FrameWriter::release(std::size_t keep_bytes) {
+  begin();
+  frame_.shrink(keep_bytes);
+}
+
+}  // namespace parex::detail
