@@ -185,7 +185,12 @@ class Executor {
             detail::MapItem<Item>::encode(call->args, typename Check::Sig::params{}, std::move(items[i]));
           } catch (...) {
             call->args.truncate(mark);
-            call->leave_out(i, detail::encode_error(entry));
+            try {
+              call->leave_out(i, detail::encode_error(entry));
+            } catch (...) {  // out of memory: the whole chunk fails at submit
+              call->drop();
+              throw;
+            }
           }
         }
         if (call->count == 0) call->finish();  // nothing left to send: complete it here

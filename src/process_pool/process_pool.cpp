@@ -93,11 +93,15 @@ constexpr std::size_t splice_threshold = std::size_t{64} << 10;
 // breaks at once. One killed by a signal may have been killed from outside (the OOM
 // killer, a user): the pool starts another after a back-off that doubles from
 // respawn_backoff_first up to respawn_backoff_max, so that it neither spins nor stalls
-// for long once the kills stop. Only a run of crashes (not SIGKILL/SIGTERM) before any
-// worker of the pool ever came up is taken as a program that cannot start workers.
+// for long once the kills stop. A run of max_startup_crashes crashes in a row (signals it
+// raised itself, exits after parex::init) is taken as a program that cannot start workers.
 constexpr auto respawn_backoff_first = std::chrono::milliseconds(10);
 constexpr auto respawn_backoff_max = std::chrono::milliseconds(1000);
 constexpr int max_startup_crashes = 5;
+// How long a worker whose channel ended (EOF, EPIPE) may take to exit before the pool
+// kills it: an exiting process takes microseconds; one that closed its fds and lives on
+// must not hold a call (or a start-up) for long.
+constexpr auto exit_grace = std::chrono::milliseconds(1000);
 // Workers in a row that die holding calls none of which had started (nothing of the
 // user's ran, yet they died): then the first of those calls fails instead of being sent
 // again, so that a call that kills whoever receives it cannot loop for ever.
@@ -129,7 +133,7 @@ struct ProcessPoolExecutor::Impl {
     enum class Phase { starting, initializing, ready, retiring, dead };
 
     Worker(asio::io_context& io, std::uint64_t max_frame)
-        : to(io), from(io), exit_watch(io), timer(io), reader(max_frame) {}
+        : to(io), from(io), exit_watch(io), timer(io), grace(io), reader(max_frame) {}
 
     // Counts towards max_workers: not retiring, not told to stop.
     bool active() const noexcept { return phase <= Phase::ready && !input_closed; }
@@ -142,6 +146,7 @@ struct ProcessPoolExecutor::Impl {
     asio::posix::stream_descriptor exit_watch;  // its pidfd: readable once it has exited
     int shm_fd = -1;
     asio::steady_timer timer;             // the handshake deadline
+    asio::steady_timer grace;             // after EOF or EPIPE: time left to exit on its own
     detail::FrameReader reader;
     Phase phase = Phase::starting;
     std::deque<RemoteCall*> inflight;     // sent, not finished, in send order
@@ -152,6 +157,8 @@ struct ProcessPoolExecutor::Impl {
     bool input_closed = false;  // we sent EOF: it finishes what it holds and exits
     bool reaped = false;
     bool exited = false;        // its pidfd said so; its pipe may still hold results
+    bool eof = false;           // its output pipe ended before it exited
+    bool killed_by_pool = false;  // we SIGKILLed it while it lived: its status is ours, not its own
     int status = 0;             // once reaped
     std::string stopped_by_pool;  // why we killed it, if we did
     detail::FrameWriter writer;  // the frame being sent to it
@@ -302,6 +309,7 @@ struct ProcessPoolExecutor::Impl {
     detail::finish_frame(f, at, 0);
     w->writer.seal();
     start_write(w);
+    if (w->phase == Worker::Phase::dead) return;  // writing broke the pool (a failed respawn)
     w->timer.expires_after(options.handshake_timeout);
     w->timer.async_wait([this, w](const boost::system::error_code& e) {
       if (!e && w->phase == Worker::Phase::starting) guarded([&] { handshake_timed_out(w); });
@@ -320,7 +328,32 @@ struct ProcessPoolExecutor::Impl {
     // It is the program's worker but stuck (stopped, or a machine far too loaded): replace it.
     w->stopped_by_pool = "was stopped: it reached parex::init but did not answer within " +
                          std::to_string(options.handshake_timeout.count()) + " ms";
-    ::kill(w->pid, SIGKILL);
+    send_signal(*w, SIGKILL);
+  }
+
+  // Through the pidfd where there is one: a pid may be reused once reaped elsewhere (a
+  // program that ignores SIGCHLD), a pidfd never names another process.
+  static void send_signal(Worker& w, int sig) noexcept {
+    if (w.exit_watch.is_open()) ::syscall(SYS_pidfd_send_signal, w.exit_watch.native_handle(), sig, nullptr, 0);
+    else ::kill(w.pid, sig);
+  }
+
+  // The worker's channel ended (EOF, EPIPE): it is exiting, or it closed its fds and lives
+  // on. With a pidfd, its exit is awaited, so that its own status tells why it went; one
+  // still alive after exit_grace is killed, and its death is then the pool's doing.
+  // Without a pidfd it is killed at once, as before.
+  void expect_exit(const WorkerPtr& w, std::string why) {
+    if (!w->exit_watch.is_open()) {
+      if (w->stopped_by_pool.empty()) w->stopped_by_pool = std::move(why);
+      return send_signal(*w, SIGKILL);
+    }
+    w->grace.expires_after(exit_grace);
+    w->grace.async_wait([this, w, why = std::move(why)](const boost::system::error_code& e) {
+      if (e || w->phase == Worker::Phase::dead || w->exited) return;
+      if (w->stopped_by_pool.empty()) w->stopped_by_pool = why + ", and did not exit";
+      w->killed_by_pool = true;
+      send_signal(*w, SIGKILL);
+    });
   }
 
   // The worker has exited. Everything it wrote is in its pipe by now, but a process it
@@ -331,6 +364,7 @@ struct ProcessPoolExecutor::Impl {
   void on_exit(const WorkerPtr& w) {
     if (w->phase == Worker::Phase::dead) return;
     w->exited = true;
+    if (w->eof) return worker_ended(w);  // its pipe is drained and no read is in flight
     boost::system::error_code ignored;
     w->from.cancel(ignored);
   }
@@ -357,6 +391,10 @@ struct ProcessPoolExecutor::Impl {
 
   void on_read(const WorkerPtr& w, const boost::system::error_code& ec, std::size_t n) {
     if (w->phase == Worker::Phase::dead) return;
+    if (ec == asio::error::eof && !w->exited && w->exit_watch.is_open()) {
+      w->eof = true;  // on_exit ends it
+      return expect_exit(w, "was stopped: it closed its output");
+    }
     if (ec && !(w->exited && ec == asio::error::operation_aborted)) return worker_ended(w);
     if (!ec && !consume(w, n)) return;
     if (w->exited) return drain_exited(w);
@@ -376,6 +414,7 @@ struct ProcessPoolExecutor::Impl {
     } catch (const ProtocolError& e) {
       std::fprintf(stderr, "parex: worker %d sent a bad frame (%s); stopping it\n", static_cast<int>(w->pid), e.what());
       w->stopped_by_pool = std::string("was stopped: it sent a bad frame (") + e.what() + ")";
+      w->killed_by_pool = true;
       worker_ended(w);
       return false;
     }
@@ -401,7 +440,7 @@ struct ProcessPoolExecutor::Impl {
         if (w->phase != Worker::Phase::initializing) throw ProtocolError("unexpected ready");
         w->phase = Worker::Phase::ready;
         startup_failures = 0;
-        started_one = true;
+        startup_crashes = 0;
         return;
       case FrameKind::init_failed: {
         r.get_byte();  // stage
@@ -549,9 +588,7 @@ struct ProcessPoolExecutor::Impl {
   void write_failed(const WorkerPtr& w, int error) {
     w->writing = false;
     if (w->phase == Worker::Phase::dead) return;
-    if (w->stopped_by_pool.empty())
-      w->stopped_by_pool = "was stopped: the pool could not write to it (" + std::string(strerror(error)) + ")";
-    ::kill(w->pid, SIGKILL);
+    expect_exit(w, "was stopped: the pool could not write to it (" + std::string(strerror(error)) + ")");
   }
 
   // A retiring worker gets EOF once it has nothing left to answer; when the pool is stopping,
@@ -572,15 +609,16 @@ struct ProcessPoolExecutor::Impl {
     boost::system::error_code ignored;
     w.to.close(ignored);
     w.from.close(ignored);
-    w.exit_watch.close(ignored);
     w.timer.cancel();
-    // By the time its output reached EOF the worker is past user code; SIGKILL only makes
-    // sure of it (a worker that closed its pipe itself must not leave us waiting).
+    w.grace.cancel();
+    // It has exited (pidfd), or its output reached EOF and it is past user code: SIGKILL
+    // only makes sure of it (a worker that closed its pipe itself must not leave us waiting).
     if (w.child.valid()) {
-      ::kill(w.pid, SIGKILL);
+      send_signal(w, SIGKILL);
       std::error_code ec;
       w.child.wait(ec);
     }
+    w.exit_watch.close(ignored);
     w.reaped = true;
     w.status = w.child.native_exit_code();
     return w.status;
@@ -638,7 +676,7 @@ struct ProcessPoolExecutor::Impl {
       // outside is a start-up failure like any other.
       if (phase == Worker::Phase::initializing && init_fn && !killed_from_outside(status))
         return break_pool(how + " while running the initializer");
-      if (const auto why = startup_verdict(status, reached)) return break_pool(how + " before the handshake: " + *why);
+      if (const auto why = startup_verdict(w, status, reached)) return break_pool(how + " before the handshake: " + *why);
       ++startup_failures;
       respawn_later();
       return maybe_finish();
@@ -691,19 +729,26 @@ struct ProcessPoolExecutor::Impl {
 
   // Whether a worker that died before its handshake shows that this program cannot start
   // workers (the reason, then), or may have been killed from outside (nullopt: retry).
-  std::optional<std::string> startup_verdict(int status, bool reached) {
+  std::optional<std::string> startup_verdict(const Worker& w, int status, bool reached) {
     if (WIFEXITED(status)) {
       const int code = WEXITSTATUS(status);
       if (code == detail::exit_no_memory) return std::nullopt;
       if (code == detail::exit_bad_setup || code == detail::exit_protocol_error)
         return std::string("it could not set up as a worker (its message is on stderr)");
       if (code == detail::exit_forgot_init || !reached) return std::string(detail::init_advice);
-      return std::string("it exited during set-up");
+      return startup_crash();
     }
-    if (!killed_from_outside(status) && !started_one && !reached && startup_failures + 1 >= max_startup_crashes)
-      return std::to_string(max_startup_crashes) + " workers in a row crashed before reaching parex::init (a crash "
-             "in a static constructor?)";
-    return std::nullopt;
+    if (killed_from_outside(status) && !w.killed_by_pool) return std::nullopt;
+    if (!reached && w.killed_by_pool) return std::string(detail::init_advice);  // closed its channel and lived on
+    return startup_crash();
+  }
+
+  // A crash during start-up (a signal it raised itself, an exit after parex::init): a
+  // few in a row show a program whose workers cannot start.
+  std::optional<std::string> startup_crash() {
+    if (++startup_crashes < max_startup_crashes) return std::nullopt;
+    return std::to_string(max_startup_crashes) + " workers in a row crashed while starting (a crash in a static "
+           "constructor, or before parex::init?)";
   }
 
   // Signals that a process does not send itself by crashing: somebody ended it.
@@ -771,7 +816,7 @@ struct ProcessPoolExecutor::Impl {
     for (auto& w : workers) {
       if (w->phase == Worker::Phase::dead) continue;
       w->stopped_by_pool = std::string("was ended by ") + by;
-      ::kill(w->pid, sig);
+      send_signal(*w, sig);
     }
     maybe_finish();
   }
@@ -830,7 +875,7 @@ struct ProcessPoolExecutor::Impl {
   std::size_t next_worker = 0;
   bool stopping = false;
   int startup_failures = 0;  // workers in a row that died before their handshake
-  bool started_one = false;  // some worker of this pool completed its handshake
+  int startup_crashes = 0;   // of those, crashes (see startup_crash)
   asio::steady_timer respawn_timer{io};
   bool respawn_scheduled = false;
   int terminate_signal = 0;  // set by terminate_workers / kill_workers

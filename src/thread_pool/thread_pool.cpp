@@ -326,6 +326,12 @@ ThreadPoolExecutor::ThreadPoolExecutor(ThreadPoolOptions options) : impl_(std::m
 }
 
 ThreadPoolExecutor::~ThreadPoolExecutor() {
+  if (this_threads_cancelling == impl_.get()) {
+    // A done callback of a call this pool's shutdown is cancelling: the shutdown would go
+    // on inside freed memory.
+    std::fputs("parex: ThreadPoolExecutor destroyed by a done callback of its own shutdown\n", stderr);
+    std::abort();
+  }
   end_map_ranges();
   try {
     impl_->shutdown(true, false);

@@ -12,7 +12,6 @@
 #include <functional>
 #include <iterator>
 #include <ranges>
-#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -99,10 +98,14 @@ class ExecutorLife {
     leave();
     return false;
   }
-  void leave() noexcept { users_.fetch_sub(1, std::memory_order_release); }
+  void leave() noexcept {
+    if (users_.fetch_sub(1, std::memory_order_seq_cst) == 1 && !alive_.load(std::memory_order_seq_cst))
+      users_.notify_all();
+  }
+  /// Waits (blocked, not spinning) for the submits under way; they take microseconds.
   void end() noexcept {
     alive_.store(false, std::memory_order_seq_cst);
-    while (users_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+    for (int n; (n = users_.load(std::memory_order_seq_cst)) != 0;) users_.wait(n, std::memory_order_seq_cst);
   }
 
  private:

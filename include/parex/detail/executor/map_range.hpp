@@ -135,40 +135,52 @@ class MapRange {
 
  private:
   // Submits chunks until the window is full, the input is exhausted or the map stopped.
-  void fill() {
-    if (stopped_ || next_ == std::ranges::end(input_) || window_.size() >= options_.buffersize) return;
-    if (!life_->enter()) return stop(detail::map_executor_gone());
-    struct Leave {
-      detail::ExecutorLife& life;
-      ~Leave() { life.leave(); }
-    } leave{*life_};
-    while (!stopped_ && window_.size() < options_.buffersize && next_ != std::ranges::end(input_)) {
-      std::vector<Item> items;
-      items.reserve(options_.chunksize);
-      try {
-        for (; items.size() < options_.chunksize && next_ != std::ranges::end(input_); ++next_)
-          items.push_back(*next_);
-      } catch (...) {  // the input failed: the items read before it still go out
-        const std::exception_ptr e = std::current_exception();
-        if (!items.empty()) submit(std::move(items));
-        return stop(e);
-      }
-      submit(std::move(items));
-    }
-  }
-
-  void submit(std::vector<Item>&& items) {
-    const std::size_t n = items.size();
+  // Whatever fails in here (the input, a submit, memory) becomes the map's stop.
+  void fill() noexcept {
     try {
-      auto f = ex_->template submit_chunk<R>(fn_, std::move(items));
-      if (ready_) f.add_done_callback([q = ready_](const Future<Chunk>& g) { q->push(g); });
-      window_.push_back({std::move(f), n, nullptr});
+      while (!stopped_ && window_.size() < options_.buffersize && next_ != std::ranges::end(input_)) {
+        std::vector<Item> items;
+        items.reserve(options_.chunksize);
+        try {
+          for (; items.size() < options_.chunksize && next_ != std::ranges::end(input_); ++next_)
+            items.push_back(*next_);
+        } catch (...) {  // the input failed: the items read before it still go out
+          const std::exception_ptr e = std::current_exception();
+          if (!items.empty()) submit(std::move(items));
+          return stop(e);
+        }
+        submit(std::move(items));
+      }
     } catch (...) {
       stop(std::current_exception());
     }
   }
 
-  void stop(std::exception_ptr e) {
+  // The executor is used only between enter() and leave(), never while the user's input
+  // runs: a destructor on another thread waits for a submit, not for the input.
+  void submit(std::vector<Item>&& items) {
+    const std::size_t n = items.size();
+    if (!life_->enter()) return stop(detail::map_executor_gone());
+    Future<Chunk> f;
+    try {
+      f = ex_->template submit_chunk<R>(fn_, std::move(items));
+    } catch (...) {
+      life_->leave();
+      return stop(std::current_exception());
+    }
+    life_->leave();
+    try {
+      window_.push_back({f, n, nullptr});  // first: an unordered map finds it there when it completes
+      if (ready_) f.add_done_callback([q = ready_](const Future<Chunk>& g) { q->push(g); });
+    } catch (...) {  // out of memory: nothing unseen may run on
+      f.cancel();
+      if (!window_.empty() && window_.back().future == f) window_.pop_back();
+      stop(std::current_exception());
+    }
+  }
+
+  // noexcept: a stop that cannot be recorded (no memory for one more slot) is fatal.
+  void stop(std::exception_ptr e) noexcept {
     if (stopped_) return;
     stopped_ = true;
     window_.push_back({{}, 0, std::move(e)});
@@ -201,6 +213,7 @@ class MapRange {
     auto popped = ready_->pop(deadline_);
     if (!popped) timed_out();
     auto it = std::find_if(window_.begin(), window_.end(), [&](const Slot& s) { return s.future == *popped; });
+    if (it == window_.end()) throw InvalidStateError("map: a completed chunk is not in the window");
     Slot s = std::move(*it);
     window_.erase(it);
     return s;
@@ -225,7 +238,9 @@ class MapRange {
         std::rethrow_exception(slot.stop);
       }
       try {
-        chunk_ = std::move(slot.future).result(remaining());
+        // A chunk already done is taken without a deadline: result() may still wait a
+        // moment for its done callbacks (the ready queue's push), and that must not time out.
+        chunk_ = std::move(slot.future).result(slot.future.done() ? Timeout{} : remaining());
       } catch (const TimeoutError&) {
         window_.push_front(std::move(slot));  // cancelled with the rest
         timed_out();
