@@ -1,0 +1,114 @@
+// Which worker gets which calls, and the calls frame that carries them (see impl.hpp).
+#include "process_pool/impl.hpp"
+
+namespace parex {
+
+bool ProcessPoolExecutor::Impl::has_room(const Worker& w) const {
+  return w.in_flight() == 0 || static_cast<double>(w.in_flight()) * w.ns_per_item < target_inflight_ns;
+}
+
+void ProcessPoolExecutor::Impl::pump() {
+  if (pending.empty() || workers.empty()) return;
+  const auto snapshot = workers;  // send_calls may spawn a replacement (retiring workers)
+  const std::size_t n = snapshot.size();
+  for (std::size_t k = 0; k < n && !pending.empty(); ++k) {
+    const WorkerPtr& w = snapshot[(next_worker + k) % n];
+    if (w->phase == Worker::Phase::ready && !w->input_closed && !w->writing && has_room(*w)) send_calls(w);
+  }
+  ++next_worker;
+}
+
+void ProcessPoolExecutor::Impl::send_calls(const WorkerPtr& wp) {
+  Worker& w = *wp;
+  w.writer.begin();
+  Buffer& f = w.writer.frame();
+  detail::begin_frame(f, FrameKind::calls);
+  std::uint32_t items = 0;
+  while (!pending.empty() && items < max_frame_items && f.size() + w.writer.spliced_bytes() < max_frame_bytes_out &&
+         (items == 0 || has_room(w))) {
+    RemoteCall* c = pending.front();
+    pending.pop_front();
+    if (!c->state().set_running()) {  // cancelled while it waited here
+      c->drop();
+      continue;
+    }
+    const std::uint32_t n = c->count - c->done;
+    c->seek_resume();  // a re-send after a crash starts at the first item without an outcome
+    const auto bytes = c->args.bytes().subspan(c->resume_offset);
+    const bool in_arena = arena && c->args.block_owner() == arena.get();
+    f.put_varint(std::uint64_t{c->fn->id} << 1 | in_arena);
+    f.put_varint(n);
+    if (in_arena) {  // the worker reads the arguments where they are
+      f.put_varint(arena->offset_of(bytes.data()));
+      f.put_varint(bytes.size());
+    } else if (bytes.size() >= splice_threshold) {
+      w.writer.splice(bytes);
+    } else {
+      f.put(bytes.data(), bytes.size());
+    }
+    w.inflight.push_back(c);
+    w.sent += n;
+    items += n;
+    if (options.max_tasks_per_child && ++w.calls_sent >= options.max_tasks_per_child) {
+      w.phase = Worker::Phase::retiring;  // its replacement starts once this frame is under way
+      break;
+    }
+  }
+  if (items == 0) return;
+  detail::finish_frame(f, 0, items, 0, w.writer.spliced_bytes());
+  w.writer.seal();
+  start_write(wp);
+  // Only now: starting a worker may fail and break the pool, which must not find a
+  // frame half-built for this one.
+  if (w.phase == Worker::Phase::retiring) ensure_workers();
+}
+
+void ProcessPoolExecutor::Impl::start_write(const WorkerPtr& w) {
+  w->writing = true;
+  continue_write(w);
+}
+
+// Writes what the pipe takes now (channel/frame_writer.hpp); waits for room with Asio,
+// never blocks.
+void ProcessPoolExecutor::Impl::continue_write(const WorkerPtr& w) {
+  int error = 0;
+  switch (w->writer.write_some(w->to.native_handle(), error)) {
+    case detail::FrameWriter::Status::would_block:
+      w->to.async_wait(asio::posix::stream_descriptor::wait_write, [this, w](const boost::system::error_code& ec) {
+        guarded([&] {
+          if (w->phase == Worker::Phase::dead) return;
+          if (ec) return write_failed(w, ec.value());
+          continue_write(w);
+        });
+      });
+      return;
+    case detail::FrameWriter::Status::failed:
+      return write_failed(w, error);
+    case detail::FrameWriter::Status::done:
+      break;
+  }
+  w->writing = false;
+  w->writer.release(max_frame_bytes_out);  // let a frame that grew big give its memory back
+  pump();
+  maybe_close(*w);
+}
+
+// The worker is gone or going: its read side will report the end; make sure it ends.
+void ProcessPoolExecutor::Impl::write_failed(const WorkerPtr& w, int error) {
+  w->writing = false;
+  if (w->phase == Worker::Phase::dead) return;
+  expect_exit(w, "was stopped: the pool could not write to it (" + std::string(strerror(error)) + ")");
+}
+
+// A retiring worker gets EOF once it has nothing left to answer; when the pool is stopping,
+// every worker does, once nothing is left to send either.
+void ProcessPoolExecutor::Impl::maybe_close(Worker& w) {
+  const bool done_with_it = w.phase == Worker::Phase::retiring || (stopping && pending.empty());
+  if (done_with_it && !w.input_closed && w.phase != Worker::Phase::dead && w.inflight.empty() && !w.writing) {
+    w.input_closed = true;
+    boost::system::error_code ignored;
+    w.to.close(ignored);
+  }
+}
+
+}  // namespace parex

@@ -1,0 +1,236 @@
+// process_pool/impl.hpp - ProcessPoolExecutor::Impl: the parent side of the batched
+// channel, one object whose parts live in one file each (see process_pool.cpp for the
+// diagram and the invariants):
+//   process_pool.cpp  the facade, submit/shutdown from any thread, the reactor's loop
+//   dispatcher.cpp    which worker gets which calls, framing them, writing (channel/)
+//   results.cpp       reading frames from workers, delivering outcomes to futures
+//   lifecycle.cpp     starting, replacing and stopping workers; shutdown; breaking
+//   crash_policy.cpp  what a worker's death means: salvage, requeue, fail, or break
+// Thread-safety: the reactor thread owns everything but `inbox`, `broken`/`broken_reason`
+// and the join; see the fields. Internal: included by those files only.
+#pragma once
+
+#include <parex/process_pool.hpp>
+#include "channel/frame_writer.hpp"
+#include "process/arena.hpp"
+#include "process/shared_page.hpp"
+#include "process/spawn.hpp"
+#include "sync/inbox.hpp"
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/process/child.hpp>
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <fcntl.h>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <pthread.h>
+#include <string>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace parex {
+
+namespace asio = boost::asio;
+using detail::Buffer;
+using detail::Frame;
+using detail::FrameKind;
+using detail::Reader;
+using detail::RemoteCall;
+
+namespace pool_tuning {
+
+// Work a worker may hold beyond what it is running, in estimated time. Larger: fewer,
+// bigger frames; smaller: calls stay cancellable and balance better across workers.
+inline constexpr double target_inflight_ns = 2e6;
+// Until a worker has measured itself, assume its calls are slow: it gets one call, not a
+// batch, so that slow calls spread over the workers as they come up (a batch would run
+// them one after the other in the first worker ready); for tiny calls this costs one
+// round trip, after which the estimate drops to the truth.
+inline constexpr double initial_ns_per_item = target_inflight_ns;
+inline constexpr std::uint32_t max_frame_items = 1u << 16;
+inline constexpr std::size_t max_frame_bytes_out = std::size_t{16} << 20;  // a single bigger call still goes, alone
+// Arguments this big are written straight from the call's own buffer (writev), not copied.
+inline constexpr std::size_t splice_threshold = std::size_t{64} << 10;
+// Start-up failures (a worker that dies before its handshake). A worker that exits on its
+// own without reaching parex::init shows that the program cannot start workers: the pool
+// breaks at once. One killed by a signal may have been killed from outside (the OOM
+// killer, a user): the pool starts another after a back-off that doubles from
+// respawn_backoff_first up to respawn_backoff_max, so that it neither spins nor stalls
+// for long once the kills stop. A run of max_startup_crashes crashes in a row (signals it
+// raised itself, exits after parex::init) is taken as a program that cannot start workers.
+inline constexpr auto respawn_backoff_first = std::chrono::milliseconds(10);
+inline constexpr auto respawn_backoff_max = std::chrono::milliseconds(1000);
+inline constexpr int max_startup_crashes = 5;
+// How long a worker whose channel ended (EOF, EPIPE) may take to exit before the pool
+// kills it: an exiting process takes microseconds; one that closed its fds and lives on
+// must not hold a call (or a start-up) for long.
+inline constexpr auto exit_grace = std::chrono::milliseconds(1000);
+// Workers in a row that die holding calls none of which had started (nothing of the
+// user's ran, yet they died): then the first of those calls fails instead of being sent
+// again, so that a call that kills whoever receives it cannot loop for ever.
+inline constexpr int max_idle_deaths = 3;
+// Yields before the reactor blocks in epoll: a result usually follows a call within
+// microseconds, and a reactor still awake saves a slow wake-up of an idle CPU (measured
+// round trip 95-115 us without, 7-12 us with; see also worker/worker.cpp's idle_yields).
+inline constexpr int reactor_idle_yields = 16;
+// Address space reserved for the shared argument arena (sparse: memory is used only by
+// the arguments in it).
+inline constexpr std::size_t arena_reserve = std::size_t{64} << 30;
+
+}  // namespace pool_tuning
+using namespace pool_tuning;
+
+/// "was killed by signal 9 (Killed)", "exited with code 3": a wait status in words.
+std::string describe_status(int status);
+
+struct ProcessPoolExecutor::Impl {
+  struct Worker {
+    enum class Phase { starting, initializing, ready, retiring, dead };
+
+    Worker(asio::io_context& io, std::uint64_t max_frame)
+        : to(io), from(io), exit_watch(io), timer(io), grace(io), reader(max_frame) {}
+
+    // Counts towards max_workers: not retiring, not told to stop.
+    bool active() const noexcept { return phase <= Phase::ready && !input_closed; }
+    std::uint64_t in_flight() const noexcept { return sent - received; }
+
+    pid_t pid = -1;
+    boost::process::child child;
+    asio::posix::stream_descriptor to;    // calls to the worker (non-blocking)
+    asio::posix::stream_descriptor from;  // results from the worker
+    asio::posix::stream_descriptor exit_watch;  // its pidfd: readable once it has exited
+    int shm_fd = -1;
+    asio::steady_timer timer;             // the handshake deadline
+    asio::steady_timer grace;             // after EOF or EPIPE: time left to exit on its own
+    detail::FrameReader reader;
+    Phase phase = Phase::starting;
+    std::deque<RemoteCall*> inflight;     // sent, not finished, in send order
+    std::uint64_t sent = 0, received = 0; // items
+    std::size_t calls_sent = 0;
+    double ns_per_item = initial_ns_per_item;
+    bool writing = false;
+    bool input_closed = false;  // we sent EOF: it finishes what it holds and exits
+    bool reaped = false;
+    bool exited = false;        // its pidfd said so; its pipe may still hold results
+    bool eof = false;           // its output pipe ended before it exited
+    bool killed_by_pool = false;  // we SIGKILLed it while it lived: its status is ours, not its own
+    int status = 0;             // once reaped
+    std::string stopped_by_pool;  // why we killed it, if we did
+    detail::FrameWriter writer;  // the frame being sent to it
+  };
+  using WorkerPtr = std::shared_ptr<Worker>;
+
+  explicit Impl(ProcessPoolOptions o) : options(std::move(o)), guard(asio::make_work_guard(io)) {
+    n_workers = options.max_workers ? options.max_workers : process_cpu_count();
+  }
+
+  // process_pool.cpp: from any thread, and the reactor loop
+  void submit(RemoteCall* c);
+  void shutdown(bool wait, bool cancel_futures);
+  void end_workers(int sig);
+  void run();
+  void drain_inbox();
+
+  // dispatcher.cpp: calls to workers
+  bool has_room(const Worker& w) const;
+  void pump();
+  void send_calls(const WorkerPtr& wp);
+  void start_write(const WorkerPtr& w);
+  void continue_write(const WorkerPtr& w);
+  void write_failed(const WorkerPtr& w, int error);
+  void maybe_close(Worker& w);
+
+  // results.cpp: frames from workers
+  void read_more(const WorkerPtr& w);
+  void on_read(const WorkerPtr& w, const boost::system::error_code& ec, std::size_t n);
+  bool consume(const WorkerPtr& w, std::size_t n);
+  void handle_frame(const WorkerPtr& w, const Frame& f);
+  void deliver(Worker& w, Reader& r, std::uint32_t n);
+  void fail_front(Worker& w, const std::exception_ptr& e);
+  void complete_items(Worker& w, RemoteCall* c, std::uint32_t k);
+  void on_results(Worker& w, Reader& r, const detail::FrameHeader& h);
+  void on_exit(const WorkerPtr& w);
+  void drain_exited(const WorkerPtr& w);
+
+  // lifecycle.cpp: workers come and go; shutdown; breaking
+  std::size_t active_workers() const;
+  void ensure_workers();
+  void respawn_later();
+  void spawn();
+  void handshake_timed_out(const WorkerPtr& w);
+  static void send_signal(Worker& w, int sig) noexcept;
+  void expect_exit(const WorkerPtr& w, std::string why);
+  int reap(Worker& w);
+  void discard(const WorkerPtr& w);
+  void begin_shutdown(RemoteCall* rest, bool cancel_futures);
+  void force_stop(RemoteCall* rest, int sig);
+  void maybe_finish();
+  void break_pool(const std::string& reason) noexcept;
+
+  // crash_policy.cpp: what a death means
+  struct Progress {  // how far a dead worker got (its shared page)
+    std::uint64_t started = 0, finished = 0;
+  };
+  Progress salvage(Worker& w);
+  void worker_ended(const WorkerPtr& wp);
+  void ended_starting(const WorkerPtr& wp, Worker::Phase phase, int status, const std::string& how);
+  bool died_idle(Worker& w, int status, const std::string& how);
+  std::optional<std::string> startup_verdict(const Worker& w, int status, bool reached);
+  std::optional<std::string> startup_crash();
+  static bool killed_from_outside(int status) noexcept;
+  bool reached_init(const Worker& w) const;
+
+  // Handlers must not throw into Asio: a failure here (out of memory, a bug) breaks the
+  // pool loudly instead of killing the reactor silently.
+  template <class Fn>
+  void guarded(Fn&& fn) noexcept {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      break_pool(std::string("internal error in the pool's reactor: ") + e.what());
+    } catch (...) {
+      break_pool("internal error in the pool's reactor");
+    }
+  }
+
+  ProcessPoolOptions options;
+  std::size_t n_workers = 1;
+  // Declared before everything that may hold calls: destroyed after them.
+  std::unique_ptr<detail::ArgArena> arena = detail::ArgArena::create(arena_reserve);
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> guard;
+  std::thread reactor;
+  std::mutex join_mutex;
+  detail::Inbox<RemoteCall> inbox;
+  std::atomic<bool> broken{false};
+  std::string broken_reason;  // written before broken is set (release)
+
+  // reactor thread only
+  std::deque<RemoteCall*> pending;
+  std::vector<WorkerPtr> workers;
+  std::size_t next_worker = 0;
+  bool stopping = false;
+  int startup_failures = 0;  // workers in a row that died before their handshake
+  int startup_crashes = 0;   // of those, crashes (see startup_crash)
+  asio::steady_timer respawn_timer{io};
+  bool respawn_scheduled = false;
+  int terminate_signal = 0;  // set by terminate_workers / kill_workers
+  int idle_deaths = 0;  // see max_idle_deaths
+
+  const detail::FunctionEntry* init_fn = nullptr;
+  std::vector<std::byte> init_args;
+};
+
+}  // namespace parex

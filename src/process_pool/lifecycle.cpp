@@ -1,0 +1,226 @@
+// Starting, replacing and stopping workers; shutdown and breaking the pool (see impl.hpp).
+#include "process_pool/impl.hpp"
+
+namespace parex {
+
+std::size_t ProcessPoolExecutor::Impl::active_workers() const {
+  return static_cast<std::size_t>(std::count_if(workers.begin(), workers.end(), [](auto& w) { return w->active(); }));
+}
+
+// Keeps max_workers workers. While stopping, only as long as accepted calls are left:
+// a worker that crashes during shutdown hands its unstarted calls back, and they still
+// need someone to run them.
+void ProcessPoolExecutor::Impl::ensure_workers() {
+  if (respawn_scheduled) return;  // the back-off timer calls again
+  while (!broken.load(std::memory_order_relaxed) && active_workers() < n_workers && (!stopping || !pending.empty()))
+    spawn();
+}
+
+// After a start-up failure: the next worker starts after a back-off (see respawn_backoff_first).
+void ProcessPoolExecutor::Impl::respawn_later() {
+  if (respawn_scheduled) return;
+  const int doublings = std::min(startup_failures - 1, 10);
+  respawn_scheduled = true;
+  respawn_timer.expires_after(std::min<std::chrono::milliseconds>(respawn_backoff_max, respawn_backoff_first * (1 << doublings)));
+  respawn_timer.async_wait([this](const boost::system::error_code& e) {
+    respawn_scheduled = false;
+    if (e) return;
+    guarded([&] {
+      ensure_workers();
+      pump();
+      maybe_finish();
+    });
+  });
+}
+
+void ProcessPoolExecutor::Impl::spawn() {
+  auto w = std::make_shared<Worker>(io, options.max_frame_bytes);
+  detail::SpawnedWorker sp;
+  try {
+    sp = detail::spawn_worker(arena ? arena->fd() : -1);
+  } catch (const std::exception& e) {
+    return break_pool(e.what());
+  }
+  w->child = std::move(sp.child);
+  w->pid = sp.pid;
+  w->shm_fd = sp.shm_fd;
+  if (sp.pidfd >= 0) w->exit_watch.assign(sp.pidfd);
+  w->to.assign(sp.to_fd);
+  w->from.assign(sp.from_fd);
+  w->to.non_blocking(true);
+  w->from.non_blocking(true);
+  workers.push_back(w);
+
+  // The first frame: the initializer (or none).
+  w->writer.begin();
+  Buffer& f = w->writer.frame();
+  const auto at = detail::begin_frame(f, FrameKind::init);
+  if (init_fn) {
+    f.put_byte(1);
+    f.put_varint(init_fn->id);
+    f.put(init_args.data(), init_args.size());
+  } else {
+    f.put_byte(0);
+  }
+  detail::finish_frame(f, at, 0);
+  w->writer.seal();
+  start_write(w);
+  if (w->phase == Worker::Phase::dead) return;  // writing broke the pool (a failed respawn)
+  w->timer.expires_after(options.handshake_timeout);
+  w->timer.async_wait([this, w](const boost::system::error_code& e) {
+    if (!e && w->phase == Worker::Phase::starting) guarded([&] { handshake_timed_out(w); });
+  });
+  if (w->exit_watch.is_open())
+    w->exit_watch.async_wait(asio::posix::stream_descriptor::wait_read, [this, w](const boost::system::error_code& e) {
+      if (!e) guarded([&] { on_exit(w); });
+    });
+  read_more(w);
+}
+
+void ProcessPoolExecutor::Impl::handshake_timed_out(const WorkerPtr& w) {
+  if (!reached_init(*w))
+    return break_pool("worker process " + std::to_string(w->pid) + " did not answer within " +
+                      std::to_string(options.handshake_timeout.count()) + " ms: " + detail::init_advice);
+  // It is the program's worker but stuck (stopped, or a machine far too loaded): replace it.
+  w->stopped_by_pool = "was stopped: it reached parex::init but did not answer within " +
+                       std::to_string(options.handshake_timeout.count()) + " ms";
+  send_signal(*w, SIGKILL);
+}
+
+// Through the pidfd where there is one: a pid may be reused once reaped elsewhere (a
+// program that ignores SIGCHLD), a pidfd never names another process.
+void ProcessPoolExecutor::Impl::send_signal(Worker& w, int sig) noexcept {
+  if (w.exit_watch.is_open()) ::syscall(SYS_pidfd_send_signal, w.exit_watch.native_handle(), sig, nullptr, 0);
+  else ::kill(w.pid, sig);
+}
+
+// The worker's channel ended (EOF, EPIPE): it is exiting, or it closed its fds and lives
+// on. With a pidfd, its exit is awaited, so that its own status tells why it went; one
+// still alive after exit_grace is killed, and its death is then the pool's doing.
+// Without a pidfd it is killed at once, as before.
+void ProcessPoolExecutor::Impl::expect_exit(const WorkerPtr& w, std::string why) {
+  if (!w->exit_watch.is_open()) {
+    if (w->stopped_by_pool.empty()) w->stopped_by_pool = std::move(why);
+    return send_signal(*w, SIGKILL);
+  }
+  w->grace.expires_after(exit_grace);
+  w->grace.async_wait([this, w, why = std::move(why)](const boost::system::error_code& e) {
+    if (e || w->phase == Worker::Phase::dead || w->exited) return;
+    if (w->stopped_by_pool.empty()) w->stopped_by_pool = why + ", and did not exit";
+    w->killed_by_pool = true;
+    send_signal(*w, SIGKILL);
+  });
+}
+
+// ---- a worker's end: normal (closing) or not ----------------------------------------
+// Idempotent: once reaped, the pid may belong to somebody else and is never signalled.
+int ProcessPoolExecutor::Impl::reap(Worker& w) {
+  if (w.reaped) return w.status;
+  boost::system::error_code ignored;
+  w.to.close(ignored);
+  w.from.close(ignored);
+  w.timer.cancel();
+  w.grace.cancel();
+  // It has exited (pidfd), or its output reached EOF and it is past user code: SIGKILL
+  // only makes sure of it (a worker that closed its pipe itself must not leave us waiting).
+  if (w.child.valid()) {
+    send_signal(w, SIGKILL);
+    std::error_code ec;
+    w.child.wait(ec);
+  }
+  w.exit_watch.close(ignored);
+  w.reaped = true;
+  w.status = w.child.native_exit_code();
+  return w.status;
+}
+
+void ProcessPoolExecutor::Impl::discard(const WorkerPtr& w) {
+  if (w->shm_fd >= 0) ::close(w->shm_fd);
+  w->shm_fd = -1;
+  std::erase(workers, w);
+}
+
+// ---- shutdown and breakage ---------------------------------------------------------
+void ProcessPoolExecutor::Impl::begin_shutdown(RemoteCall* rest, bool cancel_futures) {
+  stopping = true;
+  for (RemoteCall* c = rest; c;) {
+    RemoteCall* next = c->next;
+    pending.push_back(c);
+    c = next;
+  }
+  if (cancel_futures) {
+    std::deque<RemoteCall*> keep;
+    for (RemoteCall* c : pending) {
+      if (c->done == 0 && c->state().cancel()) c->drop();
+      else keep.push_back(c);
+    }
+    pending.swap(keep);
+  }
+  pump();
+  for (auto& w : workers) maybe_close(*w);
+  maybe_finish();
+}
+
+// terminate_workers / kill_workers: shutdown(wait=false, cancel_futures=true), then the
+// signal to every worker. Calls that cannot be cancelled (part of a chunk already ran)
+// fail; so do those the workers hold (worker_ended).
+void ProcessPoolExecutor::Impl::force_stop(RemoteCall* rest, int sig) {
+  stopping = true;
+  terminate_signal = sig;
+  for (RemoteCall* c = rest; c;) {
+    RemoteCall* next = c->next;
+    pending.push_back(c);
+    c = next;
+  }
+  const char* by = sig == SIGKILL ? "kill_workers()" : "terminate_workers()";
+  const auto e = std::make_exception_ptr(BrokenProcessPool(std::string("the pool was ended by ") + by));
+  for (RemoteCall* c : pending) {
+    if (c->done == 0 && c->state().cancel()) c->drop();
+    else c->fail_rest(e);
+  }
+  pending.clear();
+  for (auto& w : workers) {
+    if (w->phase == Worker::Phase::dead) continue;
+    w->stopped_by_pool = std::string("was ended by ") + by;
+    send_signal(*w, sig);
+  }
+  maybe_finish();
+}
+
+void ProcessPoolExecutor::Impl::maybe_finish() {
+  if (stopping && pending.empty() && workers.empty()) {
+    respawn_timer.cancel();
+    guard.reset();
+  }
+}
+
+void ProcessPoolExecutor::Impl::break_pool(const std::string& reason) noexcept {
+  if (broken.load(std::memory_order_relaxed)) return;
+  try {
+    broken_reason = reason;
+    broken.store(true, std::memory_order_release);
+    const auto e = std::make_exception_ptr(BrokenProcessPool(reason));
+    for (RemoteCall* c = inbox.close(); c;) {
+      RemoteCall* next = c->next;
+      c->fail_rest(e);
+      c = next;
+    }
+    for (RemoteCall* c : pending) c->fail_rest(e);
+    pending.clear();
+    auto all = workers;
+    for (auto& w : all) {
+      w->phase = Worker::Phase::dead;
+      reap(*w);  // first: a live worker may still be reading arguments the calls own
+      for (RemoteCall* c : w->inflight) c->fail_rest(e);
+      w->inflight.clear();
+      discard(w);
+    }
+    respawn_timer.cancel();
+    maybe_finish();
+  } catch (...) {
+    std::fprintf(stderr, "parex: cannot tear down a broken process pool: %s\n", reason.c_str());
+    std::abort();
+  }
+}
+
+}  // namespace parex

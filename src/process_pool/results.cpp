@@ -1,0 +1,144 @@
+// Reading frames from workers and delivering their outcomes to the calls' futures (see impl.hpp).
+#include "process_pool/impl.hpp"
+
+namespace parex {
+
+// The worker has exited. Everything it wrote is in its pipe by now, but a process it
+// forked may keep the pipe open: EOF may never come. The read in flight is cancelled
+// and on_read, which it always reaches, drains the pipe without waiting. (Reading here
+// instead would race with that read: Asio may have performed it already, its bytes in
+// the reader's buffer but not yet handed to on_read.)
+void ProcessPoolExecutor::Impl::on_exit(const WorkerPtr& w) {
+  if (w->phase == Worker::Phase::dead) return;
+  w->exited = true;
+  if (w->eof) return worker_ended(w);  // its pipe is drained and no read is in flight
+  boost::system::error_code ignored;
+  w->from.cancel(ignored);
+}
+
+// After on_exit: reads what the pipe still holds, without blocking, then ends w.
+void ProcessPoolExecutor::Impl::drain_exited(const WorkerPtr& w) {
+  for (;;) {
+    auto space = w->reader.prepare();
+    const ssize_t n = ::read(w->from.native_handle(), space.data(), space.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (!consume(w, static_cast<std::size_t>(n))) return;
+  }
+  worker_ended(w);
+}
+
+void ProcessPoolExecutor::Impl::read_more(const WorkerPtr& w) {
+  auto space = w->reader.prepare();
+  w->from.async_read_some(asio::buffer(space.data(), space.size()),
+                          [this, w](const boost::system::error_code& ec, std::size_t n) {
+                            guarded([&] { on_read(w, ec, n); });
+                          });
+}
+
+void ProcessPoolExecutor::Impl::on_read(const WorkerPtr& w, const boost::system::error_code& ec, std::size_t n) {
+  if (w->phase == Worker::Phase::dead) return;
+  if (ec == asio::error::eof && !w->exited && w->exit_watch.is_open()) {
+    w->eof = true;  // on_exit ends it
+    return expect_exit(w, "was stopped: it closed its output");
+  }
+  if (ec && !(w->exited && ec == asio::error::operation_aborted)) return worker_ended(w);
+  if (!ec && !consume(w, n)) return;
+  if (w->exited) return drain_exited(w);
+  read_more(w);
+  pump();
+  maybe_close(*w);
+}
+
+// Handles the complete frames among n more bytes read from w; false if w has ended.
+bool ProcessPoolExecutor::Impl::consume(const WorkerPtr& w, std::size_t n) {
+  w->reader.commit(n);
+  try {
+    while (auto f = w->reader.next()) {
+      handle_frame(w, *f);
+      if (w->phase == Worker::Phase::dead) return false;
+    }
+  } catch (const ProtocolError& e) {
+    std::fprintf(stderr, "parex: worker %d sent a bad frame (%s); stopping it\n", static_cast<int>(w->pid), e.what());
+    w->stopped_by_pool = std::string("was stopped: it sent a bad frame (") + e.what() + ")";
+    w->killed_by_pool = true;
+    worker_ended(w);
+    return false;
+  }
+  return true;
+}
+
+void ProcessPoolExecutor::Impl::handle_frame(const WorkerPtr& w, const Frame& f) {
+  Reader r(f.payload);
+  switch (f.kind()) {
+    case FrameKind::hello: {
+      if (w->phase != Worker::Phase::starting) throw ProtocolError("unexpected hello");
+      const auto version = r.get_raw<std::uint32_t>();
+      const auto digest = r.get_raw<std::uint64_t>();
+      if (version != detail::protocol_version || digest != detail::Registry::global().digest())
+        return break_pool("worker process " + std::to_string(w->pid) +
+                          " runs a different program: its registered functions differ from ours (was the "
+                          "binary rebuilt while this program ran?)");
+      w->phase = Worker::Phase::initializing;
+      w->timer.cancel();
+      return;
+    }
+    case FrameKind::ready:
+      if (w->phase != Worker::Phase::initializing) throw ProtocolError("unexpected ready");
+      w->phase = Worker::Phase::ready;
+      startup_failures = 0;
+      startup_crashes = 0;
+      return;
+    case FrameKind::init_failed: {
+      r.get_byte();  // stage
+      const std::string what = detail::describe_exception(detail::decode_exception(r));
+      // On stderr too, as Python logs "Exception in initializer:" with the traceback.
+      std::fprintf(stderr, "parex: exception in the initializer of worker process %d: %s\n",
+                   static_cast<int>(w->pid), what.c_str());
+      return break_pool("the initializer failed in worker process " + std::to_string(w->pid) + ": " + what);
+    }
+    case FrameKind::results:
+      return on_results(*w, r, f.header);
+    default:
+      throw ProtocolError("unexpected frame kind from a worker");
+  }
+}
+
+// Outcomes for the next n items sent to w, in order: each call at the front of the
+// in-flight list takes its run of them in one go.
+void ProcessPoolExecutor::Impl::deliver(Worker& w, Reader& r, std::uint32_t n) {
+  while (n) {
+    if (w.inflight.empty()) throw ProtocolError("a result for no call");
+    RemoteCall* c = w.inflight.front();
+    const std::uint32_t k = std::min(n, c->count - c->done);
+    idle_deaths = 0;
+    c->take_outcomes(r, k);
+    complete_items(w, c, k);
+    n -= k;
+  }
+}
+
+void ProcessPoolExecutor::Impl::fail_front(Worker& w, const std::exception_ptr& e) {
+  RemoteCall* c = w.inflight.front();
+  c->on_error(e);
+  complete_items(w, c, 1);
+}
+
+void ProcessPoolExecutor::Impl::complete_items(Worker& w, RemoteCall* c, std::uint32_t k) {
+  w.received += k;
+  if ((c->done += k) == c->count) {
+    w.inflight.pop_front();
+    c->finish();  // may free c
+  }
+}
+
+void ProcessPoolExecutor::Impl::on_results(Worker& w, Reader& r, const detail::FrameHeader& h) {
+  deliver(w, r, h.items);
+  if (!r.empty()) throw ProtocolError("trailing bytes in a results frame");
+  if (h.items) {
+    const double sample = std::max(20.0, h.aux * 1000.0 / h.items);
+    w.ns_per_item = 0.5 * w.ns_per_item + 0.5 * sample;
+  }
+}
+
+}  // namespace parex
