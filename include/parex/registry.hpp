@@ -23,6 +23,7 @@
 #include <parex/detail/wire/buffer.hpp>
 #include <parex/detail/executor/callable.hpp>
 #include <parex/detail/wire/frame.hpp>
+#include <parex/detail/wire/records.hpp>
 #include <parex/serialize.hpp>
 
 #include <atomic>
@@ -111,48 +112,6 @@ std::exception_ptr decode_exception(Reader& r);
 
 // ---- invokers ------------------------------------------------------------------------
 
-/// Writes `encode_body(w)` preceded by its length as a varint. The prefix is reserved
-/// before the body: 1 byte, or as many as `hint` (an estimate of the body's size) needs;
-/// the body is shifted only if it outgrows the reservation.
-template <class Body>
-void put_length_prefixed(Writer& w, Body&& encode_body, std::size_t hint = 0) {
-  std::size_t width = 1;
-  for (std::size_t v = hint >> 7; v; v >>= 7) ++width;
-  if (width > 1) width = std::min<std::size_t>(width + 1, 10);  // slack: the hint is an estimate
-  const std::size_t at = w.size();
-  w.prepare(width);
-  w.advance(width);
-  encode_body(w);
-  const std::size_t len = w.size() - at - width;
-  if (width == 1 && len < 0x80) {
-    w.data()[at] = static_cast<std::byte>(len);
-    return;
-  }
-  if (width > 1 && (width >= 10 || len >> (7 * width) == 0)) {
-    w.patch_varint(at, len, width);
-    return;
-  }
-  if (width > 1) {  // outgrew its reservation: collapse to one byte, then shift as below
-    std::memmove(w.data() + at + 1, w.data() + at + width, len);
-    w.truncate(at + 1 + len);
-  }
-  std::size_t extra = 0;
-  for (std::size_t v = len >> 7; v; v >>= 7) ++extra;
-  w.prepare(extra);
-  std::memmove(w.data() + at + 1 + extra, w.data() + at + 1, len);
-  w.advance(extra);
-  std::size_t v = len;
-  std::byte* p = w.data() + at;
-  while (v >= 0x80) {
-    *p++ = static_cast<std::byte>(v | 0x80);
-    v >>= 7;
-  }
-  *p = static_cast<std::byte>(v);
-}
-
-/// An error outcome: status, length, stage, exception.
-void put_error_outcome(Writer& w, Stage stage, const std::exception_ptr& e) noexcept;
-
 template <class P>
 using param_t = std::remove_cvref_t<P>;
 
@@ -192,14 +151,11 @@ void invoke_item(const FunctionEntry& self, Reader& args, Writer& out) noexcept 
   // 3. encode the result (rolled back to an error outcome if encoding throws)
   const std::size_t mark = out.size();
   try {
-    out.put_byte(static_cast<std::uint8_t>(OutcomeStatus::ok));
     if constexpr (std::is_void_v<Result>) {
-      out.put_byte(0);
-    } else if constexpr (constexpr std::size_t n = fixed_encoded_size<Result>(); n != 0 && n < 0x80) {
-      out.put_byte(static_cast<std::uint8_t>(n));
-      encode<Result>(out, *result);
+      put_ok_outcome(out, [](Writer&) {}, 0);  // no body
     } else {
-      put_length_prefixed(out, [&](Writer& w) { encode<Result>(w, *result); }, size_hint(*result));
+      put_ok_outcome(out, [&](Writer& w) { encode<Result>(w, *result); }, size_hint(*result),
+                     fixed_encoded_size<Result>());
     }
   } catch (...) {
     out.truncate(mark);

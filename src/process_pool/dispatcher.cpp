@@ -36,11 +36,9 @@ void ProcessPoolExecutor::Impl::send_calls(const WorkerPtr& wp) {
     c->seek_resume();  // a re-send after a crash starts at the first item without an outcome
     const auto bytes = c->args.bytes().subspan(c->resume_offset);
     const bool in_arena = arena && c->args.block_owner() == arena.get();
-    f.put_varint(std::uint64_t{c->fn->id} << 1 | in_arena);
-    f.put_varint(n);
+    detail::put_call_head(f, {c->fn->id, n, in_arena});
     if (in_arena) {  // the worker reads the arguments where they are
-      f.put_varint(arena->offset_of(bytes.data()));
-      f.put_varint(bytes.size());
+      detail::put_arena_ref(f, {arena->offset_of(bytes.data()), bytes.size()});
     } else if (bytes.size() >= splice_threshold) {
       w.writer.splice(bytes);
     } else {

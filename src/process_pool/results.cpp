@@ -136,7 +136,7 @@ void ProcessPoolExecutor::Impl::on_results(Worker& w, Reader& r, const detail::F
   deliver(w, r, h.items);
   if (!r.empty()) throw ProtocolError("trailing bytes in a results frame");
   if (h.items) {
-    const double sample = std::max(20.0, h.aux * 1000.0 / h.items);
+    const double sample = std::max(20.0, h.busy_us * 1000.0 / h.items);
     w.ns_per_item = 0.5 * w.ns_per_item + 0.5 * sample;
   }
 }

@@ -205,12 +205,12 @@ std::size_t begin_frame(Writer& w, FrameKind kind) {
   return at;
 }
 
-void finish_frame(Writer& w, std::size_t at, std::uint32_t items, std::uint32_t aux, std::uint64_t elsewhere) noexcept {
+void finish_frame(Writer& w, std::size_t at, std::uint32_t items, std::uint32_t busy_us, std::uint64_t elsewhere) noexcept {
   FrameHeader h;
   std::memcpy(&h, w.data() + at, sizeof h);
   h.length = w.size() - at - sizeof h + elsewhere;
   h.items = items;
-  h.aux = aux;
+  h.busy_us = busy_us;
   std::memcpy(w.data() + at, &h, sizeof h);
 }
 

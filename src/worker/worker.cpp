@@ -23,6 +23,7 @@
 
 #include "process/marker.hpp"
 #include "process/shared_page.hpp"
+#include "worker/run_calls.hpp"
 #include "sync/futex.hpp"
 
 #include <atomic>
@@ -67,9 +68,6 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t flush_bytes = std::size_t{256} << 10;
 constexpr auto flush_latency = std::chrono::microseconds(200);
 constexpr auto flusher_latency = std::chrono::microseconds(500);
-// Reading the clock costs ~20 ns: in a long record (a map chunk of tiny items) look only
-// every clock_stride items.
-constexpr std::uint32_t clock_stride = 64;
 // After answering, yield this many times, looking for input, before blocking: on a
 // machine whose idle CPUs wake slowly (here ~45 us a wake-up) the next call of a caller
 // waiting on each result then finds the worker awake. Measured round trip: 95-115 us
@@ -165,18 +163,12 @@ class ResultStream final : public Writer {
     const std::size_t from = sent_bytes_.load(std::memory_order_relaxed);
     if (to == from) return;
     std::uint64_t n = 0;
-    for (Reader r({data_ + from, to - from}); !r.empty(); ++n) {
-      r.get_byte();
-      r.take(r.get_varint());
-    }
+    for (Reader r({data_ + from, to - from}); !r.empty(); ++n) read_outcome(r);
     const std::uint64_t items_from = sent_items_.load(std::memory_order_relaxed);
     const std::uint64_t items_to = items_from + n;
-    FrameHeader h;
-    h.kind = static_cast<std::uint16_t>(FrameKind::results);
-    h.length = to - from;
-    h.items = static_cast<std::uint32_t>(items_to - items_from);
     const auto us = busy_ns_.exchange(0, std::memory_order_relaxed) / 1000;
-    h.aux = static_cast<std::uint32_t>(std::min<std::int64_t>(us, UINT32_MAX));
+    FrameHeader h = frame_header(FrameKind::results, to - from, static_cast<std::uint32_t>(n),
+                                       static_cast<std::uint32_t>(std::min<std::int64_t>(us, UINT32_MAX)));
     iovec v[2] = {{&h, sizeof h}, {data_ + from, to - from}};
     write_all(out_fd_, v, 2);
     // Only now are these results the parent's: until the write completed, a crash would
@@ -281,9 +273,9 @@ class ArenaView {
   std::size_t size_ = 0;
 };
 
-class Worker {
+class WorkerLoop {
  public:
-  explicit Worker(const WorkerMarker& m)
+  explicit WorkerLoop(const WorkerMarker& m)
       : in_(m.in_fd), out_fd_(m.out_fd), input_(std::uint64_t{1} << 40), arena_(m.arena_fd) {
     send_hello();
     try {
@@ -337,12 +329,12 @@ class Worker {
     if (r.get_byte()) {
       const FunctionEntry* e = Registry::global().by_id(static_cast<std::uint32_t>(r.get_varint()));
       if (!e) die(exit_protocol_error, "unknown initializer id");
-      Reader args(r.take(r.get_varint()));
+      Reader args = read_item(r);
       Buffer outcome;
       e->invoke(*e, args, outcome);
       Reader o(outcome.bytes());
-      if (o.get_byte() != static_cast<std::uint8_t>(OutcomeStatus::ok)) {
-        Reader body(o.take(o.get_varint()));
+      if (const OutcomeView v = read_outcome(o); v.status != OutcomeStatus::ok) {
+        Reader body = v.body;
         at = begin_frame(reply, FrameKind::init_failed);
         reply.put(body.position(), body.remaining());
         finish_frame(reply, at, 0);
@@ -355,39 +347,40 @@ class Worker {
     write_all(out_fd_, reply.data(), reply.size());
   }
 
+  // The pipe worker's side of run_calls: outcomes go to the shared results buffer, the
+  // shared page counts items for the parent's crash salvage, and results are flushed as
+  // the flush tunables say.
+  struct PipeSink {
+    WorkerLoop& loop;
+    ResultStream& stream;
+    WorkerShared& shared;
+    Clock::time_point since;  // start of the busy time not yet accounted
+
+    Writer& out() noexcept { return stream; }
+    void begin_call() {
+      since = Clock::now();
+      stream.maybe_rewind();
+    }
+    void item_started() noexcept {
+      stream.arm();  // results wait while this item runs: the flusher watches them (once per batch)
+      shared.started.store(++loop.started_, std::memory_order_release);
+    }
+    void item_finished() {
+      stream.commit(++loop.finished_);
+      if (stream.size() >= flush_bytes) stream.flush();
+    }
+    void tick(Clock::time_point now) {
+      stream.add_busy(now - since);
+      since = now;
+      if (now - stream.pending_since() >= flush_latency) stream.flush();
+    }
+    std::span<const std::byte> arena(ArenaRef a) const { return loop.arena_.at(a.offset, a.length); }
+  };
+
   void run_calls(const Frame& f) {
-    ResultStream& out = *results_;
-    WorkerShared& sh = out.shared();
-    Reader r(f.payload);
+    PipeSink sink{*this, *results_, results_->shared(), {}};
     try {
-      while (!r.empty()) {
-        const std::uint64_t head = r.get_varint();  // function id << 1 | arguments in the arena
-        const FunctionEntry* e = Registry::global().by_id(static_cast<std::uint32_t>(head >> 1));
-        if (!e) throw ProtocolError("unknown function id");
-        const std::uint64_t n = r.get_varint();
-        Reader in_arena;
-        if (head & 1) {
-          const std::uint64_t offset = r.get_varint();
-          in_arena = Reader(arena_.at(offset, r.get_varint()));
-        }
-        Reader& items = head & 1 ? in_arena : r;
-        Clock::time_point t0 = Clock::now();
-        out.maybe_rewind();
-        for (std::uint64_t i = 0; i < n; ++i) {
-          Reader args(items.take(items.get_varint()));
-          out.arm();  // results wait while this item runs: the flusher watches them (once per batch)
-          sh.started.store(++started_, std::memory_order_release);
-          e->invoke(*e, args, out);
-          out.commit(++finished_);
-          if (n <= clock_stride || (i + 1) % clock_stride == 0 || i + 1 == n) {
-            const auto t1 = Clock::now();
-            out.add_busy(t1 - t0);
-            t0 = t1;
-            if (t1 - out.pending_since() >= flush_latency) out.flush();
-          }
-          if (out.size() >= flush_bytes) out.flush();
-        }
-      }
+      detail::run_calls(f.payload, sink);
     } catch (const std::exception& e) {
       die(exit_protocol_error, e.what());
     }
@@ -468,7 +461,7 @@ class Worker {
   }
   // Leaked on purpose: the worker ends with exit(), and the flusher thread must not be
   // destroyed (std::terminate) on the way out.
-  (new Worker(m))->run();
+  (new WorkerLoop(m))->run();
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <parex/detail/executor/callable.hpp>
 #include <parex/detail/future/state.hpp>
 #include <parex/detail/executor/task.hpp>
+#include <parex/detail/wire/records.hpp>
 #include <parex/registry.hpp>
 #include <parex/serialize.hpp>
 
@@ -63,9 +64,9 @@ class RemoteCall {
   /// Moves resume_offset to where item `done` starts (before a re-send after a crash).
   void seek_resume() {
     for (; resume_item < done; ++resume_item) {
-      Reader item(args.bytes().subspan(resume_offset));
-      const auto len = item.get_varint();
-      resume_offset = static_cast<std::size_t>(item.position() - args.data()) + static_cast<std::size_t>(len);
+      Reader rest(args.bytes().subspan(resume_offset));
+      read_item(rest);
+      resume_offset = static_cast<std::size_t>(rest.position() - args.data());
     }
   }
 
@@ -80,19 +81,6 @@ class RemoteCall {
 std::exception_ptr decode_error_outcome(Reader& r, const FunctionEntry& fn);
 // A failure to decode a result in the parent, as NotSerializable naming the function.
 std::exception_ptr result_decode_error(const FunctionEntry& fn, std::exception_ptr cause);
-
-/// The result payload of one outcome: status, then length-delimited bytes.
-struct OutcomeView {
-  OutcomeStatus status;
-  Reader body;
-};
-/// Reads one outcome (inline: the reactor calls it once per item).
-inline OutcomeView read_outcome(Reader& r) {
-  const auto status = r.get_byte();
-  if (status > static_cast<std::uint8_t>(OutcomeStatus::error)) throw ProtocolError("bad outcome status");
-  Reader body(r.take(r.get_varint()));
-  return {static_cast<OutcomeStatus>(status), body};
-}
 
 template <class R>
 class SingleCall final : public State<R>, public RemoteCall {

@@ -2,15 +2,10 @@
 //
 //   frame   = header (24 bytes) + payload
 //   header  = magic "PRX\1" | u16 protocol version | u16 kind | u64 payload length |
-//             u32 items | u32 aux (results: microseconds the worker spent on them)
-//   calls   payload = record*,   record  = varint (fn id << 1 | in arena), varint n, then
-//                     n x (varint len, args), or, for arguments in the pool's shared arena,
-//                     varint offset, varint length (the n items are there)
-//   results payload = outcome*,  outcome = u8 status, varint len, bytes
-//                     status ok: the encoded result; else: stage + encoded exception
+//             u32 items | u32 busy_us (results: microseconds the worker spent on them)
+//   payload = by kind (below); the calls and results payloads are records (records.hpp)
 //
-// Outcomes are per item, not per record, so a worker can flush after any item and the
-// parent maps them back by order (each worker runs its input in order). A corrupt,
+// The transport (channel/) moves frames as bytes; what they hold is here. A corrupt,
 // truncated or oversized frame is a ProtocolError, never a hang or a huge allocation:
 // FrameReader grows its buffer as bytes arrive, not as a header claims.
 // Not thread-safe: one FrameReader per stream, used by one thread.
@@ -44,7 +39,7 @@ struct FrameHeader {
   std::uint16_t kind = 0;
   std::uint64_t length = 0;
   std::uint32_t items = 0;
-  std::uint32_t aux = 0;
+  std::uint32_t busy_us = 0;  // results: time the worker spent on these items
 };
 static_assert(sizeof(FrameHeader) == 24);
 
@@ -101,9 +96,18 @@ void validate_header(const FrameHeader& h, std::uint64_t max_payload_bytes);
 
 /// Starts a frame in w: writes a header to patch later with finish_frame().
 std::size_t begin_frame(Writer& w, FrameKind kind);
-/// Patches the header begun at offset `at` with the payload length, items and aux;
+/// Patches the header begun at offset `at` with the payload length, items and busy time;
 /// `elsewhere`: payload bytes that travel outside w (spliced into the stream by the sender).
-void finish_frame(Writer& w, std::size_t at, std::uint32_t items, std::uint32_t aux = 0,
+void finish_frame(Writer& w, std::size_t at, std::uint32_t items, std::uint32_t busy_us = 0,
                   std::uint64_t elsewhere = 0) noexcept;
+/// The header of a frame whose payload is written separately (length bytes).
+inline FrameHeader frame_header(FrameKind kind, std::uint64_t length, std::uint32_t items, std::uint32_t busy_us) {
+  FrameHeader h;
+  h.kind = static_cast<std::uint16_t>(kind);
+  h.length = length;
+  h.items = items;
+  h.busy_us = busy_us;
+  return h;
+}
 
 }  // namespace parex::detail

@@ -1,0 +1,53 @@
+// worker/run_calls.hpp - a worker's work with no transport inside: a calls payload in
+// (wire/records.hpp), each item decoded, run and answered with one outcome, in order.
+// The pipe worker (worker.cpp) runs it; so can any other transport (an MPI rank) with a
+// sink of its own. Header-only: the sink's calls inline into the per-item loop.
+//
+// A Sink provides:
+//   Writer& out()                            where outcomes are appended
+//   void begin_call()                        before a call's items
+//   void item_started()                      before an item is decoded (crash bookkeeping)
+//   void item_finished()                     its outcome is complete in out()
+//   void tick(Clock::time_point now)         every clock_stride items and after a call's
+//                                            last: the moment for time-based decisions
+//   std::span<const std::byte> arena(ArenaRef)  arguments kept in a shared arena
+// Throws ProtocolError on a malformed payload or an unknown function id (the transport
+// decides what that means; a pipe worker exits).
+#pragma once
+
+#include <parex/detail/wire/records.hpp>
+#include <parex/registry.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+
+namespace parex::detail {
+
+/// Reading the clock costs ~20 ns: in a long call (a map chunk of tiny items) tick only
+/// every clock_stride items.
+inline constexpr std::uint32_t clock_stride = 64;
+
+template <class Sink>
+void run_calls(std::span<const std::byte> payload, Sink& sink) {
+  using Clock = std::chrono::steady_clock;
+  Reader r(payload);
+  while (!r.empty()) {
+    const CallHead head = read_call_head(r);
+    const FunctionEntry* e = Registry::global().by_id(head.fn_id);
+    if (!e) throw ProtocolError("unknown function id");
+    Reader in_arena;
+    if (head.in_arena) in_arena = Reader(sink.arena(read_arena_ref(r)));
+    Reader& items = head.in_arena ? in_arena : r;
+    sink.begin_call();
+    for (std::uint64_t i = 0; i < head.items; ++i) {
+      Reader args = read_item(items);
+      sink.item_started();
+      e->invoke(*e, args, sink.out());
+      sink.item_finished();
+      if (head.items <= clock_stride || (i + 1) % clock_stride == 0 || i + 1 == head.items) sink.tick(Clock::now());
+    }
+  }
+}
+
+}  // namespace parex::detail
