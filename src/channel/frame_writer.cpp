@@ -41,8 +41,10 @@ FrameWriter::Status FrameWriter::write_some(int fd, int& error) {
     if (piece.splice) {
       iovec v{const_cast<std::byte*>(piece.p), piece.n};
       n = ::vmsplice(fd, &v, 1, SPLICE_F_NONBLOCK);
-      if (n < 0 && (errno == EINVAL || errno == ENOSYS || errno == EPERM || errno == ENOMEM)) {
-        piece.splice = false;  // not a pipe, or not allowed here: copy instead
+      // EBADF: not a pipe (a socket, a file; a bad fd fails in writev below); the others:
+      // not allowed or no memory for the page references. Copy instead.
+      if (n < 0 && (errno == EBADF || errno == EINVAL || errno == ENOSYS || errno == EPERM || errno == ENOMEM)) {
+        piece.splice = false;
         continue;
       }
     } else {

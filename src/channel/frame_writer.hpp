@@ -5,8 +5,8 @@
 // pieces spliced in by reference (splice(): a call's own large argument bytes). Copied
 // runs go out by writev, iov_batch pieces at a time; referenced pieces by vmsplice, so
 // the pipe holds references to those pages instead of copies (they must stay unchanged
-// and alive until the reader has consumed them; where vmsplice is refused, the piece is
-// copied instead). write_some() never blocks: it says whether the frame is out, the pipe
+// and alive until the reader has consumed them; where vmsplice is refused - the fd is not
+// a pipe, or the kernel says no - the piece is copied instead). write_some() never blocks: it says whether the frame is out, the pipe
 // is full (wait for POLLOUT and call again), or the write failed.
 // Not thread-safe: one owner thread (a pool's reactor).
 #pragma once
