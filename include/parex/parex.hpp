@@ -1,6 +1,7 @@
 // parex/parex.hpp - everything: Python's concurrent.futures and multiprocessing for C++20.
 #pragma once
 
+#include <parex/cpu.hpp>
 #include <parex/errors.hpp>
 #include <parex/executor.hpp>
 #include <parex/future.hpp>

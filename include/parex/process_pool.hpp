@@ -21,7 +21,7 @@
 #include <parex/executor.hpp>
 #include <parex/init.hpp>
 #include <parex/registry.hpp>
-#include <parex/thread_pool.hpp>
+#include <parex/cpu.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -70,7 +70,7 @@ struct ProcessPoolOptions {
 };
 
 /// An Executor that runs registered functions in worker processes.
-class ProcessPoolExecutor final : public Executor {
+class ProcessPoolExecutor final : public Executor, public detail::MapOverloads<ProcessPoolExecutor> {
  public:
   /// Starts the workers (asynchronously: the first results wait for them, not this call).
   /// @throws InvalidStateError if parex::init was not called in main;
@@ -87,32 +87,10 @@ class ProcessPoolExecutor final : public Executor {
     check<F, A...>();
     return Executor::submit(std::forward<F>(fn), std::forward<A>(args)...);
   }
-  /// Executor::map with the same compile-time checks (chunksize > 1 pays off here:
-  /// one frame record and one future per chunk instead of per item).
-  template <class F, std::ranges::input_range Range>
-  auto map(F&& fn, Range&& range, MapOptions options = {}) {
-    check<F, std::ranges::range_value_t<Range>&&>();
-    return Executor::map(std::forward<F>(fn), std::forward<Range>(range), options);
-  }
-  /// Executor::map over several ranges in lock-step, with the same checks.
-  template <class F, std::ranges::input_range R1, std::ranges::input_range R2>
-  auto map(F&& fn, R1&& r1, R2&& r2, MapOptions options = {}) {
-    check<F, std::ranges::range_value_t<R1>&&, std::ranges::range_value_t<R2>&&>();
-    return Executor::map(std::forward<F>(fn), std::forward<R1>(r1), std::forward<R2>(r2), options);
-  }
-  template <class F, std::ranges::input_range R1, std::ranges::input_range R2, std::ranges::input_range R3>
-  auto map(F&& fn, R1&& r1, R2&& r2, R3&& r3, MapOptions options = {}) {
-    check<F, std::ranges::range_value_t<R1>&&, std::ranges::range_value_t<R2>&&, std::ranges::range_value_t<R3>&&>();
-    return Executor::map(std::forward<F>(fn), std::forward<R1>(r1), std::forward<R2>(r2), std::forward<R3>(r3), options);
-  }
-  template <class F, std::ranges::input_range R1, std::ranges::input_range R2, std::ranges::input_range R3,
-            std::ranges::input_range R4>
-  auto map(F&& fn, R1&& r1, R2&& r2, R3&& r3, R4&& r4, MapOptions options = {}) {
-    check<F, std::ranges::range_value_t<R1>&&, std::ranges::range_value_t<R2>&&, std::ranges::range_value_t<R3>&&,
-          std::ranges::range_value_t<R4>&&>();
-    return Executor::map(std::forward<F>(fn), std::forward<R1>(r1), std::forward<R2>(r2), std::forward<R3>(r3),
-                         std::forward<R4>(r4), options);
-  }
+  /// Executor::map (one range, or several in lock-step) with the same compile-time
+  /// checks (chunksize > 1 pays off here: one frame record and one future per chunk
+  /// instead of per item).
+  using detail::MapOverloads<ProcessPoolExecutor>::map;
 
   /// Ends the pool now (Python 3.14): shutdown(wait=false, cancel_futures=true), then
   /// SIGTERM to every worker. Calls not started are cancelled; running calls fail with
@@ -127,6 +105,13 @@ class ProcessPoolExecutor final : public Executor {
   struct Impl;
 
  private:
+  friend class detail::MapOverloads<ProcessPoolExecutor>;
+  template <class F, class... Ranges>
+  auto map_ranges(F&& fn, MapOptions options, Ranges&&... ranges) {
+    check<F, std::ranges::range_value_t<Ranges>&&...>();
+    return make_map<false>(std::forward<F>(fn), options, std::forward<Ranges>(ranges)...);
+  }
+
   template <class F, class... A>
   static constexpr void check() {
     using C = detail::Remotable<F, A...>;

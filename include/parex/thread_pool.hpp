@@ -9,7 +9,8 @@
 // @endcode
 #pragma once
 
-#include <parex/executor.hpp>
+#include <parex/cpu.hpp>
+#include <parex/detail/executor/executor_core.hpp>
 
 #include <cstddef>
 #include <functional>
@@ -17,9 +18,6 @@
 #include <string>
 
 namespace parex {
-
-/// The CPUs this process may use: its affinity mask, capped by a cgroup CPU quota.
-std::size_t process_cpu_count() noexcept;
 
 struct ThreadPoolOptions {
   /// Number of threads; 0 means process_cpu_count().
@@ -32,16 +30,30 @@ struct ThreadPoolOptions {
   std::function<void()> initializer;
 };
 
-/// An Executor that runs calls on threads of this process.
-class ThreadPoolExecutor final : public Executor {
+/// An Executor that runs calls on threads of this process. Its own submit and map run
+/// calls here directly: they need no serialization (and this header pulls none in).
+class ThreadPoolExecutor final : public Executor, public detail::MapOverloads<ThreadPoolExecutor> {
  public:
   explicit ThreadPoolExecutor(ThreadPoolOptions options = {});
   ~ThreadPoolExecutor() override;
   std::size_t max_workers() const noexcept override;
 
+  /// Executor::submit: any callable, any arguments (copied or moved now).
+  template <class F, class... A>
+  Future<detail::call_result_t<F, A...>> submit(F&& fn, A&&... args) {
+    return submit_local(std::forward<F>(fn), std::forward<A>(args)...);
+  }
+  using detail::MapOverloads<ThreadPoolExecutor>::map;
+
   struct Impl;
 
  private:
+  friend class detail::MapOverloads<ThreadPoolExecutor>;
+  template <class F, class... Ranges>
+  auto map_ranges(F&& fn, MapOptions options, Ranges&&... ranges) {
+    return make_map<true>(std::forward<F>(fn), options, std::forward<Ranges>(ranges)...);
+  }
+
   void dispatch(detail::LocalTask* task) override;
   void do_shutdown(bool wait, bool cancel_futures) override;
   std::unique_ptr<Impl> impl_;

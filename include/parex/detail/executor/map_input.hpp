@@ -5,7 +5,6 @@
 // thread-safe.
 #pragma once
 
-#include <parex/detail/remote/remote_call.hpp>
 #include <parex/detail/executor/task.hpp>
 
 #include <atomic>
@@ -17,27 +16,6 @@
 #include <utility>
 
 namespace parex::detail {
-
-/// How a map item is shipped to a worker: a plain item is the one argument; an ArgPack
-/// (see task.hpp) is spread over the parameters.
-template <class Item>
-struct MapItem {
-  template <class F>
-  using remotable = Remotable<F, Item&&>;
-  template <class Params>
-  static void encode(Writer& w, Params params, Item&& item) {
-    encode_item(w, params, std::move(item));
-  }
-};
-template <class... T>
-struct MapItem<ArgPack<T...>> {
-  template <class F>
-  using remotable = Remotable<F, T&&...>;
-  template <class Params>
-  static void encode(Writer& w, Params params, ArgPack<T...>&& item) {
-    std::apply([&](T&&... a) { encode_item(w, params, std::move(a)...); }, std::move(item.args));
-  }
-};
 
 /// Several views walked in lock-step, ending with the shortest; yields ArgPacks of copies
 /// of the elements (std::views::zip is C++23). Single pass: begin() once.

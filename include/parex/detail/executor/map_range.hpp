@@ -1,5 +1,6 @@
 // parex/detail/executor/map_range.hpp - MapRange, the lazy result of Executor::map (included by
-// executor.hpp, after Executor).
+// executor_core.hpp, after Executor). Local: chunks go to a backend that runs them in this
+// process (no encoding is instantiated).
 //
 // A window of chunk futures, refilled from the input as results are consumed. Rules (the
 // README's, and Python's where it has one):
@@ -15,7 +16,6 @@
 // ExecutorLife): the range then stops with InvalidStateError.
 #pragma once
 
-#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -57,7 +57,7 @@ std::exception_ptr map_executor_gone();
 
 /// The lazy result of Executor::map: a single-pass input range of R.
 /// Not movable: iterate it where map() returned it. Destroying it cancels unstarted calls.
-template <class R, class F, class V>
+template <class R, class F, class V, bool Local>
 class MapRange {
   using Item = std::ranges::range_value_t<V>;
   using Chunk = detail::ChunkResult<R>;
@@ -77,8 +77,12 @@ class MapRange {
         deadline_(options.timeout.deadline()) {
     if (options_.chunksize == 0) throw std::invalid_argument("map: chunksize must be at least 1");
     if (options_.buffersize == 0) {
-      const std::size_t by_items = std::max<std::size_t>(1, 65536 / options_.chunksize);
-      options_.buffersize = std::min<std::size_t>(4096, std::max<std::size_t>(4 * ex_->max_workers(), by_items));
+      // Enough calls to keep every worker busy (4 each), and ~64K items in flight for tiny
+      // chunks, at most 4096 futures.
+      const std::size_t by_items = options_.chunksize >= 65536 ? 1 : 65536 / options_.chunksize;
+      const std::size_t by_workers = 4 * ex_->max_workers();
+      const std::size_t want = by_workers > by_items ? by_workers : by_items;
+      options_.buffersize = want < 4096 ? want : 4096;
     }
     if (!options_.ordered) ready_ = std::make_shared<detail::ReadyQueue<Chunk>>();
     next_ = std::ranges::begin(input_);
@@ -163,7 +167,8 @@ class MapRange {
     if (!life_->enter()) return stop(detail::map_executor_gone());
     Future<Chunk> f;
     try {
-      f = ex_->template submit_chunk<R>(fn_, std::move(items));
+      if constexpr (Local) f = ex_->template submit_chunk_local<R>(fn_, std::move(items));
+      else f = ex_->template submit_chunk<R>(fn_, std::move(items));
     } catch (...) {
       life_->leave();
       return stop(std::current_exception());
@@ -212,7 +217,8 @@ class MapRange {
     }
     auto popped = ready_->pop(deadline_);
     if (!popped) timed_out();
-    auto it = std::find_if(window_.begin(), window_.end(), [&](const Slot& s) { return s.future == *popped; });
+    auto it = window_.begin();
+    while (it != window_.end() && !(it->future == *popped)) ++it;
     if (it == window_.end()) throw InvalidStateError("map: a completed chunk is not in the window");
     Slot s = std::move(*it);
     window_.erase(it);
@@ -257,7 +263,8 @@ class MapRange {
 
   Timeout remaining() const {
     if (deadline_ == detail::Clock::time_point::max()) return {};
-    return std::max(deadline_ - detail::Clock::now(), detail::Clock::duration::zero());
+    const auto left = deadline_ - detail::Clock::now();
+    return left > detail::Clock::duration::zero() ? left : detail::Clock::duration::zero();
   }
 
   R& current() {
