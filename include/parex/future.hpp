@@ -262,7 +262,6 @@ class CompletionWatch {
   ~CompletionWatch();
   /// Next completed index, or nullopt at the deadline (nullptr: none).
   std::optional<std::size_t> next(const Clock::time_point* deadline);
-  std::size_t size() const noexcept;
 
  private:
   struct Core;

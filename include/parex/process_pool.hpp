@@ -124,9 +124,7 @@ class ProcessPoolExecutor final : public Executor, public detail::MapOverloads<P
                                     "signature: give it concrete parameter types");
     static_assert(C::Args::arity, "ProcessPoolExecutor: the number of arguments does not match the function's parameters");
     static_assert(C::Args::convertible, "ProcessPoolExecutor: an argument is not convertible to its parameter type");
-    static_assert(C::Args::serializable,
-                  "ProcessPoolExecutor: a parameter type is not serializable: give it a serialize(Archive&, unsigned) "
-                  "member (Boost.Serialization), mark a trivially copyable struct with PAREX_BITWISE, or use std types");
+    static_assert(C::Args::serializable, "ProcessPoolExecutor: " PAREX_DETAIL_SERIALIZABLE_FIX);
     static_assert(C::result_ok, "ProcessPoolExecutor: the return type is not serializable (see parex::Serializable)");
     if constexpr (C::is_object && C::value)
       static_assert(detail::RegisteredObjectType<std::remove_cvref_t<F>>,

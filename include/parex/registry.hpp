@@ -80,7 +80,6 @@ class Registry {
   const FunctionEntry* by_type(const std::type_info& t);
   const FunctionEntry* by_id(std::uint32_t id);
   std::uint64_t digest();
-  std::size_t size();
   /// "a, b, c": registered names nearest to `name` (all if name is empty), at most n.
   std::string nearest(std::string_view name, std::size_t n = 5);
 
@@ -178,9 +177,7 @@ concept RegisteredObjectType = requires { parex_registered(TypeTag<T>{}); };
 template <class R, class... P>
 constexpr void check_registrable() {
   static_assert((Serializable<param_t<P>> && ...),
-                "PAREX_REGISTER: a parameter type is not serializable. Give it a serialize(Archive&, unsigned) "
-                "member (Boost.Serialization), mark a trivially copyable struct with PAREX_BITWISE, or pass "
-                "std types.");
+                "PAREX_REGISTER: " PAREX_DETAIL_SERIALIZABLE_FIX);
   static_assert(std::is_void_v<R> || Serializable<std::remove_cvref_t<R>>,
                 "PAREX_REGISTER: the return type is not serializable (see parex::Serializable).");
   static_assert(((!std::is_pointer_v<param_t<P>>) && ...),

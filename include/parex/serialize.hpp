@@ -51,6 +51,12 @@
 #include <variant>
 #include <vector>
 
+/// The fix for a type that is not serializable, in every message about it (a string
+/// literal, so that static_assert can use it).
+#define PAREX_DETAIL_SERIALIZABLE_FIX                                                                     \
+  "a parameter type is not serializable: give it a serialize(Archive&, unsigned) member (Boost.Serialization), " \
+  "mark a trivially copyable struct with PAREX_BITWISE, or use std types"
+
 namespace parex {
 
 /// Specialize to std::true_type (or use PAREX_BITWISE) to send a trivially copyable

@@ -293,7 +293,6 @@ CompletionWatch::~CompletionWatch() {
   core_->cv.wait(lock, [&] { return core_->fired + removed == core_->states.size(); });
 }
 
-std::size_t CompletionWatch::size() const noexcept { return core_->states.size(); }
 
 std::optional<std::size_t> CompletionWatch::next(const Clock::time_point* deadline) {
   std::unique_lock lock(core_->mutex);

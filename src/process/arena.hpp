@@ -33,7 +33,6 @@ class ArgArena final : public BlockAllocator {
   void release(std::byte* p, std::size_t cap) noexcept override;
 
   int fd() const noexcept { return fd_; }
-  std::size_t size() const noexcept { return size_; }
   std::uint64_t offset_of(const std::byte* p) const noexcept { return static_cast<std::uint64_t>(p - base_); }
 
  private:

@@ -14,7 +14,7 @@ std::string describe_status(int status) {
 }
 
 // Delivers results a dead worker computed but had not sent; returns how far it got.
-ProcessPoolExecutor::Impl::Progress ProcessPoolExecutor::Impl::salvage(Worker& w) {
+ProcessPoolExecutor::Impl::Progress ProcessPoolExecutor::Impl::salvage(WorkerProcess& w) {
   Progress p;
   struct stat st {};
   if (::fstat(w.shm_fd, &st) != 0 || static_cast<std::size_t>(st.st_size) < detail::shm_header_bytes) return p;
@@ -45,37 +45,37 @@ ProcessPoolExecutor::Impl::Progress ProcessPoolExecutor::Impl::salvage(Worker& w
 }
 
 void ProcessPoolExecutor::Impl::worker_ended(const WorkerPtr& wp) {
-  Worker& w = *wp;
+  WorkerProcess& w = *wp;
   const auto phase = w.phase;
-  w.phase = Worker::Phase::dead;
+  w.phase = WorkerProcess::Phase::dead;
   const int status = reap(w);
   const std::string how = "worker process " + std::to_string(w.pid) + " " +
                           (w.stopped_by_pool.empty() ? describe_status(status) : w.stopped_by_pool);
 
-  if (phase == Worker::Phase::starting || phase == Worker::Phase::initializing)
+  if (phase == WorkerProcess::Phase::starting || phase == WorkerProcess::Phase::initializing)
     return ended_starting(wp, phase, status, how);
   const Progress p = salvage(w);
   // 1. Items it finished whose results the shared buffer could not give back: failed,
   //    never re-run (they did run).
   const auto lost = std::make_exception_ptr(BrokenProcessPool(how + "; the results of calls it finished were lost"));
-  while (w.received < p.finished && !w.inflight.empty()) fail_front(w, lost);
+  while (w.received < p.finished && !w.outstanding.empty()) fail_front(w, lost);
   // 2. The item it was running: exactly that one fails.
-  if (p.started > p.finished && w.received == p.finished && !w.inflight.empty()) {
-    const auto& name = w.inflight.front()->fn->name;
+  if (p.started > p.finished && w.received == p.finished && !w.outstanding.empty()) {
+    const auto& name = w.outstanding.front()->fn->name;
     const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     fail_front(w, std::make_exception_ptr(WorkerCrashed(how + " while running '" + name + "'", w.pid, sig, code, name)));
   }
   if (terminate_signal) {  // terminate_workers: what it held fails, nothing is re-sent
     const auto e = std::make_exception_ptr(BrokenProcessPool(how));
-    for (RemoteCall* c : w.inflight) c->fail_rest(e);
-    w.inflight.clear();
+    for (RemoteCall* c : w.outstanding) c->fail_rest(e);
+    w.outstanding.clear();
   }
-  if (p.started == p.finished && w.received == p.finished && !w.inflight.empty() && !died_idle(w, status, how))
+  if (p.started == p.finished && w.received == p.finished && !w.outstanding.empty() && !died_idle(w, status, how))
     return;
   // 3. What it held but had not started goes back to the front of the queue, in order.
-  for (auto it = w.inflight.rbegin(); it != w.inflight.rend(); ++it) pending.push_front(*it);
-  w.inflight.clear();
+  for (auto it = w.outstanding.rbegin(); it != w.outstanding.rend(); ++it) pending.push_front(*it);
+  w.outstanding.clear();
   discard(wp);
   ensure_workers();
   pump();
@@ -84,16 +84,16 @@ void ProcessPoolExecutor::Impl::worker_ended(const WorkerPtr& wp) {
 
 // A worker that died before its handshake: judged by startup_verdict; replaced, or the
 // pool breaks.
-void ProcessPoolExecutor::Impl::ended_starting(const WorkerPtr& wp, Worker::Phase phase, int status,
+void ProcessPoolExecutor::Impl::ended_starting(const WorkerPtr& wp, WorkerProcess::Phase phase, int status,
                                                const std::string& how) {
-  Worker& w = *wp;
+  WorkerProcess& w = *wp;
   const bool reached = reached_init(w);
   discard(wp);
   // Told to stop before it was up, or ended by terminate_workers: fine.
   if (w.input_closed || terminate_signal) return maybe_finish();
   // An initializer that fails or crashes breaks the pool, as in Python; a kill from
   // outside is a start-up failure like any other.
-  if (phase == Worker::Phase::initializing && init_fn && !killed_from_outside(status))
+  if (phase == WorkerProcess::Phase::initializing && init_fn && !killed_from_outside(status))
     return break_pool(how + " while running the initializer");
   if (const auto why = startup_verdict(w, status, reached)) return break_pool(how + " before the handshake: " + *why);
   ++startup_failures;
@@ -104,7 +104,7 @@ void ProcessPoolExecutor::Impl::ended_starting(const WorkerPtr& wp, Worker::Phas
 // It died between calls, holding some (nothing of the user's ran). The calls go out
 // again (true); unless it could not read what we sent (a protocol failure: every worker
 // would; the pool breaks, false), or workers keep dying this way (the first call fails).
-bool ProcessPoolExecutor::Impl::died_idle(Worker& w, int status, const std::string& how) {
+bool ProcessPoolExecutor::Impl::died_idle(WorkerProcess& w, int status, const std::string& how) {
   const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   if (code == detail::exit_protocol_error || code == detail::exit_bad_setup) {
     break_pool(how + " while receiving calls: it could not read what the pool sent (its message is on stderr)");
@@ -112,7 +112,7 @@ bool ProcessPoolExecutor::Impl::died_idle(Worker& w, int status, const std::stri
   }
   if (++idle_deaths >= max_idle_deaths) {
     idle_deaths = 0;
-    const auto& name = w.inflight.front()->fn->name;
+    const auto& name = w.outstanding.front()->fn->name;
     const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     const std::string why = code == detail::exit_no_memory ? " (out of memory receiving its calls)" : "";
     fail_front(w, std::make_exception_ptr(WorkerCrashed(how + why + " before starting '" + name + "'; " +
@@ -125,7 +125,7 @@ bool ProcessPoolExecutor::Impl::died_idle(Worker& w, int status, const std::stri
 
 // Whether a worker that died before its handshake shows that this program cannot start
 // workers (the reason, then), or may have been killed from outside (nullopt: retry).
-std::optional<std::string> ProcessPoolExecutor::Impl::startup_verdict(const Worker& w, int status, bool reached) {
+std::optional<std::string> ProcessPoolExecutor::Impl::startup_verdict(const WorkerProcess& w, int status, bool reached) {
   if (WIFEXITED(status)) {
     const int code = WEXITSTATUS(status);
     if (code == detail::exit_no_memory) return std::nullopt;
@@ -155,7 +155,7 @@ bool ProcessPoolExecutor::Impl::killed_from_outside(int status) noexcept {
 }
 
 // Whether w's process got as far as parex::init (it marks the shared page there).
-bool ProcessPoolExecutor::Impl::reached_init(const Worker& w) const {
+bool ProcessPoolExecutor::Impl::reached_init(const WorkerProcess& w) const {
   if (w.shm_fd < 0) return false;
   void* p = ::mmap(nullptr, detail::shm_header_bytes, PROT_READ, MAP_SHARED, w.shm_fd, 0);
   if (p == MAP_FAILED) return false;

@@ -3,8 +3,8 @@
 
 namespace parex {
 
-bool ProcessPoolExecutor::Impl::has_room(const Worker& w) const {
-  return w.in_flight() == 0 || static_cast<double>(w.in_flight()) * w.ns_per_item < target_inflight_ns;
+bool ProcessPoolExecutor::Impl::has_room(const WorkerProcess& w) const {
+  return w.items_outstanding() == 0 || static_cast<double>(w.items_outstanding()) * w.ns_per_item < target_inflight_ns;
 }
 
 void ProcessPoolExecutor::Impl::pump() {
@@ -13,13 +13,13 @@ void ProcessPoolExecutor::Impl::pump() {
   const std::size_t n = snapshot.size();
   for (std::size_t k = 0; k < n && !pending.empty(); ++k) {
     const WorkerPtr& w = snapshot[(next_worker + k) % n];
-    if (w->phase == Worker::Phase::ready && !w->input_closed && !w->writing && has_room(*w)) send_calls(w);
+    if (w->phase == WorkerProcess::Phase::ready && !w->input_closed && !w->writing && has_room(*w)) send_calls(w);
   }
   ++next_worker;
 }
 
 void ProcessPoolExecutor::Impl::send_calls(const WorkerPtr& wp) {
-  Worker& w = *wp;
+  WorkerProcess& w = *wp;
   w.writer.begin();
   Buffer& f = w.writer.frame();
   detail::begin_frame(f, FrameKind::calls);
@@ -44,11 +44,11 @@ void ProcessPoolExecutor::Impl::send_calls(const WorkerPtr& wp) {
     } else {
       f.put(bytes.data(), bytes.size());
     }
-    w.inflight.push_back(c);
+    w.outstanding.push_back(c);
     w.sent += n;
     items += n;
     if (options.max_tasks_per_child && ++w.calls_sent >= options.max_tasks_per_child) {
-      w.phase = Worker::Phase::retiring;  // its replacement starts once this frame is under way
+      w.phase = WorkerProcess::Phase::retiring;  // its replacement starts once this frame is under way
       break;
     }
   }
@@ -58,7 +58,7 @@ void ProcessPoolExecutor::Impl::send_calls(const WorkerPtr& wp) {
   start_write(wp);
   // Only now: starting a worker may fail and break the pool, which must not find a
   // frame half-built for this one.
-  if (w.phase == Worker::Phase::retiring) ensure_workers();
+  if (w.phase == WorkerProcess::Phase::retiring) ensure_workers();
 }
 
 void ProcessPoolExecutor::Impl::start_write(const WorkerPtr& w) {
@@ -74,7 +74,7 @@ void ProcessPoolExecutor::Impl::continue_write(const WorkerPtr& w) {
     case detail::FrameWriter::Status::would_block:
       w->to.async_wait(asio::posix::stream_descriptor::wait_write, [this, w](const boost::system::error_code& ec) {
         guarded([&] {
-          if (w->phase == Worker::Phase::dead) return;
+          if (w->phase == WorkerProcess::Phase::dead) return;
           if (ec) return write_failed(w, ec.value());
           continue_write(w);
         });
@@ -94,15 +94,15 @@ void ProcessPoolExecutor::Impl::continue_write(const WorkerPtr& w) {
 // The worker is gone or going: its read side will report the end; make sure it ends.
 void ProcessPoolExecutor::Impl::write_failed(const WorkerPtr& w, int error) {
   w->writing = false;
-  if (w->phase == Worker::Phase::dead) return;
+  if (w->phase == WorkerProcess::Phase::dead) return;
   expect_exit(w, "was stopped: the pool could not write to it (" + std::string(strerror(error)) + ")");
 }
 
 // A retiring worker gets EOF once it has nothing left to answer; when the pool is stopping,
 // every worker does, once nothing is left to send either.
-void ProcessPoolExecutor::Impl::maybe_close(Worker& w) {
-  const bool done_with_it = w.phase == Worker::Phase::retiring || (stopping && pending.empty());
-  if (done_with_it && !w.input_closed && w.phase != Worker::Phase::dead && w.inflight.empty() && !w.writing) {
+void ProcessPoolExecutor::Impl::maybe_close(WorkerProcess& w) {
+  const bool done_with_it = w.phase == WorkerProcess::Phase::retiring || (stopping && pending.empty());
+  if (done_with_it && !w.input_closed && w.phase != WorkerProcess::Phase::dead && w.outstanding.empty() && !w.writing) {
     w.input_closed = true;
     boost::system::error_code ignored;
     w.to.close(ignored);

@@ -59,6 +59,12 @@ inline constexpr double target_inflight_ns = 2e6;
 // them one after the other in the first worker ready); for tiny calls this costs one
 // round trip, after which the estimate drops to the truth.
 inline constexpr double initial_ns_per_item = target_inflight_ns;
+// The per-item estimate never drops below this: a frame's busy time is counted in whole
+// microseconds, so a batch of tiny calls can report 0; 20 ns is about the cheapest call.
+inline constexpr double min_ns_per_item = 20.0;
+// Weight of the newest frame in the running estimate: higher follows a change of call
+// cost sooner, lower rides out one odd frame (a page fault, a preempted worker).
+inline constexpr double estimate_weight = 0.5;
 inline constexpr std::uint32_t max_frame_items = 1u << 16;
 inline constexpr std::size_t max_frame_bytes_out = std::size_t{16} << 20;  // a single bigger call still goes, alone
 // Arguments this big are written straight from the call's own buffer (writev), not copied.
@@ -96,15 +102,15 @@ using namespace pool_tuning;
 std::string describe_status(int status);
 
 struct ProcessPoolExecutor::Impl {
-  struct Worker {
+  struct WorkerProcess {
     enum class Phase { starting, initializing, ready, retiring, dead };
 
-    Worker(asio::io_context& io, std::uint64_t max_frame)
+    WorkerProcess(asio::io_context& io, std::uint64_t max_frame)
         : to(io), from(io), exit_watch(io), timer(io), grace(io), reader(max_frame) {}
 
     // Counts towards max_workers: not retiring, not told to stop.
     bool active() const noexcept { return phase <= Phase::ready && !input_closed; }
-    std::uint64_t in_flight() const noexcept { return sent - received; }
+    std::uint64_t items_outstanding() const noexcept { return sent - received; }
 
     pid_t pid = -1;
     boost::process::child child;
@@ -116,7 +122,7 @@ struct ProcessPoolExecutor::Impl {
     asio::steady_timer grace;             // after EOF or EPIPE: time left to exit on its own
     detail::FrameReader reader;
     Phase phase = Phase::starting;
-    std::deque<RemoteCall*> inflight;     // sent, not finished, in send order
+    std::deque<RemoteCall*> outstanding;     // sent, not finished, in send order
     std::uint64_t sent = 0, received = 0; // items
     std::size_t calls_sent = 0;
     double ns_per_item = initial_ns_per_item;
@@ -130,7 +136,7 @@ struct ProcessPoolExecutor::Impl {
     std::string stopped_by_pool;  // why we killed it, if we did
     detail::FrameWriter writer;  // the frame being sent to it
   };
-  using WorkerPtr = std::shared_ptr<Worker>;
+  using WorkerPtr = std::shared_ptr<WorkerProcess>;
 
   explicit Impl(ProcessPoolOptions o) : options(std::move(o)), guard(asio::make_work_guard(io)) {
     n_workers = options.max_workers ? options.max_workers : process_cpu_count();
@@ -144,23 +150,23 @@ struct ProcessPoolExecutor::Impl {
   void drain_inbox();
 
   // dispatcher.cpp: calls to workers
-  bool has_room(const Worker& w) const;
+  bool has_room(const WorkerProcess& w) const;
   void pump();
   void send_calls(const WorkerPtr& wp);
   void start_write(const WorkerPtr& w);
   void continue_write(const WorkerPtr& w);
   void write_failed(const WorkerPtr& w, int error);
-  void maybe_close(Worker& w);
+  void maybe_close(WorkerProcess& w);
 
   // results.cpp: frames from workers
   void read_more(const WorkerPtr& w);
   void on_read(const WorkerPtr& w, const boost::system::error_code& ec, std::size_t n);
   bool consume(const WorkerPtr& w, std::size_t n);
   void handle_frame(const WorkerPtr& w, const Frame& f);
-  void deliver(Worker& w, Reader& r, std::uint32_t n);
-  void fail_front(Worker& w, const std::exception_ptr& e);
-  void complete_items(Worker& w, RemoteCall* c, std::uint32_t k);
-  void on_results(Worker& w, Reader& r, const detail::FrameHeader& h);
+  void deliver(WorkerProcess& w, Reader& r, std::uint32_t n);
+  void fail_front(WorkerProcess& w, const std::exception_ptr& e);
+  void complete_items(WorkerProcess& w, RemoteCall* c, std::uint32_t k);
+  void on_results(WorkerProcess& w, Reader& r, const detail::FrameHeader& h);
   void on_exit(const WorkerPtr& w);
   void drain_exited(const WorkerPtr& w);
 
@@ -170,9 +176,9 @@ struct ProcessPoolExecutor::Impl {
   void respawn_later();
   void spawn();
   void handshake_timed_out(const WorkerPtr& w);
-  static void send_signal(Worker& w, int sig) noexcept;
+  static void send_signal(WorkerProcess& w, int sig) noexcept;
   void expect_exit(const WorkerPtr& w, std::string why);
-  int reap(Worker& w);
+  int reap(WorkerProcess& w);
   void discard(const WorkerPtr& w);
   void begin_shutdown(RemoteCall* rest, bool cancel_futures);
   void force_stop(RemoteCall* rest, int sig);
@@ -183,14 +189,14 @@ struct ProcessPoolExecutor::Impl {
   struct Progress {  // how far a dead worker got (its shared page)
     std::uint64_t started = 0, finished = 0;
   };
-  Progress salvage(Worker& w);
+  Progress salvage(WorkerProcess& w);
   void worker_ended(const WorkerPtr& wp);
-  void ended_starting(const WorkerPtr& wp, Worker::Phase phase, int status, const std::string& how);
-  bool died_idle(Worker& w, int status, const std::string& how);
-  std::optional<std::string> startup_verdict(const Worker& w, int status, bool reached);
+  void ended_starting(const WorkerPtr& wp, WorkerProcess::Phase phase, int status, const std::string& how);
+  bool died_idle(WorkerProcess& w, int status, const std::string& how);
+  std::optional<std::string> startup_verdict(const WorkerProcess& w, int status, bool reached);
   std::optional<std::string> startup_crash();
   static bool killed_from_outside(int status) noexcept;
-  bool reached_init(const Worker& w) const;
+  bool reached_init(const WorkerProcess& w) const;
 
   // Handlers must not throw into Asio: a failure here (out of memory, a bug) breaks the
   // pool loudly instead of killing the reactor silently.

@@ -34,7 +34,7 @@ void ProcessPoolExecutor::Impl::respawn_later() {
 }
 
 void ProcessPoolExecutor::Impl::spawn() {
-  auto w = std::make_shared<Worker>(io, options.max_frame_bytes);
+  auto w = std::make_shared<WorkerProcess>(io, options.max_frame_bytes);
   detail::SpawnedWorker sp;
   try {
     sp = detail::spawn_worker(arena ? arena->fd() : -1);
@@ -65,10 +65,10 @@ void ProcessPoolExecutor::Impl::spawn() {
   detail::finish_frame(f, at, 0);
   w->writer.seal();
   start_write(w);
-  if (w->phase == Worker::Phase::dead) return;  // writing broke the pool (a failed respawn)
+  if (w->phase == WorkerProcess::Phase::dead) return;  // writing broke the pool (a failed respawn)
   w->timer.expires_after(options.handshake_timeout);
   w->timer.async_wait([this, w](const boost::system::error_code& e) {
-    if (!e && w->phase == Worker::Phase::starting) guarded([&] { handshake_timed_out(w); });
+    if (!e && w->phase == WorkerProcess::Phase::starting) guarded([&] { handshake_timed_out(w); });
   });
   if (w->exit_watch.is_open())
     w->exit_watch.async_wait(asio::posix::stream_descriptor::wait_read, [this, w](const boost::system::error_code& e) {
@@ -89,7 +89,7 @@ void ProcessPoolExecutor::Impl::handshake_timed_out(const WorkerPtr& w) {
 
 // Through the pidfd where there is one: a pid may be reused once reaped elsewhere (a
 // program that ignores SIGCHLD), a pidfd never names another process.
-void ProcessPoolExecutor::Impl::send_signal(Worker& w, int sig) noexcept {
+void ProcessPoolExecutor::Impl::send_signal(WorkerProcess& w, int sig) noexcept {
   if (w.exit_watch.is_open()) ::syscall(SYS_pidfd_send_signal, w.exit_watch.native_handle(), sig, nullptr, 0);
   else ::kill(w.pid, sig);
 }
@@ -105,7 +105,7 @@ void ProcessPoolExecutor::Impl::expect_exit(const WorkerPtr& w, std::string why)
   }
   w->grace.expires_after(exit_grace);
   w->grace.async_wait([this, w, why = std::move(why)](const boost::system::error_code& e) {
-    if (e || w->phase == Worker::Phase::dead || w->exited) return;
+    if (e || w->phase == WorkerProcess::Phase::dead || w->exited) return;
     if (w->stopped_by_pool.empty()) w->stopped_by_pool = why + ", and did not exit";
     w->killed_by_pool = true;
     send_signal(*w, SIGKILL);
@@ -114,7 +114,7 @@ void ProcessPoolExecutor::Impl::expect_exit(const WorkerPtr& w, std::string why)
 
 // ---- a worker's end: normal (closing) or not ----------------------------------------
 // Idempotent: once reaped, the pid may belong to somebody else and is never signalled.
-int ProcessPoolExecutor::Impl::reap(Worker& w) {
+int ProcessPoolExecutor::Impl::reap(WorkerProcess& w) {
   if (w.reaped) return w.status;
   boost::system::error_code ignored;
   w.to.close(ignored);
@@ -180,7 +180,7 @@ void ProcessPoolExecutor::Impl::force_stop(RemoteCall* rest, int sig) {
   }
   pending.clear();
   for (auto& w : workers) {
-    if (w->phase == Worker::Phase::dead) continue;
+    if (w->phase == WorkerProcess::Phase::dead) continue;
     w->stopped_by_pool = std::string("was ended by ") + by;
     send_signal(*w, sig);
   }
@@ -209,10 +209,10 @@ void ProcessPoolExecutor::Impl::break_pool(const std::string& reason) noexcept {
     pending.clear();
     auto all = workers;
     for (auto& w : all) {
-      w->phase = Worker::Phase::dead;
+      w->phase = WorkerProcess::Phase::dead;
       reap(*w);  // first: a live worker may still be reading arguments the calls own
-      for (RemoteCall* c : w->inflight) c->fail_rest(e);
-      w->inflight.clear();
+      for (RemoteCall* c : w->outstanding) c->fail_rest(e);
+      w->outstanding.clear();
       discard(w);
     }
     respawn_timer.cancel();

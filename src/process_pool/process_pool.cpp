@@ -117,8 +117,7 @@ ProcessPoolExecutor::ProcessPoolExecutor(ProcessPoolOptions options) : Executor(
                    detail::init_advice);
       std::_Exit(detail::exit_forgot_init);
     }
-    throw InvalidStateError("ProcessPoolExecutor needs parex::init(argc, argv) as the first statement of main(): "
-                            "its workers are this program re-executed, and init is where they branch off");
+    throw InvalidStateError(std::string("ProcessPoolExecutor: ") + detail::init_advice);
   }
   detail::Registry::global().freeze();
   impl_ = std::make_unique<Impl>(std::move(options));

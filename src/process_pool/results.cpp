@@ -9,7 +9,7 @@ namespace parex {
 // instead would race with that read: Asio may have performed it already, its bytes in
 // the reader's buffer but not yet handed to on_read.)
 void ProcessPoolExecutor::Impl::on_exit(const WorkerPtr& w) {
-  if (w->phase == Worker::Phase::dead) return;
+  if (w->phase == WorkerProcess::Phase::dead) return;
   w->exited = true;
   if (w->eof) return worker_ended(w);  // its pipe is drained and no read is in flight
   boost::system::error_code ignored;
@@ -37,7 +37,7 @@ void ProcessPoolExecutor::Impl::read_more(const WorkerPtr& w) {
 }
 
 void ProcessPoolExecutor::Impl::on_read(const WorkerPtr& w, const boost::system::error_code& ec, std::size_t n) {
-  if (w->phase == Worker::Phase::dead) return;
+  if (w->phase == WorkerProcess::Phase::dead) return;
   if (ec == asio::error::eof && !w->exited && w->exit_watch.is_open()) {
     w->eof = true;  // on_exit ends it
     return expect_exit(w, "was stopped: it closed its output");
@@ -56,7 +56,7 @@ bool ProcessPoolExecutor::Impl::consume(const WorkerPtr& w, std::size_t n) {
   try {
     while (auto f = w->reader.next()) {
       handle_frame(w, *f);
-      if (w->phase == Worker::Phase::dead) return false;
+      if (w->phase == WorkerProcess::Phase::dead) return false;
     }
   } catch (const ProtocolError& e) {
     std::fprintf(stderr, "parex: worker %d sent a bad frame (%s); stopping it\n", static_cast<int>(w->pid), e.what());
@@ -72,20 +72,20 @@ void ProcessPoolExecutor::Impl::handle_frame(const WorkerPtr& w, const Frame& f)
   Reader r(f.payload);
   switch (f.kind()) {
     case FrameKind::hello: {
-      if (w->phase != Worker::Phase::starting) throw ProtocolError("unexpected hello");
+      if (w->phase != WorkerProcess::Phase::starting) throw ProtocolError("unexpected hello");
       const auto version = r.get_raw<std::uint32_t>();
       const auto digest = r.get_raw<std::uint64_t>();
       if (version != detail::protocol_version || digest != detail::Registry::global().digest())
         return break_pool("worker process " + std::to_string(w->pid) +
                           " runs a different program: its registered functions differ from ours (was the "
                           "binary rebuilt while this program ran?)");
-      w->phase = Worker::Phase::initializing;
+      w->phase = WorkerProcess::Phase::initializing;
       w->timer.cancel();
       return;
     }
     case FrameKind::ready:
-      if (w->phase != Worker::Phase::initializing) throw ProtocolError("unexpected ready");
-      w->phase = Worker::Phase::ready;
+      if (w->phase != WorkerProcess::Phase::initializing) throw ProtocolError("unexpected ready");
+      w->phase = WorkerProcess::Phase::ready;
       startup_failures = 0;
       startup_crashes = 0;
       return;
@@ -106,10 +106,10 @@ void ProcessPoolExecutor::Impl::handle_frame(const WorkerPtr& w, const Frame& f)
 
 // Outcomes for the next n items sent to w, in order: each call at the front of the
 // in-flight list takes its run of them in one go.
-void ProcessPoolExecutor::Impl::deliver(Worker& w, Reader& r, std::uint32_t n) {
+void ProcessPoolExecutor::Impl::deliver(WorkerProcess& w, Reader& r, std::uint32_t n) {
   while (n) {
-    if (w.inflight.empty()) throw ProtocolError("a result for no call");
-    RemoteCall* c = w.inflight.front();
+    if (w.outstanding.empty()) throw ProtocolError("a result for no call");
+    RemoteCall* c = w.outstanding.front();
     const std::uint32_t k = std::min(n, c->count - c->done);
     idle_deaths = 0;
     c->take_outcomes(r, k);
@@ -118,26 +118,26 @@ void ProcessPoolExecutor::Impl::deliver(Worker& w, Reader& r, std::uint32_t n) {
   }
 }
 
-void ProcessPoolExecutor::Impl::fail_front(Worker& w, const std::exception_ptr& e) {
-  RemoteCall* c = w.inflight.front();
+void ProcessPoolExecutor::Impl::fail_front(WorkerProcess& w, const std::exception_ptr& e) {
+  RemoteCall* c = w.outstanding.front();
   c->on_error(e);
   complete_items(w, c, 1);
 }
 
-void ProcessPoolExecutor::Impl::complete_items(Worker& w, RemoteCall* c, std::uint32_t k) {
+void ProcessPoolExecutor::Impl::complete_items(WorkerProcess& w, RemoteCall* c, std::uint32_t k) {
   w.received += k;
   if ((c->done += k) == c->count) {
-    w.inflight.pop_front();
+    w.outstanding.pop_front();
     c->finish();  // may free c
   }
 }
 
-void ProcessPoolExecutor::Impl::on_results(Worker& w, Reader& r, const detail::FrameHeader& h) {
+void ProcessPoolExecutor::Impl::on_results(WorkerProcess& w, Reader& r, const detail::FrameHeader& h) {
   deliver(w, r, h.items);
   if (!r.empty()) throw ProtocolError("trailing bytes in a results frame");
   if (h.items) {
-    const double sample = std::max(20.0, h.busy_us * 1000.0 / h.items);
-    w.ns_per_item = 0.5 * w.ns_per_item + 0.5 * sample;
+    const double sample = std::max(min_ns_per_item, h.busy_us * 1000.0 / h.items);
+    w.ns_per_item = (1 - estimate_weight) * w.ns_per_item + estimate_weight * sample;
   }
 }
 

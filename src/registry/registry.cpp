@@ -126,7 +126,6 @@ const FunctionEntry* Registry::by_id(std::uint32_t id) {
 }
 
 std::uint64_t Registry::digest() { return snapshot().digest; }
-std::size_t Registry::size() { return snapshot().by_id.size(); }
 
 std::string Registry::nearest(std::string_view name, std::size_t n) {
   auto& s = snapshot();
@@ -169,7 +168,6 @@ const char* stage_text(Stage s) {
   switch (s) {
     case Stage::decode_args: return "decoding the arguments";
     case Stage::encode_result: return "encoding the result";
-    case Stage::initializer: return "running the initializer";
     case Stage::run: break;
   }
   return "running";

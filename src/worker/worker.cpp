@@ -3,7 +3,7 @@
 // A worker is the program re-executed with PAREX_WORKER in its environment. init() sees
 // the marker, and this file takes over for good:
 //
-//   hello ──▶ pool            (pid, protocol, registry digest: a different binary fails here)
+//   hello ──▶ pool            (protocol, registry digest: a different binary fails here)
 //   init  ◀── pool            run the initializer, answer ready / init_failed
 //   loop: calls frame ◀── pool
 //           for each item: started++ · decode · run · encode outcome into the results
@@ -74,6 +74,13 @@ constexpr auto flusher_latency = std::chrono::microseconds(500);
 // without, 7-12 us with 8-16 yields; throughput unchanged or better. A yield costs
 // ~1 us of CPU when nobody else wants the core, and gives it away when someone does.
 constexpr int idle_yields = 16;
+// A frame from the pool larger than this is a ProtocolError: the pool never sends more
+// than one call past max_frame_bytes_out (16 MiB), and a call's arguments beyond 1 TiB are
+// a corrupt length, not a call.
+constexpr std::uint64_t max_input_frame_bytes = std::uint64_t{1} << 40;
+// A results buffer that grew past this many times its initial size shrinks back once
+// drained: one huge result must not pin its memory for the worker's life.
+constexpr std::size_t keep_results_factor = 4;
 
 [[noreturn]] void die(int code, const char* what) {
   std::fprintf(stderr, "parex worker %d: %s\n", static_cast<int>(::getpid()), what);
@@ -188,7 +195,7 @@ class ResultStream final : public Writer {
     size_ = 0;
     committed_.store(0, std::memory_order_release);
     sent_bytes_.store(0, std::memory_order_release);
-    if (cap_ > 4 * shm_initial_data_bytes &&
+    if (cap_ > keep_results_factor * shm_initial_data_bytes &&
         ::ftruncate(fd_, static_cast<off_t>(shm_header_bytes + shm_initial_data_bytes)) == 0)
       remap(shm_header_bytes + shm_initial_data_bytes);
   }
@@ -276,7 +283,7 @@ class ArenaView {
 class WorkerLoop {
  public:
   explicit WorkerLoop(const WorkerMarker& m)
-      : in_(m.in_fd), out_fd_(m.out_fd), input_(std::uint64_t{1} << 40), arena_(m.arena_fd) {
+      : in_(m.in_fd), out_fd_(m.out_fd), input_(max_input_frame_bytes), arena_(m.arena_fd) {
     send_hello();
     try {
       run_initializer();
@@ -313,7 +320,6 @@ class WorkerLoop {
     const auto at = begin_frame(b, FrameKind::hello);
     b.put_raw<std::uint32_t>(protocol_version);
     b.put_raw<std::uint64_t>(Registry::global().digest());
-    b.put_raw<std::int32_t>(static_cast<std::int32_t>(::getpid()));
     finish_frame(b, at, 0);
     write_all(out_fd_, b.data(), b.size());
   }

@@ -15,8 +15,7 @@ struct TypeList {
   static constexpr std::size_t size = sizeof...(T);
 };
 
-/// The one signature of F, if it has one: result, params (as written) and whether F is a
-/// plain function. has_signature is false for generic lambdas and overloaded operator().
+/// The one signature of F, if it has one: result and params (as written). has_signature is false for generic lambdas and overloaded operator().
 template <class F, class = void>
 struct Signature {
   static constexpr bool has_signature = false;
@@ -25,7 +24,6 @@ struct Signature {
 template <class R, class... P>
 struct Signature<R (*)(P...)> {
   static constexpr bool has_signature = true;
-  static constexpr bool is_function = true;
   using result = R;
   using params = TypeList<P...>;
 };
@@ -44,7 +42,6 @@ struct MemberCallSignature {
   template <class C, class R, class... P>                     \
   struct MemberCallSignature<R (C::*)(P...) QUALS> {          \
     static constexpr bool has_signature = true;               \
-    static constexpr bool is_function = false;                \
     using result = R;                                         \
     using params = TypeList<P...>;                            \
   };

@@ -220,7 +220,6 @@ class StateRef {
   S* get() const noexcept { return s_; }
   S* operator->() const noexcept { return s_; }
   explicit operator bool() const noexcept { return s_ != nullptr; }
-  S* detach() noexcept { return std::exchange(s_, nullptr); }
 
  private:
   S* s_ = nullptr;

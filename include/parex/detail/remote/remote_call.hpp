@@ -238,8 +238,7 @@ struct Remotable {
     if (!Args::arity) return "the number of arguments does not match the function's parameters";
     if (!Args::convertible) return "an argument is not convertible to the function's parameter type";
     if (!Args::serializable)
-      return "a parameter type is not serializable: give it a serialize(Archive&, unsigned) member "
-             "(Boost.Serialization), mark a trivially copyable struct with PAREX_BITWISE, or use std types";
+      return PAREX_DETAIL_SERIALIZABLE_FIX;
     if (!result_ok) return "the return type is not serializable (see parex::Serializable)";
     return "";
   }

@@ -25,7 +25,7 @@ inline constexpr std::uint32_t frame_magic = 0x01585250;  // "PRX\1" little-endi
 inline constexpr std::uint16_t protocol_version = 2;
 
 enum class FrameKind : std::uint16_t {
-  hello = 1,        // worker -> pool: pid, protocol, registry digest
+  hello = 1,        // worker -> pool: protocol, registry digest
   init = 2,         // pool -> worker: the initializer call (or none)
   ready = 3,        // worker -> pool: initializer done
   init_failed = 4,  // worker -> pool: initializer threw (payload: exception)
@@ -46,7 +46,7 @@ static_assert(sizeof(FrameHeader) == 24);
 enum class OutcomeStatus : std::uint8_t { ok = 0, error = 1 };
 
 /// Where a call failed, carried with its error so that the message can say it.
-enum class Stage : std::uint8_t { run = 0, decode_args = 1, encode_result = 2, initializer = 3 };
+enum class Stage : std::uint8_t { run = 0, decode_args = 1, encode_result = 2 };
 
 struct Frame {
   FrameHeader header;
@@ -77,7 +77,6 @@ class FrameReader {
 
   /// True if bytes of an incomplete frame are buffered (a stream that ends now is truncated).
   bool mid_frame() const noexcept { return end_ > begin_ + consumed_; }
-  std::size_t buffered() const noexcept { return end_ - begin_ - consumed_; }
 
  private:
   void drop_consumed() noexcept;
