@@ -1,17 +1,15 @@
-// The function registry, and the error paths of remote calls that need its names.
+// The function registry: names, ids, invokers, the digest.
 //
 // Entries are added during static initialisation, in an order that differs between
 // binaries but not between a program and its re-executed workers; freeze() sorts them by
 // name so ids agree anyway, and builds the lookup tables once. Registrations that arrive
 // later (a dlopen'd library) cannot reach already-running workers, so they are refused
 // with a message rather than half-working.
-#include <parex/detail/remote/remote_call.hpp>
 #include <parex/registry.hpp>
 
 #include <algorithm>
 #include <cstdio>
 #include <deque>
-#include <dlfcn.h>
 #include <mutex>
 #include <string>
 #include <typeindex>
@@ -136,110 +134,6 @@ std::string Registry::nearest(std::string_view name, std::size_t n) {
   for (std::size_t i = 0; i < scored.size() && i < n; ++i) out += (i ? ", " : "") + *scored[i].second;
   if (scored.size() > n) out += ", ...";
   return out.empty() ? "none" : out;
-}
-
-// ---- remote-call errors ------------------------------------------------------------------
-
-namespace {
-// The name of a function from its address, if the dynamic symbol table has it (parex
-// links programs with -rdynamic so that it does).
-std::string function_name(const void* fn) {
-  Dl_info info{};
-  if (!fn || !dladdr(fn, &info) || !info.dli_sname || info.dli_saddr != fn) return {};
-  std::string s = demangle(info.dli_sname);
-  if (auto paren = s.find('('); paren != std::string::npos) s.erase(paren);
-  return s;
-}
-
-template <class Outer>
-std::exception_ptr nest(Outer outer, const std::exception_ptr& inner) {
-  try {
-    std::rethrow_exception(inner);
-  } catch (...) {
-    try {
-      std::throw_with_nested(std::move(outer));
-    } catch (...) {
-      return std::current_exception();
-    }
-  }
-}
-
-const char* stage_text(Stage s) {
-  switch (s) {
-    case Stage::decode_args: return "decoding the arguments";
-    case Stage::encode_result: return "encoding the result";
-    case Stage::run: break;
-  }
-  return "running";
-}
-}  // namespace
-
-[[noreturn]] void throw_unregistered(const void* fn, const std::type_info* object_type) {
-  auto& reg = Registry::global();
-  std::string name = object_type ? demangle(object_type->name()) : function_name(fn);
-  std::string msg;
-  if (name.empty()) {
-    char addr[32];
-    std::snprintf(addr, sizeof addr, "%p", fn);
-    msg = std::string("unregistered function at ") + addr +
-          ": add PAREX_REGISTER(fn) at namespace scope next to its definition";
-  } else if (object_type) {
-    msg = "unregistered function object '" + name +
-          "': add PAREX_REGISTER_AS(\"name\", obj) at namespace scope, in the namespace of its type";
-  } else {
-    msg = "unregistered function '" + name + "': add PAREX_REGISTER(" + name + ") at namespace scope";
-  }
-  throw UnregisteredFunction(msg + "; registered: " + reg.nearest(object_type ? std::string_view{} : name));
-}
-
-[[noreturn]] void throw_encode_error(const FunctionEntry& fn) {
-  std::throw_with_nested(NotSerializable("encoding the arguments of '" + fn.name +
-                                         "' failed: " + describe_exception(std::current_exception())));
-}
-
-std::exception_ptr encode_error(const FunctionEntry& fn) noexcept {
-  try {
-    throw_encode_error(fn);
-  } catch (...) {
-    return std::current_exception();
-  }
-}
-
-void put_error_outcome(Writer& w, Stage stage, const std::exception_ptr& e) noexcept {
-  const std::size_t mark = w.size();
-  try {
-    w.put_byte(static_cast<std::uint8_t>(OutcomeStatus::error));
-    put_length_prefixed(w, [&](Writer& b) {
-      b.put_byte(static_cast<std::uint8_t>(stage));
-      encode_exception(b, e);
-    });
-  } catch (...) {
-    // Out of memory while describing an error: fall back to a fixed, tiny outcome.
-    w.truncate(mark);
-    try {
-      w.put_byte(static_cast<std::uint8_t>(OutcomeStatus::error));
-      put_length_prefixed(w, [&](Writer& b) {
-        b.put_byte(static_cast<std::uint8_t>(stage));
-        encode_exception(b, std::make_exception_ptr(std::bad_alloc()));
-      });
-    } catch (...) {
-      std::fputs("parex worker: cannot encode an error outcome\n", stderr);
-      std::abort();
-    }
-  }
-}
-
-std::exception_ptr decode_error_outcome(Reader& r, const FunctionEntry& fn) {
-  const auto stage = static_cast<Stage>(r.get_byte());
-  std::exception_ptr e = decode_exception(r);
-  if (stage == Stage::run) return e;
-  return nest(NotSerializable(std::string(stage_text(stage)) + " of '" + fn.name + "' in the worker failed: " +
-                              describe_exception(e)),
-              e);
-}
-
-std::exception_ptr result_decode_error(const FunctionEntry& fn, std::exception_ptr cause) {
-  return nest(NotSerializable("decoding the result of '" + fn.name + "' failed: " + describe_exception(cause)), cause);
 }
 
 }  // namespace parex::detail

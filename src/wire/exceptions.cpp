@@ -7,6 +7,7 @@
 // PAREX_REGISTER_EXCEPTION - and otherwise raises RemoteError(type, what). Matching the
 // exact type, not the first base that a catch ladder would hit, is what makes
 // "unregistered derived type -> RemoteError" predictable.
+#include <parex/detail/wire/records.hpp>
 #include <parex/registry.hpp>
 
 #include <algorithm>
@@ -251,6 +252,30 @@ std::string describe_exception(const std::exception_ptr& e) {
   } catch (...) {
     const std::type_info* ti = abi::__cxa_current_exception_type();
     return ti ? demangle(ti->name()) : std::string("unknown exception");
+  }
+}
+
+void put_error_outcome(Writer& w, Stage stage, const std::exception_ptr& e) noexcept {
+  const std::size_t mark = w.size();
+  try {
+    w.put_byte(static_cast<std::uint8_t>(OutcomeStatus::error));
+    put_length_prefixed(w, [&](Writer& b) {
+      b.put_byte(static_cast<std::uint8_t>(stage));
+      encode_exception(b, e);
+    });
+  } catch (...) {
+    // Out of memory while describing an error: fall back to a fixed, tiny outcome.
+    w.truncate(mark);
+    try {
+      w.put_byte(static_cast<std::uint8_t>(OutcomeStatus::error));
+      put_length_prefixed(w, [&](Writer& b) {
+        b.put_byte(static_cast<std::uint8_t>(stage));
+        encode_exception(b, std::make_exception_ptr(std::bad_alloc()));
+      });
+    } catch (...) {
+      std::fputs("parex worker: cannot encode an error outcome\n", stderr);
+      std::abort();
+    }
   }
 }
 
