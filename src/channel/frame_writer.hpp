@@ -23,6 +23,11 @@ class FrameWriter {
  public:
   enum class Status { done, would_block, failed };
 
+  FrameWriter() = default;
+  // Not copyable or movable: a sealed frame's pieces point into frame_ (and its inline bytes).
+  FrameWriter(const FrameWriter&) = delete;
+  FrameWriter& operator=(const FrameWriter&) = delete;
+
   /// Starts a new frame: frame() is empty, nothing is spliced.
   void begin() noexcept;
   /// The copied bytes of the frame being built.

@@ -1,5 +1,5 @@
 // The Executor base: the parts of submit/map that need no template.
-#include <parex/executor.hpp>
+#include <parex/detail/executor/executor_core.hpp>
 
 #include <cstdio>
 
@@ -15,19 +15,6 @@ void Executor::post(detail::LocalTask* task) {
     task->cancel_and_release();
     throw;
   }
-}
-
-void Executor::post(detail::RemoteCall* call) {
-  try {
-    dispatch_remote(call);
-  } catch (...) {
-    call->drop();  // never queued: the future (about to unwind) holds the only other reference
-    throw;
-  }
-}
-
-void Executor::dispatch_remote(detail::RemoteCall*) {
-  throw InvalidStateError("this executor runs calls in this process; it has no remote dispatch");
 }
 
 namespace detail {

@@ -111,7 +111,7 @@ SpawnedWorker spawn_worker(int arena_fd) {
   if (ec) throw std::system_error(ec, "cannot start a worker process");
   w.pid = w.child.id();
   // Its death is seen on a pidfd, not as EOF on its pipe: a process it forked may hold
-  // the pipe open long after it died.
+  // the pipe open long after it died (without a pidfd, EOF is all there is).
   w.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, w.pid, 0));
   w.to_fd = to[1];
   w.from_fd = from[0];

@@ -3,6 +3,7 @@
 
 namespace parex {
 
+namespace detail {
 std::string describe_status(int status) {
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
@@ -12,6 +13,7 @@ std::string describe_status(int status) {
   if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
   return "ended (status " + std::to_string(status) + ")";
 }
+}  // namespace detail
 
 // Delivers results a dead worker computed but had not sent; returns how far it got.
 ProcessPoolExecutor::Impl::Progress ProcessPoolExecutor::Impl::salvage(WorkerProcess& w) {
@@ -50,7 +52,7 @@ void ProcessPoolExecutor::Impl::worker_ended(const WorkerPtr& wp) {
   w.phase = WorkerProcess::Phase::dead;
   const int status = reap(w);
   const std::string how = "worker process " + std::to_string(w.pid) + " " +
-                          (w.stopped_by_pool.empty() ? describe_status(status) : w.stopped_by_pool);
+                          (w.stopped_by_pool.empty() ? detail::describe_status(status) : w.stopped_by_pool);
 
   if (phase == WorkerProcess::Phase::starting || phase == WorkerProcess::Phase::initializing)
     return ended_starting(wp, phase, status, how);
@@ -93,7 +95,7 @@ void ProcessPoolExecutor::Impl::ended_starting(const WorkerPtr& wp, WorkerProces
   if (w.input_closed || terminate_signal) return maybe_finish();
   // An initializer that fails or crashes breaks the pool, as in Python; a kill from
   // outside is a start-up failure like any other.
-  if (phase == WorkerProcess::Phase::initializing && init_fn && !killed_from_outside(status))
+  if (phase == WorkerProcess::Phase::initializing && init_fn && (!killed_from_outside(status) || w.killed_by_pool))
     return break_pool(how + " while running the initializer");
   if (const auto why = startup_verdict(w, status, reached)) return break_pool(how + " before the handshake: " + *why);
   ++startup_failures;

@@ -13,7 +13,9 @@ void ProcessPoolExecutor::Impl::pump() {
   const std::size_t n = snapshot.size();
   for (std::size_t k = 0; k < n && !pending.empty(); ++k) {
     const WorkerPtr& w = snapshot[(next_worker + k) % n];
-    if (w->phase == WorkerProcess::Phase::ready && !w->input_closed && !w->writing && has_room(*w)) send_calls(w);
+    if (w->phase == WorkerProcess::Phase::ready && !w->input_closed && !w->channel_ended && !w->writing &&
+        has_room(*w))
+      send_calls(w);
   }
   ++next_worker;
 }
@@ -40,6 +42,9 @@ void ProcessPoolExecutor::Impl::send_calls(const WorkerPtr& wp) {
     if (in_arena) {  // the worker reads the arguments where they are
       detail::put_arena_ref(f, {arena->offset_of(bytes.data()), bytes.size()});
     } else if (bytes.size() >= splice_threshold) {
+      // Referenced, not copied: the bytes stay unchanged and alive until the worker has
+      // read them, since a call's arguments are freed only once its outcomes are in
+      // (take_outcomes, finish) or its worker is reaped (worker_ended, break_pool).
       w.writer.splice(bytes);
     } else {
       f.put(bytes.data(), bytes.size());

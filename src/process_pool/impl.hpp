@@ -67,7 +67,7 @@ inline constexpr double min_ns_per_item = 20.0;
 inline constexpr double estimate_weight = 0.5;
 inline constexpr std::uint32_t max_frame_items = 1u << 16;
 inline constexpr std::size_t max_frame_bytes_out = std::size_t{16} << 20;  // a single bigger call still goes, alone
-// Arguments this big are written straight from the call's own buffer (writev), not copied.
+// Arguments this big go into the pipe from the call's own buffer (vmsplice), not copied.
 inline constexpr std::size_t splice_threshold = std::size_t{64} << 10;
 // Start-up failures (a worker that dies before its handshake). A worker that exits on its
 // own without reaching parex::init shows that the program cannot start workers: the pool
@@ -99,7 +99,9 @@ inline constexpr std::size_t arena_reserve = std::size_t{64} << 30;
 using namespace pool_tuning;
 
 /// "was killed by signal 9 (Killed)", "exited with code 3": a wait status in words.
+namespace detail {
 std::string describe_status(int status);
+}
 
 struct ProcessPoolExecutor::Impl {
   struct WorkerProcess {
@@ -131,7 +133,9 @@ struct ProcessPoolExecutor::Impl {
     bool reaped = false;
     bool exited = false;        // its pidfd said so; its pipe may still hold results
     bool eof = false;           // its output pipe ended before it exited
-    bool killed_by_pool = false;  // we SIGKILLed it while it lived: its status is ours, not its own
+    bool channel_ended = false;   // EOF or EPIPE: it gets no more calls, and is expected to exit
+    bool killed_by_pool = false;  // killed for not exiting after its channel ended (or sending
+                                  // junk): its status is ours, not its own
     int status = 0;             // once reaped
     std::string stopped_by_pool;  // why we killed it, if we did
     detail::FrameWriter writer;  // the frame being sent to it

@@ -99,16 +99,21 @@ void ProcessPoolExecutor::Impl::send_signal(WorkerProcess& w, int sig) noexcept 
 // still alive after exit_grace is killed, and its death is then the pool's doing.
 // Without a pidfd it is killed at once, as before.
 void ProcessPoolExecutor::Impl::expect_exit(const WorkerPtr& w, std::string why) {
+  if (w->channel_ended) return;  // once: the grace period is not extended
+  w->channel_ended = true;       // no more calls go to it (pump)
   if (!w->exit_watch.is_open()) {
     if (w->stopped_by_pool.empty()) w->stopped_by_pool = std::move(why);
+    w->killed_by_pool = true;
     return send_signal(*w, SIGKILL);
   }
   w->grace.expires_after(exit_grace);
   w->grace.async_wait([this, w, why = std::move(why)](const boost::system::error_code& e) {
     if (e || w->phase == WorkerProcess::Phase::dead || w->exited) return;
-    if (w->stopped_by_pool.empty()) w->stopped_by_pool = why + ", and did not exit";
-    w->killed_by_pool = true;
-    send_signal(*w, SIGKILL);
+    guarded([&] {
+      if (w->stopped_by_pool.empty()) w->stopped_by_pool = why + ", and did not exit";
+      w->killed_by_pool = true;
+      send_signal(*w, SIGKILL);
+    });
   });
 }
 

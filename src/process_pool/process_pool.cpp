@@ -4,13 +4,13 @@
 //  ───────────────────                    ──────────────────────────────────────────────────
 //  encode args into a RemoteCall   ──▶    drain inbox ──▶ pending (FIFO) ──▶ pump():
 //  push on the lock-free inbox            for each ready worker with room: one calls frame
-//  (post a wake-up only when it           [header | record | record ...] in one writev
+//  (post a wake-up only when it           [header | record | record ...] in one write
 //   was empty)                                          │
 //                                                       ▼  pipe (1 MiB)           worker process
 //                                                      read batch → run items → results buffer
 //                                                       ▲  pipe                   (shared memory)
 //  future.result() ◀── complete  ◀──  results frame: one outcome per item, in send order;
-//                      the future     the front of the worker's in-flight list owns it
+//                      the future     the front of the worker's outstanding list owns it
 //
 // One batch's life: calls that pile up while a worker's pipe is busy leave as one frame;
 // the worker answers with one frame per burst (see worker/worker.cpp for when it flushes); the
@@ -20,7 +20,7 @@
 //  - Only the reactor thread touches pending, workers and every RemoteCall once it has
 //    left the inbox. Submitters touch only the inbox; the futures are atomic on their own.
 //  - Each worker runs its input in order, so outcome k of a worker belongs to the k-th
-//    item sent to it: the in-flight list needs no ids.
+//    item sent to it: the outstanding list needs no ids.
 //  - A worker gets work while the work it already holds is estimated to take less than
 //    target_inflight (per-item time measured by the worker, averaged): many tiny calls
 //    per frame, one slow call at a time - the rest stay here, cancellable and free to go

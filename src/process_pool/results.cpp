@@ -105,7 +105,7 @@ void ProcessPoolExecutor::Impl::handle_frame(const WorkerPtr& w, const Frame& f)
 }
 
 // Outcomes for the next n items sent to w, in order: each call at the front of the
-// in-flight list takes its run of them in one go.
+// outstanding list takes its run of them in one go.
 void ProcessPoolExecutor::Impl::deliver(WorkerProcess& w, Reader& r, std::uint32_t n) {
   while (n) {
     if (w.outstanding.empty()) throw ProtocolError("a result for no call");

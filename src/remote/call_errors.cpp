@@ -1,7 +1,9 @@
-// The error paths of remote calls (remote/remote_call.hpp): an unregistered function named
+// The Executor's remote path that needs no template (posting a RemoteCall), and the
+// error paths of remote calls (remote/remote_call.hpp): an unregistered function named
 // with the registered names nearest to it, encoding and decoding failures as
 // NotSerializable naming the function and the stage, the original exception nested.
 #include <parex/detail/remote/remote_call.hpp>
+#include <parex/executor.hpp>
 #include <parex/registry.hpp>
 
 #include <dlfcn.h>
@@ -88,3 +90,20 @@ std::exception_ptr result_decode_error(const FunctionEntry& fn, std::exception_p
 }
 
 }  // namespace parex::detail
+
+namespace parex {
+
+void Executor::post(detail::RemoteCall* call) {
+  try {
+    dispatch_remote(call);
+  } catch (...) {
+    call->drop();  // never queued: the future (about to unwind) holds the only other reference
+    throw;
+  }
+}
+
+void Executor::dispatch_remote(detail::RemoteCall*) {
+  throw InvalidStateError("this executor runs calls in this process; it has no remote dispatch");
+}
+
+}  // namespace parex

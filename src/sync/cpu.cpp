@@ -1,7 +1,7 @@
 // process_cpu_count(): the CPUs this process may actually use. Affinity (taskset, cpusets)
 // and a cgroup CPU quota (containers, systemd CPUQuota=) both cap it; a quota of 1.5 CPUs
 // counts as 2, since that many threads can make progress at once.
-#include <parex/thread_pool.hpp>
+#include <parex/cpu.hpp>
 
 #include <algorithm>
 #include <cmath>

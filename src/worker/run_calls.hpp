@@ -10,6 +10,8 @@
 //   void item_finished()                     its outcome is complete in out()
 //   void tick(Clock::time_point now)         every clock_stride items and after a call's
 //                                            last: the moment for time-based decisions
+//   void after_item()                        last, after each item (size-based decisions:
+//                                            after tick, so a flush carries the busy time)
 //   std::span<const std::byte> arena(ArenaRef)  arguments kept in a shared arena
 // Throws ProtocolError on a malformed payload or an unknown function id (the transport
 // decides what that means; a pipe worker exits).
@@ -46,6 +48,7 @@ void run_calls(std::span<const std::byte> payload, Sink& sink) {
       e->invoke(*e, args, sink.out());
       sink.item_finished();
       if (head.items <= clock_stride || (i + 1) % clock_stride == 0 || i + 1 == head.items) sink.tick(Clock::now());
+      sink.after_item();
     }
   }
 }

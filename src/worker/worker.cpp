@@ -371,14 +371,14 @@ class WorkerLoop {
       stream.arm();  // results wait while this item runs: the flusher watches them (once per batch)
       shared.started.store(++loop.started_, std::memory_order_release);
     }
-    void item_finished() {
-      stream.commit(++loop.finished_);
-      if (stream.size() >= flush_bytes) stream.flush();
-    }
+    void item_finished() noexcept { stream.commit(++loop.finished_); }
     void tick(Clock::time_point now) {
       stream.add_busy(now - since);
       since = now;
       if (now - stream.pending_since() >= flush_latency) stream.flush();
+    }
+    void after_item() {
+      if (stream.size() >= flush_bytes) stream.flush();
     }
     std::span<const std::byte> arena(ArenaRef a) const { return loop.arena_.at(a.offset, a.length); }
   };

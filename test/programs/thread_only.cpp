@@ -2,7 +2,7 @@
 // process backend's codec, registry or Boost archives, and every thread-pool call works.
 #include <parex/thread_pool.hpp>
 
-#if defined(BOOST_ARCHIVE_BINARY_OARCHIVE_HPP) || defined(PAREX_SERIALIZE_HPP_INCLUDED)
+#if defined(BOOST_ARCHIVE_BINARY_OARCHIVE_HPP) || defined(BOOST_SERIALIZATION_SERIALIZATION_HPP)
 #error "<parex/thread_pool.hpp> pulled in the serialization layer"
 #endif
 
