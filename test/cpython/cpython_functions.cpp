@@ -178,36 +178,10 @@ std::optional<int> wait_for_started(const TempDir& dir) {
   return pid;
 }
 
-namespace {
-// 'R', 'S', 'Z', ... or 0 if there is no such process; the parent pid in *ppid.
-char process_state(int pid, int* ppid = nullptr) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(f, line)) return 0;
-  const auto close = line.rfind(')');
-  std::istringstream rest(line.substr(close + 2));
-  char state = 0;
-  int parent = 0;
-  rest >> state >> parent;
-  if (ppid) *ppid = parent;
-  return state;
-}
-}  // namespace
-
-bool process_alive(int pid) {
-  const char s = process_state(pid);
-  return s != 0 && s != 'Z' && s != 'X';
-}
 bool process_gone(int pid) { return ::kill(pid, 0) == -1 && errno == ESRCH; }
 std::size_t live_children() {
   std::size_t n = 0;
-  for (auto& e : fs::directory_iterator("/proc")) {
-    const std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    int ppid = 0;
-    const char s = process_state(std::stoi(name), &ppid);
-    if (ppid == ::getpid() && s != 0 && s != 'Z' && s != 'X') ++n;
-  }
+  for (int pid : test::children()) n += test::process_alive(pid);
   return n;
 }
 
@@ -254,27 +228,5 @@ FutureFixtures::FutureFixtures() {
   success_p.set_result(42);
 }
 
-StderrCapture::StderrCapture() {
-  std::fflush(stderr);
-  file_ = std::tmpfile();
-  saved_ = ::dup(2);
-  ::dup2(::fileno(file_), 2);
-}
-StderrCapture::~StderrCapture() {
-  if (saved_ >= 0) text();
-  if (file_) std::fclose(file_);
-}
-std::string StderrCapture::text() {
-  if (saved_ < 0) return {};
-  std::fflush(stderr);
-  ::dup2(saved_, 2);
-  ::close(saved_);
-  saved_ = -1;
-  std::string out;
-  std::rewind(file_);
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, file_)) > 0;) out.append(buf, n);
-  return out;
-}
 
 }  // namespace cpy

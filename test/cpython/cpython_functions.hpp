@@ -5,6 +5,8 @@
 // cpy and are registered as "cpy::<name>", so they cannot clash with the other suites'.
 #pragma once
 
+#include "support/processes.hpp"
+
 #include <parex/parex.hpp>
 
 #include <boost/serialization/split_member.hpp>
@@ -139,8 +141,8 @@ class FileEvent {
 
 /// Reads the pid that started_then_wait wrote to <dir>/started, waiting for it.
 std::optional<int> wait_for_started(const TempDir& dir);
-/// The process exists and is not a zombie.
-bool process_alive(int pid);
+
+using test::process_alive;
 /// No such process at all (reaped, not a zombie).
 bool process_gone(int pid);
 /// Live (non-zombie) child processes of this process.
@@ -210,19 +212,6 @@ struct FutureFixtures {
   FutureFixtures();
 };
 
-/// Redirects this process's stderr (fd 2) to a file until text() is called.
-class StderrCapture {
- public:
-  StderrCapture();
-  ~StderrCapture();
-  StderrCapture(const StderrCapture&) = delete;
-  StderrCapture& operator=(const StderrCapture&) = delete;
-  /// Restores stderr and returns what was written meanwhile.
-  std::string text();
-
- private:
-  int saved_ = -1;
-  std::FILE* file_ = nullptr;
-};
+using test::StderrCapture;  // support/processes.hpp
 
 }  // namespace cpy

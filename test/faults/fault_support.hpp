@@ -8,6 +8,8 @@
 //   PAREX_FAULT_SEED    the random seed (default: a fresh one; each case logs its own)
 #pragma once
 
+#include "support/processes.hpp"
+
 #include "support/helpers.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -34,6 +36,9 @@
 
 namespace faults {
 
+using test::children;
+using test::process_state;
+
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
@@ -53,53 +58,10 @@ inline std::uint32_t seed() {
 
 inline double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-/// 'R', 'S', 'Z', ... or 0 if there is no such process; ppid if asked.
-inline char process_state(int pid, int* ppid = nullptr) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(f, line)) return 0;
-  const auto close = line.rfind(')');  // the name may contain spaces and parentheses
-  if (close == std::string::npos || close + 2 > line.size()) return 0;
-  std::istringstream rest(line.substr(close + 2));
-  char state = 0;
-  int parent = 0;
-  rest >> state >> parent;
-  if (ppid) *ppid = parent;
-  return state;
-}
-
 /// Not running any more: gone, or a zombie waiting for whoever adopted it.
 inline bool gone(int pid) {
   const char s = process_state(pid);
   return s == 0 || s == 'Z' || s == 'X';
-}
-
-/// Every child of this process, zombies included (unreaped children stay listed), from
-/// /proc/self/task/*/children (workers are children of the pool's reactor thread), or a
-/// scan of /proc/*/stat where the kernel lacks CONFIG_PROC_CHILDREN.
-inline std::vector<int> children() {
-  namespace fs = std::filesystem;
-  std::vector<int> out;
-  std::error_code ec;
-  bool listed = false;
-  for (fs::directory_iterator it("/proc/self/task", ec), end; !ec && it != end; it.increment(ec)) {
-    std::ifstream f(it->path() / "children");
-    if (!f) continue;  // a thread that just ended, or no CONFIG_PROC_CHILDREN
-    listed = true;
-    for (int pid; f >> pid;) out.push_back(pid);
-  }
-  if (!listed) {
-    const int self = static_cast<int>(::getpid());
-    for (fs::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
-      const std::string name = it->path().filename();
-      if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-      int ppid = 0;
-      if (process_state(std::stoi(name), &ppid) && ppid == self) out.push_back(std::stoi(name));
-    }
-  }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
 }
 
 /// The children still here (a pool that was just destroyed should have left none): each

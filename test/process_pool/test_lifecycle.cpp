@@ -7,6 +7,7 @@
 
 #include "support/contract_functions.hpp"
 #include "support/helpers.hpp"
+#include "support/processes.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -31,52 +32,6 @@
 using namespace test;
 using parex::ProcessPoolExecutor;
 using parex::ThreadPoolExecutor;
-
-namespace {
-// The pids of this process's children (the pool's workers).
-std::set<pid_t> children() {
-  std::set<pid_t> out;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream f(task.path() / "children");
-    for (pid_t p; f >> p;) out.insert(p);
-  }
-  return out;
-}
-
-bool alive(pid_t pid) { return ::kill(pid, 0) == 0; }
-
-// Captures what this process writes to stderr (fd 2) while it lives.
-class CaptureStderr {
- public:
-  CaptureStderr() {
-    std::fflush(stderr);
-    saved_ = ::dup(2);
-    std::snprintf(path_, sizeof path_, "/tmp/parex-stderr-XXXXXX");
-    const int fd = ::mkstemp(path_);
-    ::dup2(fd, 2);
-    ::close(fd);
-  }
-  ~CaptureStderr() { restore(); }
-  std::string text() {
-    restore();
-    std::ifstream f(path_);
-    std::stringstream s;
-    s << f.rdbuf();
-    return s.str();
-  }
-
- private:
-  void restore() {
-    if (saved_ < 0) return;
-    std::fflush(stderr);
-    ::dup2(saved_, 2);
-    ::close(saved_);
-    saved_ = -1;
-  }
-  int saved_ = -1;
-  char path_[64];
-};
-}  // namespace
 
 // Forks a child that sleeps `seconds` (keeping the worker's pipes open), writes its pid
 // to `pid_file`, then either dies at once by SIGKILL or returns.
@@ -108,7 +63,7 @@ BOOST_AUTO_TEST_CASE(a_dead_worker_is_seen_at_once_though_its_fork_lives_on) {
     BOOST_TEST(pool.submit(square, 5).result(deadlock_timeout) == 25);  // and the pool goes on
   }
   BOOST_TEST(grandchild > 0);
-  BOOST_TEST(alive(grandchild));  // the pool did not wait for it
+  BOOST_TEST(test::process_alive(grandchild));  // the pool did not wait for it
   ::kill(grandchild, SIGKILL);
   std::filesystem::remove(pid_file);
 }
@@ -120,7 +75,7 @@ BOOST_AUTO_TEST_CASE(shutdown_does_not_wait_for_a_workers_fork) {
     ProcessPoolExecutor pool{{.max_workers = 1}};
     grandchild = pool.submit(fork_then, pid_file, 60, false).result(deadlock_timeout);
   }  // the worker exits on EOF; its fork still holds the result pipe
-  BOOST_TEST(alive(grandchild));
+  BOOST_TEST(test::process_alive(grandchild));
   ::kill(grandchild, SIGKILL);
   std::filesystem::remove(pid_file);
 }
@@ -232,7 +187,7 @@ BOOST_AUTO_TEST_CASE(default_thread_names_differ_between_pools) {
 }
 
 BOOST_AUTO_TEST_CASE(an_initializer_failure_names_its_type_and_is_reported) {
-  CaptureStderr err;
+  test::StderrCapture err;
   ThreadPoolExecutor pool{{.max_workers = 1, .initializer = [] { throw std::out_of_range("no config"); }}};
   auto e = expect_error<parex::BrokenThreadPool>([&] { pool.submit([] { return 1; }).result(deadlock_timeout); });
   BOOST_TEST(std::string(e.what()).find("std::out_of_range: no config") != std::string::npos);
@@ -241,7 +196,7 @@ BOOST_AUTO_TEST_CASE(an_initializer_failure_names_its_type_and_is_reported) {
 }
 
 BOOST_AUTO_TEST_CASE(a_worker_initializer_failure_is_reported_on_stderr) {
-  CaptureStderr err;
+  test::StderrCapture err;
   {
     ProcessPoolExecutor pool{{.max_workers = 1, .initializer = failing_initializer}};
     BOOST_CHECK_THROW(pool.submit(square, 2).result(deadlock_timeout), parex::BrokenProcessPool);
@@ -250,7 +205,7 @@ BOOST_AUTO_TEST_CASE(a_worker_initializer_failure_is_reported_on_stderr) {
 }
 
 BOOST_AUTO_TEST_CASE(a_callback_exception_is_reported_with_its_type) {
-  CaptureStderr err;
+  test::StderrCapture err;
   parex::Promise<int> p;
   p.get_future().add_done_callback([](const parex::Future<int>&) { throw std::length_error("callback gave up"); });
   p.set_result(1);

@@ -5,6 +5,7 @@
 
 #include "support/contract_functions.hpp"
 #include "support/helpers.hpp"
+#include "support/processes.hpp"
 
 #include <boost/process/child.hpp>
 #include <boost/process/io.hpp>
@@ -29,19 +30,7 @@ std::size_t open_fds() {
   return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator("/proc/self/fd"), {}));
 }
 
-// 'R', 'S', 'Z', ... or 0 if there is no such process.
-char process_state(int pid, int* ppid = nullptr) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(f, line)) return 0;
-  const auto close = line.rfind(')');  // the name may contain spaces and parentheses
-  std::istringstream rest(line.substr(close + 2));
-  char state = 0;
-  int parent = 0;
-  rest >> state >> parent;
-  if (ppid) *ppid = parent;
-  return state;
-}
+using test::process_state;
 
 std::vector<int> zombie_children() {
   std::vector<int> out;
