@@ -9,8 +9,8 @@
 // and every submit pays a futex wake). Here a submit is one CAS and wakes a worker only
 // when the inbox goes from empty to non-empty while someone sleeps. A worker takes the
 // whole inbox at once, keeps it in its own deque (one uncontended lock per pop), and wakes
-// one sleeper who steals half of it; that one wakes the next, and so on: wake-ups grow
-// with the number of workers, not with the number of tasks.
+// one sleeper who steals half of it; that one wakes the next while work is left anywhere,
+// and so on: wake-ups grow with the number of workers, not with the number of tasks.
 //
 // Sleeping uses a Dekker pair on (inbox or deque sizes, sleepers): a producer publishes
 // work and then reads sleepers; a worker bumps sleepers and then re-reads the work, both
@@ -151,9 +151,18 @@ struct ThreadPoolExecutor::Impl {
     }
     if (LocalTask* first = inbox.take_all()) {
       if (LocalTask* rest = first->next) keep(me, rest);
+      else pass_on_the_wake();
       return first;
     }
     return steal(self);
+  }
+
+  // The wake-up chain: a worker that took work from elsewhere wakes the next sleeper if
+  // any work is left anywhere. Without it, a thief taking the last task of one deque left
+  // another deque's tasks behind a worker blocked in a long call while threads slept (n
+  // tasks that wait for each other on n threads never all started).
+  void pass_on_the_wake() noexcept {
+    if (sleepers.load(std::memory_order_seq_cst) != 0 && has_work()) wake_one();
   }
 
   // Appends a FIFO chain to my deque, then lets a sleeper come and steal from it.
@@ -185,6 +194,7 @@ struct ThreadPoolExecutor::Impl {
         victim.size.store(victim.queue.size(), std::memory_order_relaxed);
       }
       if (LocalTask* rest = chain->next) keep(*workers[self], rest);
+      else pass_on_the_wake();
       return chain;
     }
     return nullptr;

@@ -4,6 +4,8 @@
 
 #include "support/helpers.hpp"
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <pthread.h>
 #include <ranges>
@@ -237,6 +239,33 @@ BOOST_AUTO_TEST_CASE(burst_submit_from_idle_wakes_everyone_needed) {
     for (int i = 0; i < 1 + round % 7; ++i) fs.push_back(pool.submit([](int x) { return x + 1; }, i));
     for (std::size_t i = 0; i < fs.size(); ++i) BOOST_REQUIRE(fs[i].result(deadlock_timeout) == int(i) + 1);
     if (round % 50 == 0) std::this_thread::sleep_for(2ms);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(n_tasks_that_wait_for_each_other_run_at_once_on_n_threads) {
+  // Every queued task must reach a thread while any thread sleeps, even when the threads
+  // that took work are all blocked: each of n tasks waits until all n have started. A
+  // wake-up chain that stops early leaves a task in a blocked worker's deque for ever.
+  for (int n = 2; n <= 8; ++n) {
+    ThreadPoolExecutor pool{{.max_workers = static_cast<std::size_t>(n)}};
+    for (int round = 0; round < 40; ++round) {
+      if (round % 4 == 0) std::this_thread::sleep_for(1ms);  // let every worker fall asleep
+      std::atomic<int> arrived{0};
+      std::vector<parex::Future<bool>> fs;
+      for (int i = 0; i < n; ++i)
+        fs.push_back(pool.submit([&arrived, n] {
+          arrived.fetch_add(1);
+          const auto until = std::chrono::steady_clock::now() + 20s;
+          while (arrived.load() < n)
+            if (std::chrono::steady_clock::now() > until) return false;
+            else std::this_thread::yield();
+          return true;
+        }));
+      for (auto& f : fs) {
+        const bool all_started = f.result(deadlock_timeout);
+        BOOST_REQUIRE_MESSAGE(all_started, n << " threads, round " << round << ": " << arrived.load() << " started");
+      }
+    }
   }
 }
 
