@@ -11,7 +11,9 @@
 //   ├── RemoteError             an exception of an unregistered type, carried from a worker
 //   ├── UnregisteredFunction    a function the process backend cannot name
 //   ├── ProtocolError           a corrupt, truncated or oversized frame
-//   └── NotSerializable         a value that cannot be encoded or decoded
+//   ├── NotSerializable         a value that cannot be encoded or decoded
+//   ├── ValueError              a value out of its range (a semaphore released past its bound, ...)
+//   └── SharedObjectError       a shared object a handle names can no longer be reached
 //
 // All are plain value types, safe to copy and to throw from any thread.
 #pragma once
@@ -120,6 +122,21 @@ class ProtocolError : public Error {
 /// A value that cannot be encoded or decoded; when a codec threw, the original
 /// exception is nested (std::rethrow_if_nested reaches it).
 class NotSerializable : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A value out of range for the operation (Python's ValueError): releasing a lock this
+/// thread does not hold, a BoundedSemaphore released past its bound.
+class ValueError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// The shared object (Lock, Value, Array, SharedMemory, ...) a handle refers to can no
+/// longer be reached: every process that held it closed it before this one attached, or
+/// the bytes are not a handle of this build.
+class SharedObjectError : public Error {
  public:
   using Error::Error;
 };

@@ -6,6 +6,7 @@
 #include <parex/executor.hpp>
 #include <parex/future.hpp>
 #include <parex/init.hpp>
+#include <parex/mp.hpp>
 #include <parex/process_pool.hpp>
 #include <parex/registry.hpp>
 #include <parex/serialize.hpp>

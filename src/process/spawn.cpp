@@ -31,13 +31,6 @@ constexpr int marker_version = 2;
 // argument) in one write; the default 64 KiB makes the reactor wake 16 times as often.
 constexpr int pipe_bytes = 1 << 20;
 
-std::string program_name() {
-  std::ifstream f("/proc/self/cmdline");
-  std::string first;
-  std::getline(f, first, '\0');
-  return first.empty() ? "parex-worker" : first;
-}
-
 // Closes what it holds unless released: the error paths of spawn_worker.
 struct Fds {
   std::vector<int> fds;
@@ -57,6 +50,13 @@ struct Fds {
 
 [[noreturn]] void fail(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
 }  // namespace
+
+std::string program_name() {
+  std::ifstream f("/proc/self/cmdline");
+  std::string first;
+  std::getline(f, first, '\0');
+  return first.empty() ? "parex-worker" : first;
+}
 
 std::string format_marker(const WorkerMarker& m) {
   char buf[128];

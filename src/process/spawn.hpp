@@ -31,6 +31,9 @@ struct SpawnedWorker {
   int pidfd = -1;    // readable once it has exited; -1 on kernels without pidfd_open
 };
 
+/// argv[0] as the user started this program (what a re-executed child shows in ps).
+std::string program_name();
+
 /// Starts a worker. arena_fd: the pool's argument arena, or -1.
 /// @throws std::system_error naming what could not be created or started.
 SpawnedWorker spawn_worker(int arena_fd);

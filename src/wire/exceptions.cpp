@@ -89,7 +89,8 @@ std::vector<ExceptionEntry> builtin_entries() {
       // parex's own, for user code that uses executors inside a worker
       from_what<Error>(), from_what<CancelledError>(), from_what<TimeoutError>(), from_what<InvalidStateError>(),
       from_what<BrokenExecutor>(), from_what<BrokenThreadPool>(), from_what<BrokenProcessPool>(),
-      from_what<UnregisteredFunction>(), from_what<ProtocolError>(), from_what<NotSerializable>()};
+      from_what<UnregisteredFunction>(), from_what<ProtocolError>(), from_what<NotSerializable>(),
+      from_what<ValueError>(), from_what<SharedObjectError>()};
 
   v.push_back({&typeid(std::system_error),
                [](const std::string& what, Reader& r) {

@@ -21,6 +21,7 @@
 #include <parex/init.hpp>
 #include <parex/registry.hpp>
 
+#include "mp/child.hpp"
 #include "process/marker.hpp"
 #include "process/shared_page.hpp"
 #include "worker/run_calls.hpp"
@@ -476,6 +477,7 @@ class WorkerLoop {
 void init(int, char**) {
   g_initialized.store(true, std::memory_order_release);
   if (const char* marker = std::getenv(detail::worker_env)) detail::run_worker(marker);
+  if (const char* marker = std::getenv(detail::process_env)) detail::run_process_child(marker);
   detail::Registry::global().freeze();
 }
 

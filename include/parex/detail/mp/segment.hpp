@@ -1,0 +1,93 @@
+// parex/detail/mp/segment.hpp - the shared memory under every multiprocessing object, and
+// the handle that travels instead of the object.
+//
+// A Segment is a memfd mapped MAP_SHARED: no name in /dev/shm, so the kernel frees it
+// with its last user, also when every process that used it was SIGKILLed. Another
+// process reaches it through /proc/<pid>/fd/<fd> of a process that holds it (same user,
+// no ptrace attach needed), and checks a random 64-bit nonce in the header, so a reused
+// fd number can never be taken for the segment.
+//
+// Sending a handle pins the segment in the sender until one receiver has attached (a
+// counter in the header): `q.put(parex::Lock())` or `submit(f, parex::Value<int>(0))`
+// with a temporary works. A handle sent and never received stays pinned until the
+// sender exits. In one process a decoded handle finds the mapping already there: the
+// same object, the same address.
+//
+// Who includes this: the handle types of include/parex/mp/. Thread-safe.
+#pragma once
+
+#include <parex/detail/wire/buffer.hpp>
+#include <parex/detail/wire/fast_codec.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <type_traits>
+
+namespace parex::detail {
+
+/// Where a segment is and how to check it: what a handle carries on the wire.
+struct SegmentRef {
+  std::int64_t pid = 0;     // a process that holds it open
+  std::int32_t fd = -1;     // its fd there
+  std::uint64_t nonce = 0;  // must match the header
+  std::uint64_t bytes = 0;  // payload size
+};
+
+class Segment {
+ public:
+  /// A fresh zeroed segment with `bytes` of payload (64-byte aligned). `kind` names it in
+  /// /proc/<pid>/fd ("memfd:parex-lock").
+  /// @throws std::system_error when the kernel refuses memory or an fd.
+  static std::shared_ptr<Segment> create(std::size_t bytes, const char* kind);
+  /// The segment a handle refers to, mapped here (or the mapping this process has).
+  /// @throws parex::SharedObjectError when it no longer exists or is not what the handle says.
+  /// `received`: this attach is the receipt of a sent handle (unpins it in the sender);
+  /// false for an attach by name.
+  static std::shared_ptr<Segment> attach(const SegmentRef& ref, bool received = true);
+
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+  ~Segment();
+
+  std::byte* data() const noexcept { return data_; }
+  std::size_t size() const noexcept { return bytes_; }
+  int fd() const noexcept { return fd_; }
+  std::uint64_t nonce() const noexcept;
+  /// A ref for the wire; pins `self` in this process until a receiver attaches.
+  static SegmentRef send(const std::shared_ptr<Segment>& self);
+
+  struct Header;
+
+ private:
+  Segment(int fd, void* base, std::size_t mapped, std::size_t bytes) noexcept;
+  int fd_;
+  void* base_;
+  std::size_t mapped_;
+  std::size_t bytes_;
+  std::byte* data_;
+};
+
+/// Writes a handle: the segment and the offset of the object inside it.
+void encode_handle(Writer& w, const std::shared_ptr<Segment>& s, std::uint64_t offset);
+/// Reads one; `need` is the bytes the object takes from `offset` (checked).
+std::shared_ptr<Segment> decode_handle(Reader& r, std::uint64_t& offset, std::uint64_t need);
+
+/// A type that travels as a handle: it has `void encode_to(Writer&) const` and
+/// `static T decode_from(Reader&)`.
+template <class T>
+concept SharedHandle = requires(const T& t, Writer& w, Reader& r) {
+  typename T::parex_shared_handle;
+  t.encode_to(w);
+  { T::decode_from(r) } -> std::same_as<T>;
+};
+
+template <class T>
+struct FastCodec<T, std::enable_if_t<SharedHandle<T>>> {
+  static constexpr bool enabled = true;
+  static constexpr std::size_t min_size = sizeof(SegmentRef);
+  static void encode(Writer& w, const T& v) { v.encode_to(w); }
+  static T decode(Reader& r) { return T::decode_from(r); }
+};
+
+}  // namespace parex::detail

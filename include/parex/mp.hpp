@@ -1,0 +1,12 @@
+// parex/mp.hpp - Python's multiprocessing for C++: Process, Lock, RLock, Semaphore,
+// BoundedSemaphore, Event, Value, RawValue, Array, RawArray, SharedMemory.
+//
+// Every shared object is a handle: copies, and copies passed to a Process, a pool call or
+// through a queue, are the same object. They work between threads of one process too.
+#pragma once
+
+#include <parex/mp/lock.hpp>
+#include <parex/mp/process.hpp>
+#include <parex/mp/shared_memory.hpp>
+#include <parex/mp/sharedctypes.hpp>
+#include <parex/mp/synchronize.hpp>

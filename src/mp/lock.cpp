@@ -1,0 +1,130 @@
+// Lock and RLock (see include/parex/mp/lock.hpp): a robust, process-shared pthread mutex.
+//
+// Robust: glibc puts a held mutex on the holding thread's robust list; when that thread
+// dies, the kernel marks the mutex FUTEX_OWNER_DIED and wakes a waiter, whose lock call
+// returns EOWNERDEAD with the mutex held. We make it consistent, record that in the cell,
+// and go on. `depth` counts an RLock's nested acquisitions; it is touched by the holder
+// only, and reset when a dead holder's count is taken over.
+#include <parex/mp/lock.hpp>
+
+#include <parex/errors.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <new>
+#include <pthread.h>
+#include <string>
+#include <unistd.h>
+
+namespace parex::detail {
+
+namespace {
+struct LockCell {
+  pthread_mutex_t mutex;
+  std::uint32_t kind;         // LockHandle::Kind, checked when a handle is decoded
+  std::uint32_t owner_died;   // the current acquisition took over from a dead holder
+  std::uint32_t depth;        // nested acquisitions of the holder
+  std::atomic<std::int32_t> holder;  // the holding thread's kernel tid, 0 when free
+};
+static_assert(sizeof(LockCell) <= lock_cell_bytes);
+
+LockCell& cell(void* p) { return *static_cast<LockCell*>(p); }
+
+void check(int rc, const char* what) {
+  if (rc != 0) throw Error(std::string("parex: ") + what + ": " + std::strerror(rc));
+}
+
+timespec deadline_after(std::chrono::nanoseconds timeout) {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  const auto total = std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec) + timeout;
+  const auto secs = std::chrono::floor<std::chrono::seconds>(total);
+  return {static_cast<time_t>(secs.count()), static_cast<long>((total - secs).count())};
+}
+}  // namespace
+
+void LockHandle::init_cell(std::byte* at, Kind kind) {
+  auto* c = new (at) LockCell{};
+  pthread_mutexattr_t a;
+  check(pthread_mutexattr_init(&a), "pthread_mutexattr_init");
+  pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+  pthread_mutexattr_settype(&a, kind == Kind::recursive ? PTHREAD_MUTEX_RECURSIVE : PTHREAD_MUTEX_ERRORCHECK);
+  const int rc = pthread_mutex_init(&c->mutex, &a);
+  pthread_mutexattr_destroy(&a);
+  check(rc, "pthread_mutex_init");
+  c->kind = static_cast<std::uint32_t>(kind);
+}
+
+LockHandle::LockHandle(Kind kind) : segment_(Segment::create(lock_cell_bytes, "lock")), cell_(segment_->data()) {
+  init_cell(segment_->data(), kind);
+}
+
+LockHandle::LockHandle(std::shared_ptr<Segment> segment, std::uint64_t offset, Kind kind)
+    : segment_(std::move(segment)), offset_(offset), cell_(segment_->data() + offset) {
+  if (offset > segment_->size() || segment_->size() - offset < lock_cell_bytes ||
+      cell(cell_).kind != static_cast<std::uint32_t>(kind))
+    throw SharedObjectError(kind == Kind::recursive ? "this handle does not refer to an RLock"
+                                                    : "this handle does not refer to a Lock");
+}
+
+LockHandle LockHandle::decode_as(Reader& r, Kind kind) {
+  std::uint64_t offset = 0;
+  auto s = decode_handle(r, offset, lock_cell_bytes);
+  return LockHandle(std::move(s), offset, kind);
+}
+
+bool LockHandle::acquire() { return acquire_for(std::chrono::nanoseconds(-1)); }
+
+bool LockHandle::acquire_for(std::chrono::nanoseconds timeout) {
+  LockCell& c = cell(cell_);
+  int rc;
+  if (timeout < std::chrono::nanoseconds(0)) {
+    rc = pthread_mutex_lock(&c.mutex);
+  } else if (timeout == std::chrono::nanoseconds(0)) {
+    rc = pthread_mutex_trylock(&c.mutex);
+  } else {
+    const timespec until = deadline_after(timeout);
+    rc = pthread_mutex_clocklock(&c.mutex, CLOCK_MONOTONIC, &until);
+  }
+  switch (rc) {
+    case 0:
+      if (c.depth++ == 0) {
+        c.owner_died = 0;
+        c.holder.store(::gettid(), std::memory_order_relaxed);
+      }
+      return true;
+    case EOWNERDEAD:
+      check(pthread_mutex_consistent(&c.mutex), "pthread_mutex_consistent");
+      c.owner_died = 1;
+      c.depth = 1;
+      c.holder.store(::gettid(), std::memory_order_relaxed);
+      return true;
+    case EBUSY:
+    case ETIMEDOUT:
+      return false;
+    case EDEADLK:
+      if (timeout >= std::chrono::nanoseconds(0)) return false;
+      throw InvalidStateError("this thread already holds this Lock: acquiring it again would wait for ever "
+                              "(use an RLock to acquire it more than once)");
+    default:
+      check(rc, "acquiring a lock");
+      return false;
+  }
+}
+
+void LockHandle::release() {
+  LockCell& c = cell(cell_);
+  // Only the holder may touch depth: ask `holder` first (a tid is unique while its thread
+  // lives, and a dead holder's tid is replaced by the next acquisition).
+  if (c.holder.load(std::memory_order_relaxed) != ::gettid())
+    throw ValueError("release of a lock this thread does not hold");
+  if (--c.depth == 0) c.holder.store(0, std::memory_order_relaxed);
+  if (const int rc = pthread_mutex_unlock(&c.mutex); rc != 0) check(rc, "releasing a lock");
+}
+
+bool LockHandle::previous_owner_died() const noexcept { return cell(cell_).owner_died != 0; }
+
+}  // namespace parex::detail

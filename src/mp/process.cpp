@@ -1,0 +1,313 @@
+// Process, parent side (see include/parex/mp/process.hpp).
+//
+// start() writes the call into a memfd, then posix_spawn()s /proc/self/exe (vfork-style:
+// no copy of the parent's page tables) with that memfd as fd 3 and nothing else but
+// stdin/out/err. The child's end is watched on a pidfd: join(timeout) is a poll, and a
+// signal can never reach a recycled pid. Children that have not been reaped are listed in
+// one registry, which active_children() and the exit handler walk.
+#include <parex/mp/process.hpp>
+
+#include "mp/child.hpp"
+#include "process/spawn.hpp"
+
+#include <parex/cpu.hpp>
+#include <parex/init.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <system_error>
+#include <thread>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace parex {
+
+struct Process::State {
+  std::mutex mutex;
+  std::vector<std::byte> call;  // registry digest, function id (varint); the names follow at start()
+  std::vector<std::byte> item;  // the encoded arguments, as an item
+  pid_t pid = 0;
+  int pidfd = -1;
+  bool started = false, closed = false;
+  std::optional<int> code;  // set once reaped
+  std::string name;
+  bool daemon = false;
+  std::atomic<bool> ended{false};  // code is set; read without the mutex by track()
+
+  ~State() {
+    if (pidfd >= 0) ::close(pidfd);
+  }
+  // Reaps the child if it has ended (mutex held). True once it has.
+  bool reap(bool block) {
+    if (code) return true;
+    if (!started) return false;
+    int status = 0;
+    pid_t r;
+    do r = ::waitpid(pid, &status, block ? 0 : WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0) return false;
+    if (r < 0) code = 255;  // reaped by someone else (a waitpid(-1) in user code): status lost
+    else if (WIFEXITED(status)) code = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status)) code = -WTERMSIG(status);
+    else return false;
+    if (pidfd >= 0) ::close(pidfd), pidfd = -1;
+    ended.store(true, std::memory_order_release);
+    return true;
+  }
+  void signal(int sig) {
+    std::lock_guard lock(mutex);
+    if (!started || reap(false)) return;
+    if (pidfd >= 0) ::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0);
+    else ::kill(pid, sig);
+  }
+};
+
+namespace {
+std::string& current_name() {
+  static std::string n = "MainProcess";
+  return n;
+}
+std::optional<ProcessInfo>& parent_info() {
+  static std::optional<ProcessInfo> p;
+  return p;
+}
+
+// Children not reaped yet. Leaked: the exit handler runs during static destruction.
+struct Children {
+  std::mutex mutex;
+  std::vector<std::shared_ptr<Process::State>> list;
+};
+Children& children() {
+  static Children* c = new Children;
+  return *c;
+}
+
+// At a normal exit, as Python's: daemonic children are terminated, then every child is
+// joined. A daemon that ignores SIGTERM gets SIGKILL after a second.
+void at_exit() {
+  std::vector<std::shared_ptr<Process::State>> all;
+  {
+    std::lock_guard lock(children().mutex);
+    all.swap(children().list);
+  }
+  for (auto& s : all)
+    if (s->daemon) s->signal(SIGTERM);
+  for (auto& s : all) {
+    std::unique_lock lock(s->mutex);
+    if (s->daemon) {
+      for (int i = 0; i < 100 && !s->reap(false); ++i) {
+        lock.unlock();
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        lock.lock();
+      }
+      if (!s->code) {
+        lock.unlock();
+        s->signal(SIGKILL);
+        lock.lock();
+      }
+    }
+    s->reap(true);
+  }
+}
+
+void track(std::shared_ptr<Process::State> s) {
+  static std::once_flag once;
+  std::call_once(once, [] { std::atexit(at_exit); });
+  std::lock_guard lock(children().mutex);
+  std::erase_if(children().list, [](const auto& c) { return c->ended.load(std::memory_order_acquire); });
+  children().list.push_back(std::move(s));
+}
+
+std::atomic<unsigned> process_counter{0};
+
+int memfd_with(const std::vector<std::byte>& a, const std::vector<std::byte>& b, const std::vector<std::byte>& c) {
+  const int fd = static_cast<int>(::syscall(SYS_memfd_create, "parex-process-call", MFD_CLOEXEC));
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot create a memfd for a Process's call");
+  for (const auto* part : {&a, &b, &c}) {
+    std::size_t done = 0;
+    while (done < part->size()) {
+      const ssize_t n = ::write(fd, part->data() + done, part->size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        const int e = errno;
+        ::close(fd);
+        throw std::system_error(e, std::generic_category(), "cannot write a Process's call");
+      }
+      done += static_cast<std::size_t>(n);
+    }
+  }
+  return fd;
+}
+}  // namespace
+
+namespace detail {
+void set_process_identity(std::string name, pid_t parent, std::string parent_name) {
+  current_name() = std::move(name);
+  parent_info() = ProcessInfo{std::move(parent_name), parent};
+}
+}  // namespace detail
+
+Process::Process(Unstarted) : state_(std::make_shared<State>()) {
+  name = "Process-" + std::to_string(process_counter.fetch_add(1, std::memory_order_relaxed) + 1);
+}
+Process::Process(Process&&) noexcept = default;
+Process& Process::operator=(Process&&) noexcept = default;
+Process::~Process() = default;  // a running child stays tracked: joined or stopped at exit
+
+Process::State& Process::state() const {
+  if (!state_) throw InvalidStateError("this Process was moved from");
+  return *state_;
+}
+
+void Process::set_call(const detail::FunctionEntry& e, const detail::Buffer& args) {
+  detail::Buffer head;
+  head.put_raw<std::uint64_t>(detail::Registry::global().digest());
+  head.put_varint(e.id);
+  state_->call.assign(head.data(), head.data() + head.size());
+  state_->item.assign(args.data(), args.data() + args.size());
+}
+
+void Process::start() {
+  State& s = state();
+  std::lock_guard lock(s.mutex);
+  if (s.closed) throw ValueError("this Process was closed");
+  if (s.started) throw InvalidStateError("a Process can be started only once");
+  if (!initialized())
+    throw InvalidStateError("parex::Process needs parex::init(argc, argv) first in main: the child is this program");
+  s.name = name;
+  s.daemon = daemon;
+  detail::Buffer names;
+  detail::encode(names, name);
+  detail::encode(names, current_name());
+  const std::vector<std::byte> names_bytes(names.data(), names.data() + names.size());
+  const int fd = memfd_with(s.call, names_bytes, s.item);
+
+  static const std::string argv0 = detail::program_name();
+  char* argv[] = {const_cast<char*>(argv0.c_str()), const_cast<char*>(detail::process_arg), nullptr};
+  const std::string marker = std::string(detail::process_env) + "=" +
+                             detail::format_process_marker({::getpid(), daemon});
+  std::vector<char*> env;
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, "PAREX_", 6) != 0) env.push_back(*e);
+  env.push_back(const_cast<char*>(marker.c_str()));
+  env.push_back(nullptr);
+
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&attr);
+  posix_spawn_file_actions_adddup2(&fa, fd, detail::process_call_fd);  // the same fd: clears FD_CLOEXEC
+  posix_spawn_file_actions_addclosefrom_np(&fa, detail::process_call_fd + 1);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  pid_t pid = 0;
+  const int rc = ::posix_spawn(&pid, "/proc/self/exe", &fa, &attr, argv, env.data());
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  ::close(fd);
+  if (rc != 0) throw std::system_error(rc, std::generic_category(), "cannot start a Process");
+  s.pid = pid;
+  s.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  s.started = true;
+  track(state_);
+}
+
+void Process::join() {
+  if (!join_for(std::chrono::nanoseconds(-1))) throw Error("parex: join() returned before the child ended");
+}
+
+bool Process::join_for(std::chrono::nanoseconds timeout) {
+  State& s = state();
+  const auto deadline = std::chrono::steady_clock::now() + std::max(timeout, std::chrono::nanoseconds(0));
+  std::unique_lock lock(s.mutex);
+  if (!s.started) throw InvalidStateError("cannot join a Process that was never started");
+  for (;;) {
+    if (s.reap(false)) return true;
+    const int pidfd = s.pidfd;
+    int ms = -1;
+    if (timeout >= std::chrono::nanoseconds(0)) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      ms = static_cast<int>(std::min<long long>(left.count(), 1 << 30));
+    }
+    lock.unlock();
+    if (pidfd >= 0) {
+      // The fd stays open meanwhile: only reap() closes it, and it runs under the mutex
+      // after the child ended, when this poll returns at once anyway.
+      pollfd p{pidfd, POLLIN, 0};
+      ::poll(&p, 1, ms);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms < 0 || ms > 5 ? 5 : ms));
+    }
+    lock.lock();
+  }
+}
+
+bool Process::is_alive() const {
+  State& s = state();
+  std::lock_guard lock(s.mutex);
+  return s.started && !s.reap(false);
+}
+
+void Process::terminate() { state().signal(SIGTERM); }
+void Process::kill() { state().signal(SIGKILL); }
+
+void Process::close() {
+  State& s = state();
+  std::lock_guard lock(s.mutex);
+  if (s.started && !s.reap(false)) throw ValueError("cannot close a Process that is still running");
+  s.closed = true;
+  s.call.clear();
+  s.item.clear();
+}
+
+pid_t Process::pid() const noexcept { return state_ ? state_->pid : 0; }
+
+std::optional<int> Process::exitcode() const {
+  State& s = state();
+  std::lock_guard lock(s.mutex);
+  s.reap(false);
+  return s.code;
+}
+
+ProcessInfo current_process() { return {current_name(), ::getpid()}; }
+
+std::optional<ProcessInfo> parent_process() { return parent_info(); }
+
+std::vector<ProcessInfo> active_children() {
+  std::vector<std::shared_ptr<Process::State>> all;
+  {
+    std::lock_guard lock(children().mutex);
+    all = children().list;
+  }
+  std::vector<ProcessInfo> out;
+  std::vector<Process::State*> ended;
+  for (auto& s : all) {
+    std::lock_guard lock(s->mutex);
+    if (s->reap(false)) ended.push_back(s.get());
+    else out.push_back({s->name, s->pid});
+  }
+  std::lock_guard lock(children().mutex);
+  std::erase_if(children().list, [&](const auto& s) { return std::ranges::find(ended, s.get()) != ended.end(); });
+  return out;
+}
+
+std::size_t cpu_count() noexcept {
+  const long n = ::sysconf(_SC_NPROCESSORS_CONF);
+  return n > 0 ? static_cast<std::size_t>(n) : 1;
+}
+
+}  // namespace parex

@@ -1,0 +1,211 @@
+// Shared segments and the handles that name them (see include/parex/detail/mp/segment.hpp).
+//
+// Layout: [Header, 64 bytes][payload]. The header is written once by the creator, except
+// in_flight: handles sent and not yet attached (saturating at 0: a call re-sent after a
+// worker crash is decoded twice).
+#include <parex/detail/mp/segment.hpp>
+
+#include <parex/errors.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <fcntl.h>
+#include <mutex>
+#include <random>
+#include <cstring>
+#include <string>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <system_error>
+#include <unistd.h>
+#include <unordered_map>
+#include <vector>
+
+namespace parex::detail {
+
+struct Segment::Header {
+  std::uint64_t magic;
+  std::uint64_t nonce;
+  std::uint64_t bytes;
+  std::atomic<std::uint32_t> in_flight;
+};
+static_assert(sizeof(Segment::Header) <= 64);
+
+namespace {
+constexpr std::uint64_t segment_magic = 0x31'67'65'73'78'65'72'70ULL;  // "parexseg1", version 1
+constexpr std::size_t header_bytes = 64;
+
+// Every segment mapped in this process, by nonce: a handle decoded here finds the mapping
+// this process already has. Leaked on purpose: segments may die during static destruction.
+struct Local {
+  std::mutex mutex;
+  std::unordered_map<std::uint64_t, std::weak_ptr<Segment>> mapped;
+  std::vector<std::shared_ptr<Segment>> pinned;  // sent, waiting for a receiver to attach
+
+  // Drops pins whose receivers have attached. Caller holds mutex. The segments are
+  // returned, to be released after the lock is dropped (their destructors take it).
+  std::vector<std::shared_ptr<Segment>> sweep();
+};
+Local& local() {
+  static Local* l = new Local;
+  return *l;
+}
+
+Segment::Header& header_of(const Segment& s) { return *reinterpret_cast<Segment::Header*>(s.data() - header_bytes); }
+
+std::vector<std::shared_ptr<Segment>> Local::sweep() {
+  std::vector<std::shared_ptr<Segment>> done;
+  std::erase_if(pinned, [&](std::shared_ptr<Segment>& s) {
+    if (header_of(*s).in_flight.load(std::memory_order_acquire) != 0) return false;
+    done.push_back(std::move(s));
+    return true;
+  });
+  return done;
+}
+
+std::uint64_t fresh_nonce() {
+  std::uint64_t n = 0;
+  if (::getrandom(&n, sizeof n, 0) != sizeof n) n = std::random_device{}() ^ (std::uint64_t(std::random_device{}()) << 32);
+  return n ? n : 1;
+}
+
+void unpin_one(Segment::Header& h) noexcept {
+  std::uint32_t v = h.in_flight.load(std::memory_order_relaxed);
+  while (v != 0 && !h.in_flight.compare_exchange_weak(v, v - 1, std::memory_order_acq_rel)) {
+  }
+}
+}  // namespace
+
+Segment::Segment(int fd, void* base, std::size_t mapped, std::size_t bytes) noexcept
+    : fd_(fd), base_(base), mapped_(mapped), bytes_(bytes), data_(static_cast<std::byte*>(base) + header_bytes) {}
+
+Segment::~Segment() {
+  {
+    Local& l = local();
+    std::lock_guard lock(l.mutex);
+    if (auto it = l.mapped.find(header_of(*this).nonce); it != l.mapped.end() && it->second.expired())
+      l.mapped.erase(it);
+  }
+  ::munmap(base_, mapped_);
+  ::close(fd_);
+}
+
+std::uint64_t Segment::nonce() const noexcept { return header_of(*this).nonce; }
+
+std::shared_ptr<Segment> Segment::create(std::size_t bytes, const char* kind) {
+  const std::string name = std::string("parex-") + kind;
+  const int fd = static_cast<int>(::syscall(SYS_memfd_create, name.c_str(), MFD_CLOEXEC));
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot create shared memory for a " + name);
+  const std::size_t mapped = header_bytes + (bytes ? bytes : 1);
+  if (::ftruncate(fd, static_cast<off_t>(mapped)) != 0) {
+    const int e = errno;
+    ::close(fd);
+    throw std::system_error(e, std::generic_category(), "cannot size shared memory for a " + name);
+  }
+  void* base = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) {
+    const int e = errno;
+    ::close(fd);
+    throw std::system_error(e, std::generic_category(), "cannot map shared memory for a " + name);
+  }
+  auto* h = new (base) Header{segment_magic, fresh_nonce(), bytes, {0}};
+  std::shared_ptr<Segment> s(new Segment(fd, base, mapped, bytes));
+  std::vector<std::shared_ptr<Segment>> released;
+  {
+    Local& l = local();
+    std::lock_guard lock(l.mutex);
+    l.mapped[h->nonce] = s;
+    released = l.sweep();
+  }
+  return s;
+}
+
+SegmentRef Segment::send(const std::shared_ptr<Segment>& self) {
+  Header& h = header_of(*self);
+  h.in_flight.fetch_add(1, std::memory_order_acq_rel);
+  std::vector<std::shared_ptr<Segment>> released;
+  {
+    Local& l = local();
+    std::lock_guard lock(l.mutex);
+    l.pinned.push_back(self);
+    released = l.sweep();
+  }
+  return {static_cast<std::int64_t>(::getpid()), self->fd_, h.nonce, h.bytes};
+}
+
+std::shared_ptr<Segment> Segment::attach(const SegmentRef& ref, bool received) {
+  Local& l = local();
+  {
+    std::vector<std::shared_ptr<Segment>> released;  // destroyed after the lock
+    std::lock_guard lock(l.mutex);
+    if (auto it = l.mapped.find(ref.nonce); it != l.mapped.end())
+      if (auto s = it->second.lock()) {
+        if (received) {
+          unpin_one(header_of(*s));
+          released = l.sweep();  // sent and received in this process: unpin at once
+        }
+        return s;
+      }
+  }
+  const std::string path = "/proc/" + std::to_string(ref.pid) + "/fd/" + std::to_string(ref.fd);
+  const auto gone = [&](const std::string& why) {
+    return SharedObjectError("cannot reach the shared object of process " + std::to_string(ref.pid) + ": " + why +
+                             " (a handle reaches its object while a process that holds it lives; see "
+                             "parex/detail/mp/segment.hpp)");
+  };
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) throw gone(std::string("open ") + path + ": " + std::strerror(errno));
+  struct stat st {};
+  const std::size_t mapped = header_bytes + (ref.bytes ? ref.bytes : 1);
+  if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) < mapped) {
+    ::close(fd);
+    throw gone("its fd is not that object any more");
+  }
+  void* base = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) {
+    const int e = errno;
+    ::close(fd);
+    throw gone(std::string("mmap: ") + std::strerror(e));
+  }
+  auto* h = static_cast<Header*>(base);
+  if (h->magic != segment_magic || h->nonce != ref.nonce || h->bytes != ref.bytes) {
+    ::munmap(base, mapped);
+    ::close(fd);
+    throw gone("its fd is not that object any more");
+  }
+  std::shared_ptr<Segment> s(new Segment(fd, base, mapped, ref.bytes));
+  if (received) unpin_one(*h);
+  std::shared_ptr<Segment> other;  // released after the lock: its destructor takes it
+  {
+    std::lock_guard lock(l.mutex);
+    // Another thread may have attached the same segment meanwhile: keep one mapping.
+    if (auto it = l.mapped.find(ref.nonce); it != l.mapped.end()) other = it->second.lock();
+    if (!other) l.mapped[ref.nonce] = s;
+  }
+  if (other) std::swap(other, s);  // ours unmaps when `other` goes, after the lock
+  return s;
+}
+
+void encode_handle(Writer& w, const std::shared_ptr<Segment>& s, std::uint64_t offset) {
+  const SegmentRef ref = Segment::send(s);
+  w.put_raw(ref.pid);
+  w.put_raw(ref.fd);
+  w.put_raw(ref.nonce);
+  w.put_raw(ref.bytes);
+  w.put_raw(offset);
+}
+
+std::shared_ptr<Segment> decode_handle(Reader& r, std::uint64_t& offset, std::uint64_t need) {
+  SegmentRef ref;
+  ref.pid = r.get_raw<std::int64_t>();
+  ref.fd = r.get_raw<std::int32_t>();
+  ref.nonce = r.get_raw<std::uint64_t>();
+  ref.bytes = r.get_raw<std::uint64_t>();
+  offset = r.get_raw<std::uint64_t>();
+  if (offset > ref.bytes || need > ref.bytes - offset) throw ProtocolError("a shared-object handle points outside its segment");
+  return Segment::attach(ref);
+}
+
+}  // namespace parex::detail

@@ -1,0 +1,117 @@
+// Registered functions of the multiprocessing tests (see mp_functions.hpp).
+#include "mp/mp_functions.hpp"
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <unistd.h>
+
+namespace mp_test {
+
+void add_under_lock(parex::Value<int> counter, parex::Lock lock, int times) {
+  for (int i = 0; i < times; ++i) {
+    std::lock_guard g(lock);
+    ++counter.value();
+  }
+}
+
+void add_under_value_lock(parex::Value<int> counter, int times) {
+  auto lock = counter.get_lock();
+  for (int i = 0; i < times; ++i) {
+    std::lock_guard g(lock);
+    ++counter.value();
+  }
+}
+
+void exit_with(int code) { std::exit(code); }
+
+void throw_runtime_error(std::string what) { throw std::runtime_error(what); }
+
+void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+void hold_lock_and_sleep(parex::Lock lock, parex::Event held) {
+  lock.acquire();
+  held.set();
+  std::this_thread::sleep_for(std::chrono::seconds(60));
+}
+
+void write_squares(parex::Array<int> a, int from, int to) {
+  for (int i = from; i < to; ++i) a[static_cast<std::size_t>(i)] = i * i;
+}
+
+void fill_shared_memory(std::string name, int byte) {
+  parex::SharedMemory shm(name);
+  std::memset(shm.buf().data(), byte, shm.size());
+}
+
+void inside_semaphore(parex::Semaphore s, parex::Value<int> inside, parex::Value<int> peak) {
+  std::lock_guard g(s);
+  {
+    std::lock_guard l(inside.get_lock());
+    const int now = ++inside.value();
+    if (now > peak.value()) peak.value() = now;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::lock_guard l(inside.get_lock());
+  --inside.value();
+}
+
+void set_event_after(parex::Event e, int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  e.set();
+}
+
+void report_identity(parex::Array<char> name_out, parex::Value<int> parent_pid) {
+  const auto me = parex::current_process();
+  std::strncpy(name_out.begin(), me.name.c_str(), name_out.size() - 1);
+  if (auto p = parex::parent_process()) parent_pid.value() = p->pid;
+}
+
+void start_grandchild(bool daemon, parex::Value<int> grandchild_pid, parex::Event started, int grandchild_ms,
+                      parex::Value<int> grandchild_done) {
+  parex::Process p(sleep_then_set, grandchild_ms, grandchild_done);
+  p.daemon = daemon;
+  p.start();
+  grandchild_pid.value() = p.pid();
+  started.set();
+}
+
+void sleep_then_set(int ms, parex::Value<int> done) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  done.value() = 1;
+}
+
+void start_daemon_then_sleep(parex::Value<int> grandchild_pid, parex::Event started) {
+  parex::Process p(sleep_ms, 60000);
+  p.daemon = true;
+  p.start();
+  grandchild_pid.value() = p.pid();
+  started.set();
+  std::this_thread::sleep_for(std::chrono::seconds(60));
+}
+
+int add_in_worker(parex::Value<int> counter, parex::Lock lock) {
+  std::lock_guard g(lock);
+  return ++counter.value();
+}
+
+PAREX_REGISTER(add_under_lock);
+PAREX_REGISTER(add_under_value_lock);
+PAREX_REGISTER(exit_with);
+PAREX_REGISTER(throw_runtime_error);
+PAREX_REGISTER(sleep_ms);
+PAREX_REGISTER(hold_lock_and_sleep);
+PAREX_REGISTER(write_squares);
+PAREX_REGISTER(fill_shared_memory);
+PAREX_REGISTER(inside_semaphore);
+PAREX_REGISTER(set_event_after);
+PAREX_REGISTER(report_identity);
+PAREX_REGISTER(start_grandchild);
+PAREX_REGISTER(sleep_then_set);
+PAREX_REGISTER(add_in_worker);
+PAREX_REGISTER(start_daemon_then_sleep);
+
+}  // namespace mp_test

@@ -1,0 +1,28 @@
+// Registered functions the multiprocessing tests run in Process children and pool workers.
+#pragma once
+
+#include <parex/parex.hpp>
+
+#include <string>
+
+namespace mp_test {
+/// A Process's exit code for checks; -1000 while it has none.
+inline int code_of(const parex::Process& p) { return p.exitcode().value_or(-1000); }
+
+void add_under_lock(parex::Value<int> counter, parex::Lock lock, int times);
+void add_under_value_lock(parex::Value<int> counter, int times);
+void exit_with(int code);
+void throw_runtime_error(std::string what);
+void sleep_ms(int ms);
+void hold_lock_and_sleep(parex::Lock lock, parex::Event held);
+void write_squares(parex::Array<int> a, int from, int to);
+void fill_shared_memory(std::string name, int byte);
+void inside_semaphore(parex::Semaphore s, parex::Value<int> inside, parex::Value<int> peak);
+void set_event_after(parex::Event e, int ms);
+void report_identity(parex::Array<char> name_out, parex::Value<int> parent_pid);
+void start_grandchild(bool daemon, parex::Value<int> grandchild_pid, parex::Event started, int grandchild_ms,
+                      parex::Value<int> grandchild_done);
+void sleep_then_set(int ms, parex::Value<int> done);
+void start_daemon_then_sleep(parex::Value<int> grandchild_pid, parex::Event started);
+int add_in_worker(parex::Value<int> counter, parex::Lock lock);
+}  // namespace mp_test

@@ -1,0 +1,156 @@
+// parex::Process: start, join, exit codes, signals, identity, daemon and non-daemon
+// children at the parent's exit and death.
+#define BOOST_TEST_DYN_LINK
+#include <boost/test/unit_test.hpp>
+
+#include "mp/mp_functions.hpp"
+#include "support/helpers.hpp"
+#include "support/processes.hpp"
+
+#include <csignal>
+#include <string>
+#include <vector>
+
+using namespace test;
+using namespace mp_test;
+
+BOOST_AUTO_TEST_SUITE(mp_process)
+
+BOOST_AUTO_TEST_CASE(a_child_runs_the_function_with_its_arguments_and_exits_0) {
+  parex::Value<int> counter(0);
+  parex::Lock lock;
+  parex::Process p(add_under_lock, counter, lock, 25);
+  BOOST_TEST(!p.exitcode().has_value());
+  BOOST_TEST(p.pid() == 0);
+  p.start();
+  BOOST_TEST(p.pid() > 0);
+  p.join();
+  BOOST_TEST(code_of(p) == 0);
+  BOOST_TEST(counter.value() == 25);
+  BOOST_TEST(!p.is_alive());
+}
+
+BOOST_AUTO_TEST_CASE(exit_codes_follow_python) {
+  parex::Process exits(exit_with, 7);
+  exits.start();
+  exits.join();
+  BOOST_TEST(code_of(exits) == 7);
+
+  StderrCapture err;
+  parex::Process throws(throw_runtime_error, std::string("boom in the child"));
+  throws.name = "thrower";
+  throws.start();
+  throws.join();
+  const std::string text = err.text();
+  BOOST_TEST(code_of(throws) == 1);
+  BOOST_TEST(text.find("Process thrower:") != std::string::npos, text);
+  BOOST_TEST(text.find("std::runtime_error: boom in the child") != std::string::npos, text);
+
+  parex::Process killed(sleep_ms, 60000);
+  killed.start();
+  BOOST_TEST(!killed.join(50ms));
+  BOOST_TEST(killed.is_alive());
+  killed.kill();
+  BOOST_TEST(killed.join(deadlock_timeout));
+  BOOST_TEST(code_of(killed) == -SIGKILL);
+
+  parex::Process terminated(sleep_ms, 60000);
+  terminated.start();
+  terminated.terminate();
+  terminated.join();
+  BOOST_TEST(code_of(terminated) == -SIGTERM);
+}
+
+BOOST_AUTO_TEST_CASE(misuse_is_a_typed_error) {
+  parex::Process p(sleep_ms, 0);
+  expect_error<parex::InvalidStateError>([&] { p.join(); });
+  p.start();
+  expect_error<parex::InvalidStateError>([&] { p.start(); });
+  parex::Process running(sleep_ms, 60000);
+  running.start();
+  expect_error<parex::ValueError>([&] { running.close(); });
+  running.kill();
+  running.join();
+  running.close();
+  expect_error<parex::ValueError>([&] { running.start(); });
+  p.join();
+  p.kill();  // ended: nothing happens
+  BOOST_TEST(code_of(p) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(names_identity_and_active_children) {
+  parex::Array<char> name(64);
+  parex::Value<int> parent_pid(0);
+  parex::Process p(report_identity, name, parent_pid);
+  BOOST_TEST(p.name.rfind("Process-", 0) == 0u, p.name);
+  p.name = "reporter";
+  p.start();
+  p.join();
+  BOOST_TEST(std::string(name.begin()) == "reporter");
+  BOOST_TEST(parent_pid.value() == ::getpid());
+  BOOST_TEST(parex::current_process().name == "MainProcess");
+  BOOST_TEST(!parex::parent_process().has_value());
+
+  parex::Process a(sleep_ms, 60000), b(sleep_ms, 60000);
+  a.start();
+  b.start();
+  auto live = parex::active_children();
+  BOOST_TEST(live.size() >= 2u);
+  a.kill();
+  b.kill();
+  a.join();
+  b.join();
+  for (auto& c : parex::active_children()) BOOST_TEST((c.pid != a.pid() && c.pid != b.pid()));
+  BOOST_TEST(parex::cpu_count() >= parex::process_cpu_count());
+}
+
+BOOST_AUTO_TEST_CASE(a_daemon_child_is_stopped_when_its_parent_exits) {
+  // The child starts a daemon grandchild (60 s of sleep) and returns: its exit stops it.
+  parex::Value<int> grandchild(0), done(0);
+  parex::Event started;
+  parex::Process child(start_grandchild, true, grandchild, started, 60000, done);
+  child.start();
+  child.join();
+  BOOST_TEST(code_of(child) == 0);
+  BOOST_TEST(grandchild.value() > 0);
+  BOOST_TEST(eventually([&] { return !process_alive(grandchild.value()); }), "daemon grandchild still alive");
+  BOOST_TEST(done.value() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_non_daemon_child_is_joined_at_exit) {
+  // The child returns at once; its non-daemon grandchild sleeps 300 ms, then sets done.
+  // The child's exit joins it, as Python's does: once the child is joined, done is set.
+  parex::Value<int> grandchild(0), done(0);
+  parex::Event started;
+  parex::Process child(start_grandchild, false, grandchild, started, 300, done);
+  child.start();
+  child.join();
+  BOOST_TEST(code_of(child) == 0);
+  BOOST_TEST(done.value() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_daemon_of_a_sigkilled_parent_is_stopped) {
+  // The child is SIGKILLed (no exit handler runs) while its daemon grandchild sleeps: the
+  // grandchild watches its parent and ends too.
+  parex::Value<int> grandchild(0);
+  parex::Event started;
+  parex::Process child(start_daemon_then_sleep, grandchild, started);
+  child.start();
+  BOOST_REQUIRE(started.wait(deadlock_timeout));
+  BOOST_TEST(process_alive(grandchild.value()));
+  child.kill();
+  child.join();
+  BOOST_TEST(eventually([&] { return !process_alive(grandchild.value()); }), "daemon grandchild outlived its parent");
+}
+
+BOOST_AUTO_TEST_CASE(a_temporary_handle_reaches_the_child) {
+  // The only handle is the argument: sending pins the segment until the child attaches.
+  parex::Event done;
+  parex::Process p(set_event_after, done, 0);
+  p.start();
+  p.join();
+  BOOST_TEST(code_of(p) == 0);
+  BOOST_TEST(done.is_set());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
