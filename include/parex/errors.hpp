@@ -13,7 +13,10 @@
 //   ├── ProtocolError           a corrupt, truncated or oversized frame
 //   ├── NotSerializable         a value that cannot be encoded or decoded
 //   ├── ValueError              a value out of its range (a semaphore released past its bound, ...)
-//   └── SharedObjectError       a shared object a handle names can no longer be reached
+//   ├── SharedObjectError       a shared object a handle names can no longer be reached
+//   ├── Full, Empty             a queue's put or get ran out of time (Python's queue.Full/Empty)
+//   ├── EOFError                a Connection's other end is closed and nothing is left
+//   └── BrokenBarrierError      a Barrier was aborted, reset, timed out, or lost a party
 //
 // All are plain value types, safe to copy and to throw from any thread.
 #pragma once
@@ -138,6 +141,34 @@ class ValueError : public Error {
 /// the bytes are not a handle of this build.
 class SharedObjectError : public Error {
  public:
+  using Error::Error;
+};
+
+/// A queue's put found it full past the timeout (Python's queue.Full).
+class Full : public Error {
+ public:
+  Full() : Error("the queue is full") {}
+  using Error::Error;
+};
+
+/// A queue's get found it empty past the timeout (Python's queue.Empty).
+class Empty : public Error {
+ public:
+  Empty() : Error("the queue is empty") {}
+  using Error::Error;
+};
+
+/// A Connection's other end is closed and no message is left (Python's EOFError).
+class EOFError : public Error {
+ public:
+  EOFError() : Error("the other end of the connection is closed") {}
+  using Error::Error;
+};
+
+/// A Barrier that was aborted, reset, timed out or lost a party (threading.BrokenBarrierError).
+class BrokenBarrierError : public Error {
+ public:
+  BrokenBarrierError() : Error("the barrier is broken") {}
   using Error::Error;
 };
 

@@ -7,6 +7,7 @@
 
 #include <parex/mp/lock.hpp>
 #include <parex/mp/process.hpp>
+#include <parex/mp/queues.hpp>
 #include <parex/mp/shared_memory.hpp>
 #include <parex/mp/sharedctypes.hpp>
 #include <parex/mp/synchronize.hpp>

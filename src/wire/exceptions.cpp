@@ -90,7 +90,8 @@ std::vector<ExceptionEntry> builtin_entries() {
       from_what<Error>(), from_what<CancelledError>(), from_what<TimeoutError>(), from_what<InvalidStateError>(),
       from_what<BrokenExecutor>(), from_what<BrokenThreadPool>(), from_what<BrokenProcessPool>(),
       from_what<UnregisteredFunction>(), from_what<ProtocolError>(), from_what<NotSerializable>(),
-      from_what<ValueError>(), from_what<SharedObjectError>()};
+      from_what<ValueError>(), from_what<SharedObjectError>(),
+      from_what<Full>(), from_what<Empty>(), from_what<EOFError>(), from_what<BrokenBarrierError>()};
 
   v.push_back({&typeid(std::system_error),
                [](const std::string& what, Reader& r) {

@@ -1,6 +1,7 @@
 // Registered functions of the multiprocessing tests (see mp_functions.hpp).
 #include "mp/mp_functions.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -98,6 +99,46 @@ int add_in_worker(parex::Value<int> counter, parex::Lock lock) {
   return ++counter.value();
 }
 
+void produce_range(parex::Queue<int> q, int from, int to) {
+  for (int i = from; i < to; ++i) q.put(i);
+}
+
+void consume_n(parex::Queue<int> q, parex::Array<int> seen, int n) {
+  for (int i = 0; i < n; ++i) {
+    const int v = q.get();
+    std::lock_guard g(seen.get_lock());
+    ++seen[static_cast<std::size_t>(v)];
+  }
+}
+
+void consume_until_minus_one(parex::Queue<int> q, parex::Array<int> seen) {
+  for (;;) {
+    const int v = q.get();
+    if (v < 0) return;
+    // Recorded without a lock: each slot is one item's, and a duplicate would show as 2.
+    std::atomic_ref<int>(seen[static_cast<std::size_t>(v)]).fetch_add(1);
+  }
+}
+
+void join_worker(parex::JoinableQueue<int> q, parex::Value<long> sum) {
+  for (;;) {
+    const int v = q.get();
+    if (v >= 0) {
+      std::lock_guard g(sum.get_lock());
+      sum.value() += v;
+    }
+    q.task_done();
+    if (v < 0) return;
+  }
+}
+
+void echo_big(parex::Queue<std::string> in, parex::Queue<std::string> out) { out.put(in.get()); }
+
+PAREX_REGISTER(produce_range);
+PAREX_REGISTER(consume_n);
+PAREX_REGISTER(consume_until_minus_one);
+PAREX_REGISTER(join_worker);
+PAREX_REGISTER(echo_big);
 PAREX_REGISTER(add_under_lock);
 PAREX_REGISTER(add_under_value_lock);
 PAREX_REGISTER(exit_with);

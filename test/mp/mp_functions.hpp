@@ -26,3 +26,11 @@ void sleep_then_set(int ms, parex::Value<int> done);
 void start_daemon_then_sleep(parex::Value<int> grandchild_pid, parex::Event started);
 int add_in_worker(parex::Value<int> counter, parex::Lock lock);
 }  // namespace mp_test
+
+namespace mp_test {
+void produce_range(parex::Queue<int> q, int from, int to);
+void consume_n(parex::Queue<int> q, parex::Array<int> seen, int n);
+void consume_until_minus_one(parex::Queue<int> q, parex::Array<int> seen);
+void join_worker(parex::JoinableQueue<int> q, parex::Value<long> sum);
+void echo_big(parex::Queue<std::string> in, parex::Queue<std::string> out);
+}  // namespace mp_test

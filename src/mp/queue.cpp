@@ -1,0 +1,355 @@
+// The byte queue under Queue, SimpleQueue and JoinableQueue (see include/parex/mp/queues.hpp).
+//
+// Segment layout: [QueueState, one page][ring, capacity bytes (a power of two)].
+// A record is [u32 length][u32 kind][payload, padded to 8]; head and tail are byte
+// positions that only grow (the ring index is pos & (capacity - 1)). Everything but the
+// futex words and `tail` (read without the lock by a getter about to sleep) changes under
+// `mutex`, a robust process-shared pthread mutex. A record counts once `tail` passes it and
+// is gone once `head` does: a process killed while holding the mutex leaves both as they
+// were before its operation, and EOWNERDEAD needs no repair beyond what follows.
+//
+// Items larger than a quarter of the ring stream as chunks (first, middle..., last). While
+// one streams, `writer` names its thread and other putters wait; while one is being read,
+// `reader` names the getter and other getters wait. A putter or getter that finds the named
+// thread dead takes over: a dead writer's chunks are taken back if no getter has started
+// on them, else that getter drops what it has of the item once it has drained the ring;
+// a dead reader's remaining chunks are skipped.
+#include <parex/mp/queues.hpp>
+
+#include "sync/futex.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <new>
+#include <pthread.h>
+#include <sched.h>
+#include <string>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace parex::detail {
+
+namespace {
+constexpr std::uint32_t queue_magic = 0x51554531;  // "QUE1"
+constexpr std::size_t state_bytes = 4096;
+enum Kind : std::uint32_t { whole = 1, first = 2, middle = 3, last = 4 };
+constexpr std::size_t record_header = 8;
+constexpr auto liveness_slice = std::chrono::milliseconds(100);  // how often a waiter checks a named thread
+
+std::size_t padded(std::size_t n) { return (n + 7) & ~std::size_t{7}; }
+
+struct Thread {
+  std::int32_t pid = 0, tid = 0;
+  bool none() const { return tid == 0; }
+  bool is_me() const { return pid == ::getpid() && tid == ::gettid(); }
+  bool alive() const { return ::syscall(SYS_tgkill, pid, tid, 0) == 0 || errno == EPERM; }
+  static Thread me() { return {::getpid(), ::gettid()}; }
+};
+}  // namespace
+
+struct QueueState {
+  pthread_mutex_t mutex;
+  std::uint32_t magic;
+  std::uint64_t tag;       // the item type (and queue kind): a wrong handle fails to decode
+  std::uint64_t capacity;  // ring bytes, a power of two
+  std::uint64_t maxsize;   // items; 0: unbounded
+  std::uint64_t head;      // guarded by mutex
+  std::atomic<std::uint64_t> tail;  // written under mutex; read without it before sleeping
+  std::uint64_t items;       // whole items and first chunks in the ring
+  std::uint64_t unfinished;  // JoinableQueue: put and not yet task_done
+  Thread writer;             // streaming an item in chunks
+  std::uint64_t stream_start;  // where its first chunk is
+  Thread reader;             // reading one
+  alignas(64) std::atomic<std::uint32_t> data_seq;
+  std::atomic<std::uint32_t> data_waiters;
+  alignas(64) std::atomic<std::uint32_t> space_seq;
+  std::atomic<std::uint32_t> space_waiters;
+  alignas(64) std::atomic<std::uint32_t> done_seq;
+  std::atomic<std::uint32_t> done_waiters;
+};
+static_assert(sizeof(QueueState) <= state_bytes);
+
+namespace {
+class Held {  // the queue's mutex, taken over from a dead holder if need be
+ public:
+  explicit Held(QueueState& s) : s_(s) {
+    const int rc = pthread_mutex_lock(&s_.mutex);
+    if (rc == EOWNERDEAD) pthread_mutex_consistent(&s_.mutex);
+    else if (rc != 0) throw Error(std::string("parex: a queue's lock failed: ") + std::strerror(rc));
+  }
+  ~Held() { pthread_mutex_unlock(&s_.mutex); }
+  void unlock() { pthread_mutex_unlock(&s_.mutex); }
+  void lock() {
+    if (pthread_mutex_lock(&s_.mutex) == EOWNERDEAD) pthread_mutex_consistent(&s_.mutex);
+  }
+
+ private:
+  QueueState& s_;
+};
+
+using Deadline = std::optional<Clock::time_point>;
+Deadline deadline_after(std::chrono::nanoseconds t) {
+  if (t < std::chrono::nanoseconds(0)) return std::nullopt;
+  return Clock::now() + t;
+}
+bool passed(const Deadline& d) { return d && Clock::now() >= *d; }
+
+// Sleeps on word (lock released) until it moves, the deadline, or a slice when `bounded`.
+void sleep_on(Held& held, std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& waiters, std::uint32_t seen,
+              const Deadline& deadline, bool bounded) {
+  held.unlock();
+  Clock::time_point until = deadline ? *deadline : Clock::time_point::max();
+  if (bounded) until = std::min(until, Clock::now() + liveness_slice);
+  waiters.fetch_add(1, std::memory_order_seq_cst);
+  futex_wait(word, seen, until == Clock::time_point::max() ? nullptr : &until, FutexScope::shared);
+  waiters.fetch_sub(1, std::memory_order_seq_cst);
+  held.lock();
+}
+
+void bump(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& waiters, int count) {
+  word.fetch_add(1, std::memory_order_seq_cst);
+  if (waiters.load(std::memory_order_seq_cst) != 0) futex_wake(word, count, FutexScope::shared);
+}
+
+void copy_in(std::byte* ring, std::uint64_t cap, std::uint64_t pos, const void* src, std::size_t n) {
+  const std::size_t off = pos & (cap - 1), first = std::min<std::size_t>(n, cap - off);
+  std::memcpy(ring + off, src, first);
+  std::memcpy(ring, static_cast<const std::byte*>(src) + first, n - first);
+}
+void copy_out(const std::byte* ring, std::uint64_t cap, std::uint64_t pos, void* dst, std::size_t n) {
+  const std::size_t off = pos & (cap - 1), first = std::min<std::size_t>(n, cap - off);
+  std::memcpy(dst, ring + off, first);
+  std::memcpy(static_cast<std::byte*>(dst) + first, ring, n - first);
+}
+}  // namespace
+
+QueueCore::QueueCore(std::size_t maxsize, std::size_t capacity_bytes, std::uint64_t type_tag) {
+  std::size_t cap = 4096;
+  while (cap < capacity_bytes && cap < (std::size_t{1} << 40)) cap <<= 1;
+  segment_ = Segment::create(state_bytes + cap, "queue");
+  state_ = new (segment_->data()) QueueState{};
+  pthread_mutexattr_t a;
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+  const int rc = pthread_mutex_init(&state_->mutex, &a);
+  pthread_mutexattr_destroy(&a);
+  if (rc != 0) throw Error(std::string("parex: cannot make a queue's lock: ") + std::strerror(rc));
+  state_->magic = queue_magic;
+  state_->tag = type_tag;
+  state_->capacity = cap;
+  state_->maxsize = maxsize;
+  ring_ = segment_->data() + state_bytes;
+}
+
+QueueCore::QueueCore(Reader& r, std::uint64_t type_tag) {
+  std::uint64_t offset = 0;
+  segment_ = decode_handle(r, offset, state_bytes);
+  state_ = reinterpret_cast<QueueState*>(segment_->data());
+  if (offset != 0 || state_->magic != queue_magic || state_->tag != type_tag ||
+      state_->capacity > segment_->size() - state_bytes)
+    throw SharedObjectError("this handle does not refer to a queue of this item type");
+  ring_ = segment_->data() + state_bytes;
+}
+
+void QueueCore::encode_to(Writer& w) const { encode_handle(w, segment_, 0); }
+
+void QueueCore::check_open() const {
+  if (closed_) throw ValueError("this queue handle was closed");
+}
+
+std::size_t QueueCore::qsize() const noexcept {
+  Held h(*state_);
+  return state_->items;
+}
+std::size_t QueueCore::maxsize() const noexcept { return state_->maxsize; }
+
+void QueueCore::put(std::span<const std::byte> item, std::chrono::nanoseconds timeout) {
+  check_open();
+  QueueState& s = *state_;
+  const std::uint64_t cap = s.capacity;
+  const std::size_t chunk_max = cap / 4 - record_header - 8;
+  const bool chunked = item.size() > chunk_max;
+  const Deadline deadline = deadline_after(timeout);
+  Held held(s);
+  auto free_bytes = [&] { return cap - (s.tail.load(std::memory_order_relaxed) - s.head); };
+  auto write = [&](Kind kind, std::span<const std::byte> body, const std::uint64_t* total) {
+    const std::uint32_t len = static_cast<std::uint32_t>(body.size() + (total ? 8 : 0));
+    std::uint64_t pos = s.tail.load(std::memory_order_relaxed);
+    const std::uint32_t head[2] = {len, kind};
+    copy_in(ring_, cap, pos, head, record_header);
+    if (total) copy_in(ring_, cap, pos + record_header, total, 8);
+    copy_in(ring_, cap, pos + record_header + (total ? 8 : 0), body.data(), body.size());
+    s.tail.store(pos + record_header + padded(len), std::memory_order_release);  // the commit
+    if (kind == whole || kind == first) ++s.items;
+  };
+  // Wait for: no other streaming writer, room under maxsize, bytes for the first record.
+  const std::size_t first_body = chunked ? chunk_max : item.size();
+  for (;;) {
+    if (!s.writer.none() && !s.writer.is_me()) {
+      if (!s.writer.alive() && s.head <= s.stream_start) {
+        // It died mid-stream and no getter has started its item: take its chunks back.
+        s.tail.store(s.stream_start, std::memory_order_release);
+        s.writer = {};
+        --s.items;
+        --s.unfinished;
+        bump(s.space_seq, s.space_waiters, INT32_MAX);
+        continue;
+      }
+      if (!s.writer.alive() && (s.reader.none() || !s.reader.alive())) {
+        // It died mid-stream, and the getter that took its first chunk died too: its
+        // remaining chunks are skipped by getters.
+        s.writer = {};
+        --s.unfinished;
+        bump(s.space_seq, s.space_waiters, INT32_MAX);
+        continue;
+      }
+      // Alive, or dead with a live getter assembling its item: that getter ends it.
+    } else if ((s.maxsize == 0 || s.items < s.maxsize) && free_bytes() >= record_header + padded(first_body + 8)) {
+      break;
+    }
+    if (passed(deadline) || timeout == std::chrono::nanoseconds(0)) throw Full();
+    sleep_on(held, s.space_seq, s.space_waiters, s.space_seq.load(std::memory_order_seq_cst), deadline,
+             !s.writer.none());
+    // A seq read after unlocking could miss a bump: read it under the lock (above), and the
+    // bumps happen under the lock too.
+  }
+  ++s.unfinished;
+  if (!chunked) {
+    write(whole, item, nullptr);
+    bump(s.data_seq, s.data_waiters, 1);
+    return;
+  }
+  // Streaming: name ourselves, then chunk by chunk as room appears (no deadline past the
+  // first chunk: a half-sent item is worse than a late one).
+  s.writer = Thread::me();
+  s.stream_start = s.tail.load(std::memory_order_relaxed);
+  const std::uint64_t total = item.size();
+  std::size_t sent = 0;
+  while (sent < item.size()) {
+    const std::size_t n = std::min(chunk_max, item.size() - sent);
+    while (free_bytes() < record_header + padded(n + 8))
+      sleep_on(held, s.space_seq, s.space_waiters, s.space_seq.load(std::memory_order_seq_cst), std::nullopt, false);
+    const Kind kind = sent == 0 ? first : (sent + n == item.size() ? last : middle);
+    write(kind, item.subspan(sent, n), kind == first ? &total : nullptr);
+    sent += n;
+    bump(s.data_seq, s.data_waiters, INT32_MAX);
+  }
+  s.writer = {};
+  bump(s.space_seq, s.space_waiters, INT32_MAX);  // putters waiting for the stream to end
+}
+
+bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
+  check_open();
+  QueueState& s = *state_;
+  const std::uint64_t cap = s.capacity;
+  const Deadline deadline = deadline_after(timeout);
+  bool assembling = false;
+  const std::size_t base = out.size();
+  Held held(s);
+  auto consumed = [&](std::uint64_t bytes) {
+    s.head += bytes;
+    bump(s.space_seq, s.space_waiters, INT32_MAX);
+  };
+  auto stop_assembling = [&] {
+    assembling = false;
+    out.truncate(base);
+    s.reader = {};
+    bump(s.data_seq, s.data_waiters, INT32_MAX);
+  };
+  for (;;) {
+    if (!assembling && !s.reader.none() && !s.reader.is_me()) {
+      if (s.reader.alive()) {
+        if (passed(deadline) || timeout == std::chrono::nanoseconds(0)) return false;
+        sleep_on(held, s.data_seq, s.data_waiters, s.data_seq.load(std::memory_order_seq_cst), deadline, true);
+        continue;
+      }
+      s.reader = {};  // the rest of its item's chunks are skipped below
+    }
+    const std::uint64_t tail = s.tail.load(std::memory_order_relaxed);
+    if (s.head == tail) {
+      if (assembling && !s.writer.none() && !s.writer.alive()) {  // its writer died mid-item
+        s.writer = {};
+        --s.unfinished;
+        stop_assembling();
+        bump(s.space_seq, s.space_waiters, INT32_MAX);
+        continue;
+      }
+      if (!assembling && (passed(deadline) || timeout == std::chrono::nanoseconds(0))) {
+        return false;
+      }
+      sleep_on(held, s.data_seq, s.data_waiters, s.data_seq.load(std::memory_order_seq_cst),
+               assembling ? std::nullopt : deadline, assembling);
+      continue;
+    }
+    std::uint32_t head[2];
+    copy_out(ring_, cap, s.head, head, record_header);
+    const std::uint32_t len = head[0], kind = head[1];
+    if (kind < whole || kind > last || record_header + padded(len) > tail - s.head)
+      throw ProtocolError("a corrupt record in a shared queue");
+    const std::uint64_t body = s.head + record_header, bytes = record_header + padded(len);
+    switch (kind) {
+      case whole:
+        if (assembling) stop_assembling();  // cannot happen with live writers; be safe
+        out.reserve_more(len);
+        copy_out(ring_, cap, body, out.data() + out.size(), len);
+        out.advance(len);
+        --s.items;
+        consumed(bytes);
+        return true;
+      case first: {
+        if (assembling) stop_assembling();
+        std::uint64_t total = 0;
+        if (len < 8) throw ProtocolError("a corrupt record in a shared queue");
+        copy_out(ring_, cap, body, &total, 8);
+        out.reserve_more(total);
+        copy_out(ring_, cap, body + 8, out.data() + out.size(), len - 8);
+        out.advance(len - 8);
+        assembling = true;
+        s.reader = Thread::me();
+        --s.items;
+        consumed(bytes);
+        continue;
+      }
+      case middle:
+      case last:
+        if (!assembling) {  // a dead reader's or a dropped item's chunk
+          consumed(bytes);
+          continue;
+        }
+        out.reserve_more(len);
+        copy_out(ring_, cap, body, out.data() + out.size(), len);
+        out.advance(len);
+        consumed(bytes);
+        if (kind == last) {
+          s.reader = {};
+          bump(s.data_seq, s.data_waiters, INT32_MAX);
+          return true;
+        }
+        continue;
+    }
+  }
+}
+
+void QueueCore::task_done() {
+  QueueState& s = *state_;
+  Held held(s);
+  if (s.unfinished == 0) throw ValueError("task_done() called more times than there were items");
+  if (--s.unfinished == 0) bump(s.done_seq, s.done_waiters, INT32_MAX);
+}
+
+bool QueueCore::join(std::chrono::nanoseconds timeout) {
+  QueueState& s = *state_;
+  const Deadline deadline = deadline_after(timeout);
+  Held held(s);
+  while (s.unfinished != 0) {
+    if (passed(deadline)) return false;
+    sleep_on(held, s.done_seq, s.done_waiters, s.done_seq.load(std::memory_order_seq_cst), deadline, false);
+  }
+  return true;
+}
+
+}  // namespace parex::detail
