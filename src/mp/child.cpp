@@ -48,10 +48,14 @@ std::vector<std::byte> read_call() {
 // that started us ends, not the parent).
 void watch_parent(pid_t parent) {
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, parent, 0));
-  if (pidfd < 0 || ::getppid() != parent) std::_Exit(1);  // gone already
-  std::thread([pidfd] {
-    pollfd p{pidfd, POLLIN, 0};
-    while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+  if (::getppid() != parent) std::_Exit(1);  // gone already
+  std::thread([pidfd, parent] {
+    if (pidfd >= 0) {
+      pollfd p{pidfd, POLLIN, 0};
+      while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+      }
+    } else {  // a kernel without pidfd_open (before 5.3): look every 100 ms
+      while (::getppid() == parent) ::usleep(100000);
     }
     ::kill(::getpid(), SIGKILL);
   }).detach();

@@ -76,12 +76,12 @@ LockHandle LockHandle::decode_as(Reader& r, Kind kind) {
   return LockHandle(std::move(s), offset, kind);
 }
 
-bool LockHandle::acquire() { return acquire_for(std::chrono::nanoseconds(-1)); }
+bool LockHandle::acquire() { return acquire_for(no_timeout); }
 
 bool LockHandle::acquire_for(std::chrono::nanoseconds timeout) {
   LockCell& c = cell(cell_);
   int rc;
-  if (timeout < std::chrono::nanoseconds(0)) {
+  if (timeout == no_timeout) {
     rc = pthread_mutex_lock(&c.mutex);
   } else if (timeout == std::chrono::nanoseconds(0)) {
     rc = pthread_mutex_trylock(&c.mutex);
@@ -94,6 +94,7 @@ bool LockHandle::acquire_for(std::chrono::nanoseconds timeout) {
       if (c.depth++ == 0) {
         c.owner_died = 0;
         c.holder.store(::gettid(), std::memory_order_relaxed);
+        segment_->hold();
       }
       return true;
     case EOWNERDEAD:
@@ -101,12 +102,13 @@ bool LockHandle::acquire_for(std::chrono::nanoseconds timeout) {
       c.owner_died = 1;
       c.depth = 1;
       c.holder.store(::gettid(), std::memory_order_relaxed);
+      segment_->hold();
       return true;
     case EBUSY:
     case ETIMEDOUT:
       return false;
     case EDEADLK:
-      if (timeout >= std::chrono::nanoseconds(0)) return false;
+      if (timeout != no_timeout) return false;
       throw InvalidStateError("this thread already holds this Lock: acquiring it again would wait for ever "
                               "(use an RLock to acquire it more than once)");
     default:
@@ -121,8 +123,10 @@ void LockHandle::release() {
   // lives, and a dead holder's tid is replaced by the next acquisition).
   if (c.holder.load(std::memory_order_relaxed) != ::gettid())
     throw ValueError("release of a lock this thread does not hold");
-  if (--c.depth == 0) c.holder.store(0, std::memory_order_relaxed);
+  const bool last = --c.depth == 0;
+  if (last) c.holder.store(0, std::memory_order_relaxed);
   if (const int rc = pthread_mutex_unlock(&c.mutex); rc != 0) check(rc, "releasing a lock");
+  if (last) segment_->unhold();
 }
 
 bool LockHandle::previous_owner_died() const noexcept { return cell(cell_).owner_died != 0; }

@@ -61,7 +61,8 @@ struct Process::State {
     else if (WIFEXITED(status)) code = WEXITSTATUS(status);
     else if (WIFSIGNALED(status)) code = -WTERMSIG(status);
     else return false;
-    if (pidfd >= 0) ::close(pidfd), pidfd = -1;
+    // The pidfd stays open until ~State: a join() polling it without the mutex must not
+    // find its number reused.
     ended.store(true, std::memory_order_release);
     return true;
   }
@@ -103,20 +104,22 @@ void at_exit() {
   }
   for (auto& s : all)
     if (s->daemon) s->signal(SIGTERM);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);  // one second for all
   for (auto& s : all) {
+    if (!s->daemon) continue;
     std::unique_lock lock(s->mutex);
-    if (s->daemon) {
-      for (int i = 0; i < 100 && !s->reap(false); ++i) {
-        lock.unlock();
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        lock.lock();
-      }
-      if (!s->code) {
-        lock.unlock();
-        s->signal(SIGKILL);
-        lock.lock();
-      }
+    while (!s->reap(false) && std::chrono::steady_clock::now() < give_up) {
+      lock.unlock();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      lock.lock();
     }
+    if (!s->code) {
+      lock.unlock();
+      s->signal(SIGKILL);
+    }
+  }
+  for (auto& s : all) {
+    std::lock_guard lock(s->mutex);
     s->reap(true);
   }
 }
@@ -226,27 +229,26 @@ void Process::start() {
 }
 
 void Process::join() {
-  if (!join_for(std::chrono::nanoseconds(-1))) throw Error("parex: join() returned before the child ended");
+  if (!join_for(detail::no_timeout)) throw Error("parex: join() returned before the child ended");
 }
 
 bool Process::join_for(std::chrono::nanoseconds timeout) {
   State& s = state();
-  const auto deadline = std::chrono::steady_clock::now() + std::max(timeout, std::chrono::nanoseconds(0));
+  const bool bounded = timeout != detail::no_timeout;
+  const auto deadline = bounded ? std::chrono::steady_clock::now() + timeout : std::chrono::steady_clock::time_point::max();
   std::unique_lock lock(s.mutex);
   if (!s.started) throw InvalidStateError("cannot join a Process that was never started");
   for (;;) {
     if (s.reap(false)) return true;
     const int pidfd = s.pidfd;
     int ms = -1;
-    if (timeout >= std::chrono::nanoseconds(0)) {
+    if (bounded) {
       const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return false;
       ms = static_cast<int>(std::min<long long>(left.count(), 1 << 30));
     }
     lock.unlock();
     if (pidfd >= 0) {
-      // The fd stays open meanwhile: only reap() closes it, and it runs under the mutex
-      // after the child ended, when this poll returns at once anyway.
       pollfd p{pidfd, POLLIN, 0};
       ::poll(&p, 1, ms);
     } else {
@@ -274,7 +276,11 @@ void Process::close() {
   s.item.clear();
 }
 
-pid_t Process::pid() const noexcept { return state_ ? state_->pid : 0; }
+pid_t Process::pid() const {
+  State& s = state();
+  std::lock_guard lock(s.mutex);
+  return s.pid;
+}
 
 std::optional<int> Process::exitcode() const {
   State& s = state();
@@ -306,7 +312,7 @@ std::vector<ProcessInfo> active_children() {
 }
 
 std::size_t cpu_count() noexcept {
-  const long n = ::sysconf(_SC_NPROCESSORS_CONF);
+  const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? static_cast<std::size_t>(n) : 1;
 }
 

@@ -92,7 +92,7 @@ class Held {  // the queue's mutex, taken over from a dead holder if need be
 
 using Deadline = std::optional<Clock::time_point>;
 Deadline deadline_after(std::chrono::nanoseconds t) {
-  if (t < std::chrono::nanoseconds(0)) return std::nullopt;
+  if (t == no_timeout) return std::nullopt;
   return Clock::now() + t;
 }
 bool passed(const Deadline& d) { return d && Clock::now() >= *d; }

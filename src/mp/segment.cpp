@@ -16,6 +16,7 @@
 #include <string>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <system_error>
@@ -42,7 +43,7 @@ constexpr std::size_t header_bytes = 64;
 struct Local {
   std::mutex mutex;
   std::unordered_map<std::uint64_t, std::weak_ptr<Segment>> mapped;
-  std::vector<std::shared_ptr<Segment>> pinned;  // sent, waiting for a receiver to attach
+  std::unordered_map<const Segment*, std::shared_ptr<Segment>> pinned;  // sent, not yet attached
 
   // Drops pins whose receivers have attached. Caller holds mutex. The segments are
   // returned, to be released after the lock is dropped (their destructors take it).
@@ -57,11 +58,14 @@ Segment::Header& header_of(const Segment& s) { return *reinterpret_cast<Segment:
 
 std::vector<std::shared_ptr<Segment>> Local::sweep() {
   std::vector<std::shared_ptr<Segment>> done;
-  std::erase_if(pinned, [&](std::shared_ptr<Segment>& s) {
-    if (header_of(*s).in_flight.load(std::memory_order_acquire) != 0) return false;
-    done.push_back(std::move(s));
-    return true;
-  });
+  for (auto it = pinned.begin(); it != pinned.end();) {
+    if (header_of(*it->second).in_flight.load(std::memory_order_acquire) != 0) {
+      ++it;
+      continue;
+    }
+    done.push_back(std::move(it->second));
+    it = pinned.erase(it);
+  }
   return done;
 }
 
@@ -69,6 +73,16 @@ std::uint64_t fresh_nonce() {
   std::uint64_t n = 0;
   if (::getrandom(&n, sizeof n, 0) != sizeof n) n = std::random_device{}() ^ (std::uint64_t(std::random_device{}()) << 32);
   return n ? n : 1;
+}
+
+// Every shared object costs an fd in each process that uses it: a program with a few
+// thousand Locks would meet the default soft limit (1024) long before the hard one.
+void raise_fd_limit() noexcept {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &r);
+  }
 }
 
 void unpin_one(Segment::Header& h) noexcept {
@@ -88,16 +102,22 @@ Segment::~Segment() {
     if (auto it = l.mapped.find(header_of(*this).nonce); it != l.mapped.end() && it->second.expired())
       l.mapped.erase(it);
   }
-  ::munmap(base_, mapped_);
+  // A lock inside is held here: leave the pages mapped (see hold()). The fd may go.
+  if (held_.load(std::memory_order_relaxed) == 0) ::munmap(base_, mapped_);
   ::close(fd_);
 }
 
 std::uint64_t Segment::nonce() const noexcept { return header_of(*this).nonce; }
 
 std::shared_ptr<Segment> Segment::create(std::size_t bytes, const char* kind) {
+  static std::once_flag raised;
+  std::call_once(raised, raise_fd_limit);
   const std::string name = std::string("parex-") + kind;
   const int fd = static_cast<int>(::syscall(SYS_memfd_create, name.c_str(), MFD_CLOEXEC));
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot create shared memory for a " + name);
+  if (fd < 0) {
+    const int e = errno;
+    throw std::system_error(e, std::generic_category(), "cannot create shared memory for a " + name);
+  }
   const std::size_t mapped = header_bytes + (bytes ? bytes : 1);
   if (::ftruncate(fd, static_cast<off_t>(mapped)) != 0) {
     const int e = errno;
@@ -129,7 +149,7 @@ SegmentRef Segment::send(const std::shared_ptr<Segment>& self) {
   {
     Local& l = local();
     std::lock_guard lock(l.mutex);
-    l.pinned.push_back(self);
+    l.pinned.emplace(self.get(), self);
     released = l.sweep();
   }
   return {static_cast<std::int64_t>(::getpid()), self->fd_, h.nonce, h.bytes};
@@ -142,6 +162,7 @@ std::shared_ptr<Segment> Segment::attach(const SegmentRef& ref, bool received) {
     std::lock_guard lock(l.mutex);
     if (auto it = l.mapped.find(ref.nonce); it != l.mapped.end())
       if (auto s = it->second.lock()) {
+        if (s->size() != ref.bytes) throw SharedObjectError("a shared-object handle with a wrong size");
         if (received) {
           unpin_one(header_of(*s));
           released = l.sweep();  // sent and received in this process: unpin at once
@@ -156,7 +177,10 @@ std::shared_ptr<Segment> Segment::attach(const SegmentRef& ref, bool received) {
                              "parex/detail/mp/segment.hpp)");
   };
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) throw gone(std::string("open ") + path + ": " + std::strerror(errno));
+  if (fd < 0) {
+    const int e = errno;
+    throw gone("open " + path + ": " + std::strerror(e));
+  }
   struct stat st {};
   const std::size_t mapped = header_bytes + (ref.bytes ? ref.bytes : 1);
   if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) < mapped) {

@@ -19,10 +19,12 @@ namespace detail {
 
 namespace {
 constexpr std::uint32_t semaphore_tag = 0x53454d31;  // "SEM1"
+constexpr std::uint32_t bounded_semaphore_tag = 0x42534d31;  // "BSM1"
+constexpr std::uint32_t max_count = 0x7fffffff;
 constexpr std::uint32_t event_tag = 0x45564e31;      // "EVN1"
 
 std::optional<Clock::time_point> deadline_of(std::chrono::nanoseconds timeout) {
-  if (timeout < std::chrono::nanoseconds(0)) return std::nullopt;
+  if (timeout == no_timeout) return std::nullopt;
   return Clock::now() + timeout;
 }
 
@@ -46,23 +48,27 @@ Cell* checked_cell(const std::shared_ptr<Segment>& s, std::uint32_t tag, const c
 
 struct SemaphoreCell {
   std::uint32_t tag;
-  std::uint32_t bound;  // 0: unbounded
+  std::uint32_t bound;  // the initial value (BoundedSemaphore) or max_count
   alignas(64) std::atomic<std::uint32_t> value;
   std::atomic<std::uint32_t> waiters;
 };
 
-SemaphoreHandle::SemaphoreHandle(unsigned value, unsigned bound)
-    : segment_(Segment::create(sizeof(SemaphoreCell), "semaphore")),
-      cell_(new (segment_->data()) SemaphoreCell{semaphore_tag, bound, {value}, {0}}) {}
-
-SemaphoreHandle::SemaphoreHandle(Reader& r) {
-  std::uint64_t offset = 0;
-  segment_ = decode_handle(r, offset, sizeof(SemaphoreCell));
-  if (offset != 0) throw SharedObjectError("this handle does not refer to a Semaphore");
-  cell_ = checked_cell<SemaphoreCell>(segment_, semaphore_tag, "Semaphore");
+SemaphoreHandle::SemaphoreHandle(unsigned value, bool bounded) {
+  if (value > max_count) throw ValueError("a semaphore's value must be below 2^31");
+  segment_ = Segment::create(sizeof(SemaphoreCell), "semaphore");
+  cell_ = new (segment_->data())
+      SemaphoreCell{bounded ? bounded_semaphore_tag : semaphore_tag, bounded ? value : max_count, {value}, {0}};
 }
 
-bool SemaphoreHandle::acquire() { return acquire_for(std::chrono::nanoseconds(-1)); }
+SemaphoreHandle::SemaphoreHandle(Reader& r, bool bounded) {
+  std::uint64_t offset = 0;
+  segment_ = decode_handle(r, offset, sizeof(SemaphoreCell));
+  const char* name = bounded ? "BoundedSemaphore" : "Semaphore";
+  if (offset != 0) throw SharedObjectError(std::string("this handle does not refer to a ") + name);
+  cell_ = checked_cell<SemaphoreCell>(segment_, bounded ? bounded_semaphore_tag : semaphore_tag, name);
+}
+
+bool SemaphoreHandle::acquire() { return acquire_for(no_timeout); }
 
 bool SemaphoreHandle::acquire_for(std::chrono::nanoseconds timeout) {
   const auto deadline = deadline_of(timeout);
@@ -79,9 +85,11 @@ void SemaphoreHandle::release(unsigned n) {
   if (n == 0) return;
   std::uint32_t v = cell_->value.load(std::memory_order_relaxed);
   do {
-    if (cell_->bound != 0 && (v > cell_->bound || n > cell_->bound - v))
-      throw ValueError("BoundedSemaphore released too many times (past its initial value " +
-                       std::to_string(cell_->bound) + ")");
+    if (v > cell_->bound || n > cell_->bound - v)
+      throw ValueError(cell_->tag == bounded_semaphore_tag
+                           ? "BoundedSemaphore released too many times (past its initial value " +
+                                 std::to_string(cell_->bound) + ")"
+                           : std::string("Semaphore released past 2^31 - 1"));
   } while (!cell_->value.compare_exchange_weak(v, v + n, std::memory_order_seq_cst));
   if (cell_->waiters.load(std::memory_order_seq_cst) != 0)
     futex_wake(cell_->value, static_cast<int>(std::min<unsigned>(n, 1u << 30)), FutexScope::shared);
@@ -91,14 +99,18 @@ unsigned SemaphoreHandle::get_value() const noexcept { return cell_->value.load(
 
 }  // namespace detail
 
+// `generation` counts set() calls: a waiter sleeps on it, so that set(); clear(); still
+// wakes every waiter of the moment (a flag alone would look unchanged to them).
 struct Event::Cell {
   std::uint32_t tag;
   alignas(64) std::atomic<std::uint32_t> flag;
+  std::atomic<std::uint32_t> generation;
   std::atomic<std::uint32_t> waiters;
 };
 
 Event::Event()
-    : segment_(detail::Segment::create(sizeof(Cell), "event")), cell_(new (segment_->data()) Cell{event_tag(), {0}, {0}}) {}
+    : segment_(detail::Segment::create(sizeof(Cell), "event")),
+      cell_(new (segment_->data()) Cell{event_tag(), {0}, {0}, {0}}) {}
 
 Event::Event(std::shared_ptr<detail::Segment> s) noexcept : segment_(std::move(s)) {}
 
@@ -114,20 +126,25 @@ std::uint32_t Event::event_tag() noexcept { return detail::event_tag; }
 
 void Event::set() noexcept {
   cell_->flag.store(1, std::memory_order_seq_cst);
-  if (cell_->waiters.load(std::memory_order_seq_cst) != 0) detail::futex_wake_all(cell_->flag, detail::FutexScope::shared);
+  cell_->generation.fetch_add(1, std::memory_order_seq_cst);
+  if (cell_->waiters.load(std::memory_order_seq_cst) != 0)
+    detail::futex_wake_all(cell_->generation, detail::FutexScope::shared);
 }
 
 void Event::clear() noexcept { cell_->flag.store(0, std::memory_order_seq_cst); }
 
 bool Event::is_set() const noexcept { return cell_->flag.load(std::memory_order_acquire) != 0; }
 
-bool Event::wait() { return wait_for(std::chrono::nanoseconds(-1)); }
+bool Event::wait() { return wait_for(detail::no_timeout); }
 
 bool Event::wait_for(std::chrono::nanoseconds timeout) {
   const auto deadline = detail::deadline_of(timeout);
-  while (!is_set())
-    if (timeout == std::chrono::nanoseconds(0) || !detail::wait_on(cell_->flag, cell_->waiters, 0, deadline))
+  const std::uint32_t seen = cell_->generation.load(std::memory_order_seq_cst);
+  while (!is_set()) {
+    if (timeout == std::chrono::nanoseconds(0) || !detail::wait_on(cell_->generation, cell_->waiters, seen, deadline))
       return is_set();
+    if (cell_->generation.load(std::memory_order_seq_cst) != seen) return true;  // set, maybe cleared since
+  }
   return true;
 }
 

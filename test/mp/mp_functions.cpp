@@ -138,7 +138,10 @@ PAREX_REGISTER(produce_range);
 PAREX_REGISTER(consume_n);
 PAREX_REGISTER(consume_until_minus_one);
 PAREX_REGISTER(join_worker);
+void acquire_and_return(parex::Lock lock) { lock.acquire(); }  // exits holding it
+
 PAREX_REGISTER(echo_big);
+PAREX_REGISTER(acquire_and_return);
 PAREX_REGISTER(add_under_lock);
 PAREX_REGISTER(add_under_value_lock);
 PAREX_REGISTER(exit_with);

@@ -33,4 +33,5 @@ void consume_n(parex::Queue<int> q, parex::Array<int> seen, int n);
 void consume_until_minus_one(parex::Queue<int> q, parex::Array<int> seen);
 void join_worker(parex::JoinableQueue<int> q, parex::Value<long> sum);
 void echo_big(parex::Queue<std::string> in, parex::Queue<std::string> out);
+void acquire_and_return(parex::Lock lock);
 }  // namespace mp_test

@@ -7,6 +7,7 @@
 #include "mp/mp_functions.hpp"
 #include "support/helpers.hpp"
 
+#include <atomic>
 #include <filesystem>
 #include <mutex>
 #include <numeric>
@@ -79,6 +80,66 @@ BOOST_AUTO_TEST_CASE(a_lock_whose_holder_was_sigkilled_goes_to_the_next_and_says
   BOOST_TEST(!lock.previous_owner_died());  // this acquisition was an ordinary one
   lock.release();
   holder.join();
+}
+
+BOOST_AUTO_TEST_CASE(a_child_that_exits_holding_a_lock_hands_it_on) {
+  parex::Lock lock;
+  parex::Process p(acquire_and_return, lock);
+  p.start();
+  p.join();
+  BOOST_TEST(code_of(p) == 0);
+  BOOST_REQUIRE(lock.acquire(1s));
+  BOOST_TEST(lock.previous_owner_died());
+  lock.release();
+}
+
+BOOST_AUTO_TEST_CASE(a_lock_held_when_its_last_handle_goes_stays_valid) {
+  // glibc keeps held robust mutexes on a per-thread list: the memory must stay mapped.
+  parex::Lock a;
+  a.acquire();
+  {
+    parex::Lock b;
+    b.acquire();
+  }
+  a.release();  // walks the list past b's mutex
+  std::thread([] {
+    parex::Lock c;
+    c.acquire();
+  }).join();  // the thread exits holding a lock nobody can reach: no crash
+  BOOST_TEST(a.acquire(0s));
+  a.release();
+}
+
+BOOST_AUTO_TEST_CASE(event_set_then_clear_still_wakes_the_waiters) {
+  parex::Event e;
+  std::atomic<int> woke{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 3; ++i) ts.emplace_back([&] { woke += e.wait(deadlock_timeout); });
+  std::this_thread::sleep_for(50ms);
+  e.set();
+  e.clear();
+  for (auto& t : ts) t.join();
+  BOOST_TEST(woke.load() == 3);
+}
+
+BOOST_AUTO_TEST_CASE(negative_and_huge_timeouts) {
+  parex::Lock l;
+  l.acquire();
+  std::thread([&] {
+    BOOST_TEST(!l.acquire(-5s));  // at once, as Python's
+  }).join();
+  l.release();
+  parex::Semaphore s(0);
+  BOOST_TEST(!s.acquire(-1ms));
+  parex::Event e;
+  e.set();
+  BOOST_TEST(e.wait(std::chrono::seconds::max()));
+  BOOST_TEST(l.acquire(std::chrono::hours::max()));
+  l.release();
+  parex::Queue<int> q;
+  expect_error<parex::Empty>([&] { return q.get(-1s); });
+  parex::BoundedSemaphore zero(0);
+  expect_error<parex::ValueError>([&] { zero.release(); });
 }
 
 BOOST_AUTO_TEST_CASE(lock_rules_and_timeouts) {

@@ -36,10 +36,10 @@ class LockHandle {
  public:
   /// Blocks until the lock is this thread's. Returns true.
   bool acquire();
-  /// Waits at most `timeout`; false if the lock stayed taken.
+  /// Waits at most `timeout` (zero or negative: only tries); false if the lock stayed taken.
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout) {
-    return acquire_for(std::chrono::ceil<std::chrono::nanoseconds>(timeout));
+    return acquire_for(clamp_timeout(timeout));
   }
   /// @throws ValueError if this thread does not hold it.
   void release();
@@ -59,7 +59,7 @@ class LockHandle {
   explicit LockHandle(Kind kind);  // a new lock in its own segment
   LockHandle(std::shared_ptr<Segment> segment, std::uint64_t offset, Kind kind);  // a view, checked
   static LockHandle decode_as(Reader& r, Kind kind);
-  bool acquire_for(std::chrono::nanoseconds timeout);  // negative: no limit
+  bool acquire_for(std::chrono::nanoseconds timeout);  // no_timeout: no limit
 
  public:
   /// Builds a lock cell at `cell` (lock_cell_bytes of fresh shared memory).

@@ -24,6 +24,7 @@
 // A Process is move-only; join and the queries are thread-safe.
 #pragma once
 
+#include <parex/detail/mp/segment.hpp>
 #include <parex/detail/remote/remote_call.hpp>
 #include <parex/errors.hpp>
 #include <parex/registry.hpp>
@@ -84,7 +85,7 @@ class Process {
   /// Waits at most `timeout`; false if it still runs.
   template <class Rep, class Period>
   bool join(std::chrono::duration<Rep, Period> timeout) {
-    return join_for(std::chrono::ceil<std::chrono::nanoseconds>(timeout));
+    return join_for(detail::clamp_timeout(timeout));
   }
   bool is_alive() const;
   /// SIGTERM / SIGKILL to a child still running; nothing if it ended.
@@ -93,7 +94,7 @@ class Process {
   /// Releases the child's resources. @throws ValueError if it still runs.
   void close();
   /// The child's pid; 0 before start().
-  pid_t pid() const noexcept;
+  pid_t pid() const;
   std::optional<int> exitcode() const;
 
   struct State;

@@ -43,7 +43,7 @@ class QueueCore {
   QueueCore(std::size_t maxsize, std::size_t capacity_bytes, std::uint64_t type_tag);
   QueueCore(Reader& r, std::uint64_t type_tag);
 
-  /// timeout < 0: none. @throws Full when it ran out; ValueError if closed here.
+  /// timeout no_timeout: none. @throws Full when it ran out; ValueError if closed here.
   void put(std::span<const std::byte> item, std::chrono::nanoseconds timeout);
   /// Appends the next item's bytes to out. false when it ran out of time.
   bool get(Buffer& out, std::chrono::nanoseconds timeout);
@@ -62,11 +62,7 @@ class QueueCore {
   bool closed_ = false;
 };
 
-template <class D>
-std::chrono::nanoseconds to_ns(D d) {
-  return std::chrono::ceil<std::chrono::nanoseconds>(d);
-}
-inline constexpr std::chrono::nanoseconds forever{-1};
+inline constexpr std::chrono::nanoseconds forever = no_timeout;
 inline constexpr std::chrono::nanoseconds at_once{0};
 
 // One thread's scratch buffers: a put encodes here, a get copies here, no allocation.
@@ -91,7 +87,7 @@ class BasicQueue {
   /// @throws Full if no room came within timeout.
   template <class Rep, class Period>
   void put(const T& item, std::chrono::duration<Rep, Period> timeout) {
-    put_for(item, to_ns(timeout));
+    put_for(item, clamp_timeout(timeout));
   }
   void put_nowait(const T& item) { put_for(item, at_once); }
 
@@ -99,7 +95,7 @@ class BasicQueue {
   /// @throws Empty if no item came within timeout.
   template <class Rep, class Period>
   T get(std::chrono::duration<Rep, Period> timeout) {
-    return get_for(to_ns(timeout));
+    return get_for(clamp_timeout(timeout));
   }
   T get_nowait() { return get_for(at_once); }
 
@@ -126,7 +122,7 @@ class BasicQueue {
   bool join(std::chrono::duration<Rep, Period> timeout)
     requires Joinable
   {
-    return core_->join(to_ns(timeout));
+    return core_->join(clamp_timeout(timeout));
   }
 
   void encode_to(Writer& w) const { core_->encode_to(w); }

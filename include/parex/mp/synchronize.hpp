@@ -30,9 +30,10 @@ class SemaphoreHandle {
   bool acquire();
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout) {
-    return acquire_for(std::chrono::ceil<std::chrono::nanoseconds>(timeout));
+    return acquire_for(clamp_timeout(timeout));
   }
-  /// Adds n to the count. BoundedSemaphore: @throws ValueError past its initial value.
+  /// Adds n to the count. @throws ValueError past the initial value (BoundedSemaphore) or
+  /// past 2^31 - 1.
   void release(unsigned n = 1);
   /// The count now (Python's get_value; a snapshot).
   unsigned get_value() const noexcept;
@@ -44,8 +45,8 @@ class SemaphoreHandle {
   void encode_to(Writer& w) const { encode_handle(w, segment_, 0); }
 
  protected:
-  SemaphoreHandle(unsigned value, unsigned bound);  // bound 0: none
-  explicit SemaphoreHandle(Reader& r);
+  SemaphoreHandle(unsigned value, bool bounded);
+  SemaphoreHandle(Reader& r, bool bounded);
   bool acquire_for(std::chrono::nanoseconds timeout);
 
  private:
@@ -58,22 +59,22 @@ class SemaphoreHandle {
 class Semaphore : public detail::SemaphoreHandle {
  public:
   using parex_shared_handle = void;
-  explicit Semaphore(unsigned value = 1) : SemaphoreHandle(value, 0) {}
+  explicit Semaphore(unsigned value = 1) : SemaphoreHandle(value, false) {}
   static Semaphore decode_from(detail::Reader& r) { return Semaphore(r); }
 
  private:
-  explicit Semaphore(detail::Reader& r) : SemaphoreHandle(r) {}
+  explicit Semaphore(detail::Reader& r) : SemaphoreHandle(r, false) {}
 };
 
 /// A semaphore that may not be released past its initial value (ValueError).
 class BoundedSemaphore : public detail::SemaphoreHandle {
  public:
   using parex_shared_handle = void;
-  explicit BoundedSemaphore(unsigned value = 1) : SemaphoreHandle(value, value) {}
+  explicit BoundedSemaphore(unsigned value = 1) : SemaphoreHandle(value, true) {}
   static BoundedSemaphore decode_from(detail::Reader& r) { return BoundedSemaphore(r); }
 
  private:
-  explicit BoundedSemaphore(detail::Reader& r) : SemaphoreHandle(r) {}
+  explicit BoundedSemaphore(detail::Reader& r) : SemaphoreHandle(r, true) {}
 };
 
 /// A flag processes and threads wait for.
@@ -86,10 +87,11 @@ class Event {
   bool is_set() const noexcept;
   /// Blocks until set. Returns true.
   bool wait();
-  /// Waits at most `timeout`; returns is_set().
+  /// Waits at most `timeout`; true if set meanwhile (also if cleared again since, as in
+  /// Python: a set() wakes every waiter of the moment).
   template <class Rep, class Period>
   bool wait(std::chrono::duration<Rep, Period> timeout) {
-    return wait_for(std::chrono::ceil<std::chrono::nanoseconds>(timeout));
+    return wait_for(detail::clamp_timeout(timeout));
   }
 
   void encode_to(detail::Writer& w) const { detail::encode_handle(w, segment_, 0); }

@@ -19,7 +19,9 @@
 #include <parex/detail/wire/buffer.hpp>
 #include <parex/detail/wire/fast_codec.hpp>
 
+#include <chrono>
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <type_traits>
@@ -57,9 +59,16 @@ class Segment {
   /// A ref for the wire; pins `self` in this process until a receiver attaches.
   static SegmentRef send(const std::shared_ptr<Segment>& self);
 
+  /// A lock in this segment is held by a thread of this process: keep the memory mapped
+  /// even if every handle goes (glibc's robust list points into it, and the kernel must
+  /// find the lock there when the thread dies).
+  void hold() noexcept { held_.fetch_add(1, std::memory_order_relaxed); }
+  void unhold() noexcept { held_.fetch_sub(1, std::memory_order_relaxed); }
+
   struct Header;
 
  private:
+  std::atomic<int> held_{0};
   Segment(int fd, void* base, std::size_t mapped, std::size_t bytes) noexcept;
   int fd_;
   void* base_;
@@ -67,6 +76,18 @@ class Segment {
   std::size_t bytes_;
   std::byte* data_;
 };
+
+// ---- timeouts, one convention for every blocking call of the toolbox -----------------
+/// "No timeout" inside the toolbox.
+inline constexpr std::chrono::nanoseconds no_timeout = std::chrono::nanoseconds::max();
+/// A user's timeout: negative counts as zero (return at once), and anything past a century
+/// as no timeout (no overflow in ceil or in now() + timeout).
+template <class Rep, class Period>
+std::chrono::nanoseconds clamp_timeout(std::chrono::duration<Rep, Period> d) noexcept {
+  if (d <= d.zero()) return std::chrono::nanoseconds(0);
+  if (std::chrono::duration<double>(d) >= std::chrono::hours(24 * 365 * 100)) return no_timeout;
+  return std::chrono::ceil<std::chrono::nanoseconds>(d);
+}
 
 /// Writes a handle: the segment and the offset of the object inside it.
 void encode_handle(Writer& w, const std::shared_ptr<Segment>& s, std::uint64_t offset);
