@@ -32,6 +32,25 @@ static_assert(sizeof(LockCell) <= lock_cell_bytes);
 
 LockCell& cell(void* p) { return *static_cast<LockCell*>(p); }
 
+// This thread's kernel tid without a system call per lock operation (glibc's gettid() is
+// one). A fork()ed child's thread has a new tid: the cache is keyed by a fork generation.
+std::atomic<unsigned> fork_generation{0};
+pid_t my_tid() noexcept {
+  static const bool hooked = [] {
+    ::pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1, std::memory_order_relaxed); });
+    return true;
+  }();
+  (void)hooked;
+  thread_local unsigned generation = ~0u;
+  thread_local pid_t tid = 0;
+  const unsigned g = fork_generation.load(std::memory_order_relaxed);
+  if (generation != g) {
+    tid = static_cast<pid_t>(::gettid());
+    generation = g;
+  }
+  return tid;
+}
+
 void check(int rc, const char* what) {
   if (rc != 0) throw Error(std::string("parex: ") + what + ": " + std::strerror(rc));
 }
@@ -93,7 +112,7 @@ bool LockHandle::acquire_for(std::chrono::nanoseconds timeout) {
     case 0:
       if (c.depth++ == 0) {
         c.owner_died = 0;
-        c.holder.store(::gettid(), std::memory_order_relaxed);
+        c.holder.store(my_tid(), std::memory_order_relaxed);
         segment_->hold();
       }
       return true;
@@ -101,7 +120,7 @@ bool LockHandle::acquire_for(std::chrono::nanoseconds timeout) {
       check(pthread_mutex_consistent(&c.mutex), "pthread_mutex_consistent");
       c.owner_died = 1;
       c.depth = 1;
-      c.holder.store(::gettid(), std::memory_order_relaxed);
+      c.holder.store(my_tid(), std::memory_order_relaxed);
       segment_->hold();
       return true;
     case EBUSY:
@@ -121,7 +140,7 @@ void LockHandle::release() {
   LockCell& c = cell(cell_);
   // Only the holder may touch depth: ask `holder` first (a tid is unique while its thread
   // lives, and a dead holder's tid is replaced by the next acquisition).
-  if (c.holder.load(std::memory_order_relaxed) != ::gettid())
+  if (c.holder.load(std::memory_order_relaxed) != my_tid())
     throw ValueError("release of a lock this thread does not hold");
   const bool last = --c.depth == 0;
   if (last) c.holder.store(0, std::memory_order_relaxed);

@@ -82,6 +82,20 @@ BOOST_AUTO_TEST_CASE(fifo_per_producer_across_processes) {
   p.join();
 }
 
+BOOST_AUTO_TEST_CASE(an_unbounded_put_never_waits_and_keeps_order) {
+  // 64 MiB into a 64 KiB ring with no getter yet: the items wait in this process.
+  parex::Queue<std::string> q(0, 1 << 16);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 65536; ++i) q.put(std::to_string(i) + std::string(1000, 'u'));
+  q.put(std::string(1 << 20, 'B'));  // a big one too, behind them
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < deadlock_timeout));
+  for (int i = 0; i < 65536; ++i) {
+    const std::string v = q.get(deadlock_timeout);
+    BOOST_REQUIRE(v.substr(0, v.size() - 1000) == std::to_string(i));
+  }
+  BOOST_TEST(q.get(deadlock_timeout).size() == std::size_t{1} << 20);
+}
+
 BOOST_AUTO_TEST_CASE(an_item_larger_than_the_ring_streams_through) {
   parex::Queue<std::string> in(0, 1 << 20), out(0, 1 << 20);  // 1 MiB rings
   std::string big(20u << 20, '\0');

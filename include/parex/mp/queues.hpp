@@ -9,17 +9,19 @@
 // getter; an item of any size works (past a quarter of the ring it streams through in
 // chunks). FIFO per producer; nothing lost, nothing duplicated.
 //
-// Underneath: a byte ring in a memfd (virtual size `capacity_bytes`, 256 MiB by default;
-// pages are allocated as the backlog first reaches them), one robust process-shared mutex,
-// and futex words for "data" and "space": a put or a get that need not wait makes no
-// system call, and nothing passes through a pipe or a feeder thread.
+// Underneath: a byte ring in a memfd (`capacity_bytes`, 4 MiB by default), one robust
+// process-shared mutex, and futex words for "data" and "space": a put or a get that need
+// not wait makes no system call, and nothing passes through a pipe. An unbounded queue's
+// put never waits: when the ring is full, the item waits in the putting process and a
+// feeder thread moves it in as room appears (Python's design); as in Python, that
+// process's normal exit waits until its waiting items are in the ring.
 //
 // What survives a SIGKILL: a putter or getter killed mid-operation corrupts nothing and
 // blocks no one. A record becomes visible only when complete; a killed getter leaves the
 // item it was reading in place, except an item streamed in chunks whose first chunk it had
 // taken (that item is lost; the others go on). An item streamed by a putter that dies
-// before its last chunk is dropped. Unbounded means up to capacity_bytes of backlog; past
-// that, put() waits for space, as with maxsize.
+// before its last chunk is dropped. Items still waiting in a putter that is SIGKILLed are
+// lost, as Python's buffered items are.
 #pragma once
 
 #include <parex/detail/mp/segment.hpp>
@@ -27,6 +29,7 @@
 #include <parex/mp/sharedctypes.hpp>
 #include <parex/serialize.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -35,16 +38,27 @@ namespace parex {
 
 namespace detail {
 struct QueueState;
-inline constexpr std::size_t default_queue_bytes = std::size_t{256} << 20;
+struct QueueFeeder;
+// The ring's size: small enough to stay in memory the processes have already touched (a
+// fresh page costs a fault in each process: with a 256 MiB ring, 1 KiB items ran at a
+// third of the speed), large enough that a burst rarely waits.
+inline constexpr std::size_t default_queue_bytes = std::size_t{4} << 20;
 
 /// The byte queue under the typed ones. Thread-safe; one per handle.
 class QueueCore {
  public:
   QueueCore(std::size_t maxsize, std::size_t capacity_bytes, std::uint64_t type_tag);
   QueueCore(Reader& r, std::uint64_t type_tag);
+  /// Another handle to the same queue (with no waiting items of its own).
+  QueueCore(const QueueCore& o) : segment_(o.segment_), state_(o.state_), ring_(o.ring_), closed_(o.closed_) {}
+  QueueCore& operator=(const QueueCore&) = delete;
 
   /// timeout no_timeout: none. @throws Full when it ran out; ValueError if closed here.
+  /// Unbounded queues never wait: past the ring's room, items wait in this process (a
+  /// feeder thread moves them in as room appears, and the process's exit waits for it).
   void put(std::span<const std::byte> item, std::chrono::nanoseconds timeout);
+  /// Into the ring, waiting at most timeout.
+  void put_in_ring(std::span<const std::byte> item, std::chrono::nanoseconds timeout);
   /// Appends the next item's bytes to out. false when it ran out of time.
   bool get(Buffer& out, std::chrono::nanoseconds timeout);
   std::size_t qsize() const noexcept;
@@ -60,6 +74,8 @@ class QueueCore {
   QueueState* state_ = nullptr;
   std::byte* ring_ = nullptr;
   bool closed_ = false;
+  // Made the first time the ring is full; owned by the process's list of feeders.
+  std::atomic<QueueFeeder*> feeder_{nullptr};
 };
 
 inline constexpr std::chrono::nanoseconds forever = no_timeout;
