@@ -2,6 +2,8 @@
 // Python's multiprocessing (same work, 2 processes unless said otherwise):
 //   queue_int_per_s    a child puts N ints, the parent gets them (from the go signal to the last get)
 //   queue_1k_per_s     the same with 1 KiB strings
+//   pipe_per_s         a child sends N ints through a Pipe, the parent receives them
+//   pipe_round_trip_us send an int, the child echoes it (median)
 //   lock_ops_per_s     two children acquire+release one Lock N times each (start to join)
 //   increments_ms      10 processes x 1000 locked increments of a Value, start to join
 //   start_join_ms      Process start + join of an empty function (median)
@@ -44,6 +46,19 @@ void increment(parex::Value<int> v, int n) {
   }
 }
 void nothing() {}
+void pipe_send(parex::Connection c, parex::Event go, int n) {
+  go.wait();
+  for (int i = 0; i < n; ++i) c.send(i);
+}
+void pipe_echo(parex::Connection c) {
+  for (;;) {
+    const int v = c.recv<int>();
+    c.send(v);
+    if (v < 0) return;
+  }
+}
+PAREX_REGISTER(pipe_send);
+PAREX_REGISTER(pipe_echo);
 PAREX_REGISTER(put_ints);
 PAREX_REGISTER(put_strings);
 PAREX_REGISTER(hammer);
@@ -80,6 +95,43 @@ double queue_strings(int n) {
   p.join();
   if (bytes != static_cast<std::size_t>(n) * 1024) std::fprintf(stderr, "bench_mp: wrong bytes\n");
   return n / s;
+}
+
+double pipe_one_way(int n) {
+  auto [a, b] = parex::Pipe();
+  parex::Event go;
+  parex::Process p(pipe_send, b, go, n);
+  p.start();
+  b.close();
+  const auto t0 = Clock::now();
+  go.set();
+  long sum = 0;
+  for (int i = 0; i < n; ++i) sum += a.recv<int>();
+  const double s = seconds_since(t0);
+  p.join();
+  if (sum != static_cast<long>(n) * (n - 1) / 2) std::fprintf(stderr, "bench_mp: wrong pipe sum\n");
+  return n / s;
+}
+
+double pipe_round_trip_us(int n) {
+  auto [a, b] = parex::Pipe();
+  parex::Process p(pipe_echo, b);
+  p.start();
+  b.close();
+  a.send(0);
+  a.recv<int>();  // the child is up
+  std::vector<double> t;
+  for (int i = 1; i <= n; ++i) {
+    const auto t1 = Clock::now();
+    a.send(i);
+    a.recv<int>();
+    t.push_back(seconds_since(t1) * 1e6);
+  }
+  a.send(-1);
+  a.recv<int>();
+  p.join();
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
 }
 
 double lock_ops(int n) {
@@ -138,6 +190,8 @@ int main(int argc, char** argv) {
   for (int k = 0; k < repeats; ++k) {
     r["queue_int_per_s"].push_back(queue_ints(400000));
     r["queue_1k_per_s"].push_back(queue_strings(200000));
+    r["pipe_per_s"].push_back(pipe_one_way(400000));
+    r["pipe_round_trip_us"].push_back(pipe_round_trip_us(20000));
     r["lock_ops_per_s"].push_back(lock_ops(200000));
     r["increments_ms"].push_back(increments_ms());
     r["start_join_ms"].push_back(start_join_ms(20));

@@ -3,6 +3,8 @@
 
   queue_int_per_s    a child puts N ints on a multiprocessing.Queue, the parent gets them
   queue_1k_per_s     the same with 1 KiB strings
+  pipe_per_s         a child sends N ints through a Pipe, the parent receives them
+  pipe_round_trip_us send an int, the child echoes it (median)
   lock_ops_per_s     two children acquire+release one multiprocessing.Lock N times each
   increments_ms      10 processes x 1000 increments of a Value under its lock, start to join
   start_join_ms      Process start + join of an empty function (fork), median
@@ -44,6 +46,54 @@ def increment(v, n):
 
 def nothing():
     pass
+
+
+def pipe_send(c, go, n):
+    go.wait()
+    for i in range(n):
+        c.send(i)
+
+
+def pipe_echo(c):
+    while True:
+        v = c.recv()
+        c.send(v)
+        if v < 0:
+            return
+
+
+def pipe_one_way(n):
+    a, b = mp.Pipe()
+    go = mp.Event()
+    p = mp.Process(target=pipe_send, args=(b, go, n))
+    p.start()
+    b.close()
+    t0 = time.perf_counter()
+    go.set()
+    for _ in range(n):
+        a.recv()
+    s = time.perf_counter() - t0
+    p.join()
+    return n / s
+
+
+def pipe_round_trip_us(n):
+    a, b = mp.Pipe()
+    p = mp.Process(target=pipe_echo, args=(b,))
+    p.start()
+    b.close()
+    a.send(0)
+    a.recv()
+    t = []
+    for i in range(1, n + 1):
+        t0 = time.perf_counter()
+        a.send(i)
+        a.recv()
+        t.append((time.perf_counter() - t0) * 1e6)
+    a.send(-1)
+    a.recv()
+    p.join()
+    return statistics.median(t)
 
 
 def queue_rate(target, n):
@@ -104,6 +154,8 @@ def main():
     for _ in range(a.repeats):
         for k, v in (("queue_int_per_s", queue_rate(put_ints, 100000)),
                      ("queue_1k_per_s", queue_rate(put_strings, 50000)),
+                     ("pipe_per_s", pipe_one_way(100000)),
+                     ("pipe_round_trip_us", pipe_round_trip_us(5000)),
                      ("lock_ops_per_s", lock_ops(100000)),
                      ("increments_ms", increments_ms()),
                      ("start_join_ms", start_join_ms(mp.get_context("fork"), 20)),

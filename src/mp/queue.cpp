@@ -22,14 +22,9 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
-#include <condition_variable>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <mutex>
-#include <thread>
-#include <unordered_map>
 #include <vector>
 #include <new>
 #include <pthread.h>
@@ -186,97 +181,7 @@ std::size_t QueueCore::qsize() const noexcept {
   return state_->items;
 }
 std::size_t QueueCore::maxsize() const noexcept { return state_->maxsize; }
-
-// ---- the feeder: an unbounded queue's items that found the ring full ----------------
-struct QueueFeeder {
-  std::mutex mutex;
-  std::condition_variable drained;
-  std::deque<std::vector<std::byte>> items;  // front: being moved into the ring
-  std::atomic<std::size_t> pending{0};       // items.size(), read without the mutex
-  bool running = false;
-};
-
-namespace {
-// Every feeder of this process, for the exit handler. Leaked: feeder threads may run
-// during static destruction.
-struct Feeders {
-  std::mutex mutex;
-  std::vector<std::unique_ptr<QueueFeeder>> all;  // never freed: a handle may point at one
-};
-Feeders& feeders() {
-  static Feeders* f = new Feeders;
-  return *f;
-}
-
-// A normal exit waits for every feeder to empty, as Python joins its feeder threads.
-void wait_for_feeders() {
-  std::vector<QueueFeeder*> live;
-  {
-    std::lock_guard lock(feeders().mutex);
-    for (auto& f : feeders().all) live.push_back(f.get());
-  }
-  for (QueueFeeder* f : live) {
-    std::unique_lock lock(f->mutex);
-    f->drained.wait(lock, [&] { return f->items.empty(); });
-  }
-}
-
-// How long an unbounded put waits for room before its item waits in this process instead:
-// long enough that a producer ahead of its consumer is slowed down rather than buffered
-// (buffering costs a copy and a hand-off per item), short enough to never look blocked.
-constexpr auto unbounded_put_patience = std::chrono::milliseconds(1);
-}  // namespace
-
-void QueueCore::put(std::span<const std::byte> item, std::chrono::nanoseconds timeout) {
-  check_open();
-  if (state_->maxsize != 0) return put_in_ring(item, timeout);
-  QueueFeeder* f = feeder_.load(std::memory_order_acquire);
-  if (f && f->pending.load(std::memory_order_acquire) != 0) {
-    std::lock_guard lock(f->mutex);
-    if (!f->items.empty()) {  // items of this handle wait already: this one goes behind them
-      f->items.emplace_back(item.begin(), item.end());
-      f->pending.store(f->items.size(), std::memory_order_release);
-      return;
-    }
-  }
-  try {
-    return put_in_ring(item, item.size() > state_->capacity / 4 ? std::chrono::nanoseconds(0)
-                                                                 : std::chrono::nanoseconds(unbounded_put_patience));
-  } catch (const Full&) {
-  }
-  if (!f) {
-    static std::once_flag once;
-    std::call_once(once, [] { std::atexit(wait_for_feeders); });
-    std::lock_guard lock(feeders().mutex);  // one creation at a time
-    f = feeder_.load(std::memory_order_acquire);
-    if (!f) {
-      f = feeders().all.emplace_back(std::make_unique<QueueFeeder>()).get();
-      feeder_.store(f, std::memory_order_release);
-    }
-  }
-  std::lock_guard lock(f->mutex);
-  f->items.emplace_back(item.begin(), item.end());
-  f->pending.store(f->items.size(), std::memory_order_release);
-  if (f->running) return;
-  f->running = true;
-  std::thread([core = *this, f]() mutable {
-    std::unique_lock lock(f->mutex);
-    while (!f->items.empty()) {
-      std::span<const std::byte> next(f->items.front());
-      lock.unlock();
-      try {
-        core.put_in_ring(next, no_timeout);
-      } catch (const std::exception& e) {  // a corrupt queue: nothing sensible is left to do
-        std::fprintf(stderr, "parex: a queue's feeder dropped an item: %s\n", e.what());
-      }
-      lock.lock();
-      f->items.pop_front();
-      f->pending.store(f->items.size(), std::memory_order_release);
-    }
-    f->running = false;
-    f->drained.notify_all();
-  }).detach();
-}
+std::size_t QueueCore::capacity() const noexcept { return state_->capacity; }
 
 void QueueCore::put_in_ring(std::span<const std::byte> item, std::chrono::nanoseconds timeout) {
   QueueState& s = *state_;
@@ -445,6 +350,17 @@ bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
         continue;
     }
   }
+}
+
+bool QueueCore::wait_readable(std::chrono::nanoseconds timeout) {
+  QueueState& s = *state_;
+  const Deadline deadline = deadline_after(timeout);
+  Held held(s);
+  while (s.head == s.tail.load(std::memory_order_relaxed)) {
+    if (passed(deadline) || timeout == std::chrono::nanoseconds(0)) return false;
+    sleep_on(held, s.data_seq, s.data_waiters, s.data_seq.load(std::memory_order_seq_cst), deadline, false);
+  }
+  return true;
 }
 
 void QueueCore::task_done() {

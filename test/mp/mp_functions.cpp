@@ -2,6 +2,7 @@
 #include "mp/mp_functions.hpp"
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -140,6 +141,29 @@ PAREX_REGISTER(consume_until_minus_one);
 PAREX_REGISTER(join_worker);
 void acquire_and_return(parex::Lock lock) { lock.acquire(); }  // exits holding it
 
+void pipe_talker(parex::Connection c) {
+  // Answers each message with its upper-case copy until "bye".
+  for (;;) {
+    std::string m = c.recv<std::string>();
+    if (m == "bye") return;
+    for (auto& ch : m) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    c.send(m);
+  }
+}
+
+void pipe_sender_then_exit(parex::Connection c, int n) {
+  for (int i = 0; i < n; ++i) c.send(i);
+}
+
+void pipe_hold_and_sleep(parex::Connection c, parex::Event ready) {
+  ready.set();
+  std::this_thread::sleep_for(std::chrono::seconds(60));
+  c.close();
+}
+
+PAREX_REGISTER(pipe_talker);
+PAREX_REGISTER(pipe_sender_then_exit);
+PAREX_REGISTER(pipe_hold_and_sleep);
 PAREX_REGISTER(echo_big);
 PAREX_REGISTER(acquire_and_return);
 PAREX_REGISTER(add_under_lock);

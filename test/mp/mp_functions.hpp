@@ -35,3 +35,9 @@ void join_worker(parex::JoinableQueue<int> q, parex::Value<long> sum);
 void echo_big(parex::Queue<std::string> in, parex::Queue<std::string> out);
 void acquire_and_return(parex::Lock lock);
 }  // namespace mp_test
+
+namespace mp_test {
+void pipe_talker(parex::Connection c);
+void pipe_sender_then_exit(parex::Connection c, int n);
+void pipe_hold_and_sleep(parex::Connection c, parex::Event ready);
+}  // namespace mp_test

@@ -61,7 +61,10 @@ class QueueCore {
   void put_in_ring(std::span<const std::byte> item, std::chrono::nanoseconds timeout);
   /// Appends the next item's bytes to out. false when it ran out of time.
   bool get(Buffer& out, std::chrono::nanoseconds timeout);
+  /// Waits until an item is there to get; false when it ran out of time.
+  bool wait_readable(std::chrono::nanoseconds timeout);
   std::size_t qsize() const noexcept;
+  std::size_t capacity() const noexcept;
   std::size_t maxsize() const noexcept;
   void task_done();
   bool join(std::chrono::nanoseconds timeout);

@@ -1,0 +1,117 @@
+// parex/mp/connection.hpp - Pipe() and Connection (Python's multiprocessing.Pipe and
+// multiprocessing.connection.Connection).
+//
+//   auto [a, b] = parex::Pipe();              // duplex: both ends send and receive
+//   parex::Process p(worker, b);   p.start();
+//   a.send(std::string("hello"));   auto reply = a.recv<std::string>();
+//   auto [rx, tx] = parex::Pipe(false);       // one way: rx receives, tx sends
+//
+// Each end is a handle: passed to a Process, a pool call or through a Queue it is the
+// same end. Messages are any parex Serializable value (send/recv) or raw bytes
+// (send_bytes/recv_bytes); a message of any size works.
+//
+// End of file, as in Python: recv() throws EOFError once nothing is left and no process
+// holds the other end any more (every holder closed it, dropped it, or died, SIGKILL
+// included), so a recv() never waits for ever on a peer that is gone. The same trap as in
+// Python: a process that still holds the other end itself (the parent after passing `b`
+// to a child) never sees EOF until it closes it. A handle in transit (sent, not yet
+// received) counts as a holder for up to 5 seconds after its sending.
+//
+// Underneath: one shared queue per direction (queues.hpp), so a send that need not wait
+// makes no system call; a small table of holder pids per end answers "is the other end
+// gone".
+#pragma once
+
+#include <parex/detail/mp/segment.hpp>
+#include <parex/errors.hpp>
+#include <parex/mp/queues.hpp>
+#include <parex/serialize.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <span>
+#include <utility>
+#include <vector>
+
+namespace parex {
+
+namespace detail {
+struct PipeEnds;
+/// This process's hold on one end of a pipe: registered while it lives.
+class EndHold {
+ public:
+  EndHold(std::shared_ptr<Segment> s, int end, bool received);
+  ~EndHold();
+  EndHold(const EndHold&) = delete;
+  EndHold& operator=(const EndHold&) = delete;
+  PipeEnds& ends() const noexcept;
+  int end() const noexcept { return end_; }
+  const std::shared_ptr<Segment>& segment() const noexcept { return segment_; }
+  /// True when no live process holds the other end and none is in transit.
+  bool peer_gone() const;
+  void send_handle(Writer& w) const;
+
+ private:
+  std::shared_ptr<Segment> segment_;
+  int end_;
+};
+}  // namespace detail
+
+class Connection {
+ public:
+  using parex_shared_handle = void;
+
+  /// Sends obj. @throws ValueError if this end is closed or receive-only.
+  template <class T>
+  void send(const T& obj) {
+    static_assert(Serializable<T>, "parex::Connection::send: " PAREX_DETAIL_SERIALIZABLE_FIX);
+    detail::Buffer b;
+    detail::encode<T>(b, obj);
+    send_raw(b.bytes());
+  }
+  /// Receives the next message as a T. @throws EOFError (see above), ProtocolError if it
+  /// is not a T.
+  template <class T>
+  T recv() {
+    detail::Buffer b;
+    recv_raw(b, 0);
+    detail::Reader r(b.bytes());
+    T v = detail::decode<T>(r);
+    if (!r.empty()) throw ProtocolError("the message holds more than one value of the type asked for");
+    return v;
+  }
+  void send_bytes(std::span<const std::byte> bytes) { send_raw(bytes); }
+  /// The next message's bytes. maxlength (0: none): a longer message throws ProtocolError
+  /// and is dropped, as Python's recv_bytes(maxlength) closes on one.
+  std::vector<std::byte> recv_bytes(std::size_t maxlength = 0);
+  /// True if a message is waiting, or the other end is gone (recv would not block).
+  bool poll() { return poll_for(std::chrono::nanoseconds(0)); }
+  template <class Rep, class Period>
+  bool poll(std::chrono::duration<Rep, Period> timeout) {
+    return poll_for(detail::clamp_timeout(timeout));
+  }
+  /// Closes this handle's end (other handles in this process keep theirs).
+  void close() noexcept;
+  bool closed() const noexcept { return !hold_; }
+  bool readable() const noexcept { return in_ != nullptr; }
+  bool writable() const noexcept { return out_ != nullptr; }
+
+  void encode_to(detail::Writer& w) const;
+  static Connection decode_from(detail::Reader& r);
+
+ private:
+  friend std::pair<Connection, Connection> Pipe(bool duplex);
+  Connection() = default;
+  void send_raw(std::span<const std::byte> bytes);
+  void recv_raw(detail::Buffer& out, std::size_t maxlength);
+  bool poll_for(std::chrono::nanoseconds timeout);
+  std::shared_ptr<detail::EndHold> hold_;
+  std::shared_ptr<detail::QueueCore> in_, out_;  // empty where this end does not read / write
+};
+
+/// A pair of connected ends. duplex: both ways; else the first receives, the second sends.
+std::pair<Connection, Connection> Pipe(bool duplex = true);
+
+}  // namespace parex

@@ -1,0 +1,208 @@
+// Pipe and Connection (see include/parex/mp/connection.hpp).
+//
+// The ends segment holds, per end, a table of the processes that hold it (pid, count) and
+// the number of its handles in transit. "The other end is gone" = no live pid in its table
+// and nothing in transit. Slots are claimed and released with atomics; a dead holder's
+// slot is cleared by whoever finds it dead. A table full of live holders (64 processes)
+// marks the end `crowded`: it is then never taken for gone.
+#include <parex/mp/connection.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <new>
+#include <unistd.h>
+
+namespace parex {
+namespace detail {
+
+namespace {
+constexpr std::uint32_t ends_magic = 0x50495045;  // "PIPE"
+constexpr std::uint64_t pipe_queue_tag = 0x50495045'51554555ULL;
+constexpr int holder_slots = 64;
+constexpr auto eof_check_every = std::chrono::milliseconds(50);
+// A handle in transit keeps its end alive this long at most: a receiver that dies before
+// it decodes the handle must not make the other side wait for ever.
+constexpr auto transit_grace = std::chrono::seconds(5);
+
+std::int64_t monotonic_ns() {  // system-wide: comparable between processes
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+struct Holder {
+  std::atomic<std::int32_t> pid;
+  std::atomic<std::int32_t> count;
+};
+}  // namespace
+
+struct PipeEnds {
+  std::uint32_t magic;
+  std::atomic<std::uint32_t> in_transit[2];
+  std::atomic<std::int64_t> transit_until[2];  // CLOCK_MONOTONIC ns: transit counts until then
+  std::atomic<std::uint32_t> crowded[2];
+  Holder holders[2][holder_slots];
+};
+
+namespace {
+void register_holder(PipeEnds& e, int end) {
+  const std::int32_t me = ::getpid();
+  for (auto& h : e.holders[end])
+    if (h.pid.load(std::memory_order_acquire) == me) {
+      h.count.fetch_add(1, std::memory_order_acq_rel);
+      return;
+    }
+  for (auto& h : e.holders[end]) {
+    std::int32_t empty = 0;
+    if (h.pid.compare_exchange_strong(empty, me, std::memory_order_acq_rel)) {
+      h.count.fetch_add(1, std::memory_order_acq_rel);
+      return;
+    }
+  }
+  e.crowded[end].store(1, std::memory_order_release);
+}
+
+void unregister_holder(PipeEnds& e, int end) {
+  const std::int32_t me = ::getpid();
+  for (auto& h : e.holders[end])
+    if (h.pid.load(std::memory_order_acquire) == me && h.count.load(std::memory_order_acquire) > 0) {
+      if (h.count.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::int32_t mine = me;
+        h.pid.compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
+      }
+      return;
+    }
+}
+
+bool alive(std::int32_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
+}  // namespace
+
+EndHold::EndHold(std::shared_ptr<Segment> s, int end, bool received) : segment_(std::move(s)), end_(end) {
+  PipeEnds& e = ends();
+  register_holder(e, end_);
+  if (received) {
+    std::uint32_t v = e.in_transit[end_].load(std::memory_order_relaxed);
+    while (v != 0 && !e.in_transit[end_].compare_exchange_weak(v, v - 1, std::memory_order_acq_rel)) {
+    }
+  }
+}
+
+EndHold::~EndHold() { unregister_holder(ends(), end_); }
+
+PipeEnds& EndHold::ends() const noexcept { return *reinterpret_cast<PipeEnds*>(segment_->data()); }
+
+bool EndHold::peer_gone() const {
+  PipeEnds& e = ends();
+  const int other = 1 - end_;
+  if (e.crowded[other].load(std::memory_order_acquire)) return false;
+  if (e.in_transit[other].load(std::memory_order_acquire) != 0 &&
+      monotonic_ns() < e.transit_until[other].load(std::memory_order_acquire))
+    return false;
+  for (auto& h : e.holders[other]) {
+    std::int32_t pid = h.pid.load(std::memory_order_acquire);
+    if (pid == 0) continue;
+    if (alive(pid)) return false;
+    h.pid.compare_exchange_strong(pid, 0, std::memory_order_acq_rel);  // it died holding it
+    h.count.store(0, std::memory_order_release);
+  }
+  return true;
+}
+
+void EndHold::send_handle(Writer& w) const {
+  ends().transit_until[end_].store(monotonic_ns() + std::chrono::nanoseconds(transit_grace).count(),
+                                   std::memory_order_release);
+  ends().in_transit[end_].fetch_add(1, std::memory_order_acq_rel);
+  encode_handle(w, segment_, static_cast<std::uint64_t>(end_));
+}
+
+}  // namespace detail
+
+std::pair<Connection, Connection> Pipe(bool duplex) {
+  auto seg = detail::Segment::create(sizeof(detail::PipeEnds), "pipe");
+  new (seg->data()) detail::PipeEnds{};
+  reinterpret_cast<detail::PipeEnds*>(seg->data())->magic = detail::ends_magic;
+  auto forward = std::make_shared<detail::QueueCore>(0, detail::default_queue_bytes, detail::pipe_queue_tag);
+  Connection a, b;
+  a.hold_ = std::make_shared<detail::EndHold>(seg, 0, false);
+  b.hold_ = std::make_shared<detail::EndHold>(seg, 1, false);
+  if (duplex) {
+    auto backward = std::make_shared<detail::QueueCore>(0, detail::default_queue_bytes, detail::pipe_queue_tag);
+    a.out_ = forward;
+    b.in_ = forward;
+    b.out_ = backward;
+    a.in_ = backward;
+  } else {
+    a.in_ = forward;  // Python: Pipe(False) returns (receiving end, sending end)
+    b.out_ = forward;
+  }
+  return {std::move(a), std::move(b)};
+}
+
+void Connection::send_raw(std::span<const std::byte> bytes) {
+  if (!hold_) throw ValueError("this connection is closed");
+  if (!out_) throw ValueError("this end of the pipe only receives");
+  out_->put(bytes, detail::no_timeout);
+}
+
+void Connection::recv_raw(detail::Buffer& out, std::size_t maxlength) {
+  if (!hold_) throw ValueError("this connection is closed");
+  if (!in_) throw ValueError("this end of the pipe only sends");
+  for (;;) {
+    if (in_->get(out, detail::eof_check_every) || (hold_->peer_gone() && in_->get(out, std::chrono::nanoseconds(0)))) {
+      if (maxlength != 0 && out.size() > maxlength)
+        throw ProtocolError("a message of " + std::to_string(out.size()) + " bytes, past maxlength " +
+                            std::to_string(maxlength));
+      return;
+    }
+    if (hold_->peer_gone()) throw EOFError();
+  }
+}
+
+std::vector<std::byte> Connection::recv_bytes(std::size_t maxlength) {
+  detail::Buffer b;
+  recv_raw(b, maxlength);
+  return {b.data(), b.data() + b.size()};
+}
+
+bool Connection::poll_for(std::chrono::nanoseconds timeout) {
+  if (!hold_) throw ValueError("this connection is closed");
+  if (!in_) throw ValueError("this end of the pipe only sends");
+  const bool bounded = timeout != detail::no_timeout;
+  const auto deadline = bounded ? std::chrono::steady_clock::now() + timeout : std::chrono::steady_clock::time_point::max();
+  for (;;) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    const auto slice = std::min<std::chrono::nanoseconds>(
+        std::max<std::chrono::nanoseconds>(left, std::chrono::nanoseconds(0)), detail::eof_check_every);
+    if (in_->wait_readable(slice) || hold_->peer_gone()) return true;
+    if (bounded && std::chrono::steady_clock::now() >= deadline) return false;
+  }
+}
+
+void Connection::close() noexcept {
+  hold_.reset();
+  in_.reset();
+  out_.reset();
+}
+
+void Connection::encode_to(detail::Writer& w) const {
+  if (!hold_) throw ValueError("cannot send a closed connection");
+  hold_->send_handle(w);
+  w.put_byte(static_cast<std::uint8_t>((in_ ? 1 : 0) | (out_ ? 2 : 0)));
+  if (in_) in_->encode_to(w);
+  if (out_) out_->encode_to(w);
+}
+
+Connection Connection::decode_from(detail::Reader& r) {
+  std::uint64_t end = 0;
+  auto seg = detail::decode_handle(r, end, 0);  // the offset names the end
+  if (end > 1 || seg->size() < sizeof(detail::PipeEnds) || reinterpret_cast<detail::PipeEnds*>(seg->data())->magic != detail::ends_magic)
+    throw SharedObjectError("this handle does not refer to a pipe's end");
+  const std::uint8_t flags = r.get_byte();
+  Connection c;
+  c.hold_ = std::make_shared<detail::EndHold>(std::move(seg), static_cast<int>(end), true);
+  if (flags & 1) c.in_ = std::make_shared<detail::QueueCore>(r, detail::pipe_queue_tag);
+  if (flags & 2) c.out_ = std::make_shared<detail::QueueCore>(r, detail::pipe_queue_tag);
+  return c;
+}
+
+}  // namespace parex
