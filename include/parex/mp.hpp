@@ -5,6 +5,7 @@
 // through a queue, are the same object. They work between threads of one process too.
 #pragma once
 
+#include <parex/mp/condition.hpp>
 #include <parex/mp/connection.hpp>
 #include <parex/mp/lock.hpp>
 #include <parex/mp/process.hpp>

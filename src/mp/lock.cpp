@@ -148,6 +148,29 @@ void LockHandle::release() {
   if (last) segment_->unhold();
 }
 
+unsigned LockHandle::release_all() {
+  LockCell& c = cell(cell_);
+  if (c.holder.load(std::memory_order_relaxed) != my_tid())
+    throw ValueError("wait() on a Condition whose lock this thread does not hold");
+  const unsigned depth = c.depth;
+  for (unsigned i = 0; i < depth; ++i) release();
+  return depth;
+}
+
+void LockHandle::reacquire(unsigned depth) {
+  for (unsigned i = 0; i < depth; ++i) acquire();
+}
+
+LockHandle::Kind LockHandle::kind() const noexcept { return static_cast<Kind>(cell(cell_).kind); }
+
+LockHandle LockHandle::decode_either(Reader& r) {
+  std::uint64_t offset = 0;
+  auto s = decode_handle(r, offset, lock_cell_bytes);
+  const auto k = static_cast<Kind>(cell(s->data() + offset).kind);
+  if (k != Kind::plain && k != Kind::recursive) throw SharedObjectError("this handle does not refer to a lock");
+  return LockHandle(std::move(s), offset, k);
+}
+
 bool LockHandle::previous_owner_died() const noexcept { return cell(cell_).owner_died != 0; }
 
 }  // namespace parex::detail

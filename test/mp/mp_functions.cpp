@@ -164,6 +164,27 @@ void pipe_hold_and_sleep(parex::Connection c, parex::Event ready) {
 PAREX_REGISTER(pipe_talker);
 PAREX_REGISTER(pipe_sender_then_exit);
 PAREX_REGISTER(pipe_hold_and_sleep);
+void wait_until_ready(parex::Condition cv, parex::Value<int> ready, parex::Value<int> seen) {
+  std::unique_lock g(cv);
+  cv.wait_for([&] { return ready.value() != 0; });
+  ++seen.value();
+}
+
+void barrier_party(parex::Barrier b, parex::Array<int> order, parex::Value<long> released_at_ns) {
+  const unsigned i = b.wait(std::chrono::seconds(60));
+  order[i] = 1;
+  std::lock_guard g(released_at_ns.get_lock());
+  const long now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (released_at_ns.value() == 0 || now > released_at_ns.value()) released_at_ns.value() = now;
+}
+
+int action_runs = 0;
+void count_action() { ++action_runs; }
+
+PAREX_REGISTER(wait_until_ready);
+PAREX_REGISTER(barrier_party);
+PAREX_REGISTER(count_action);
 PAREX_REGISTER(echo_big);
 PAREX_REGISTER(acquire_and_return);
 PAREX_REGISTER(add_under_lock);

@@ -41,3 +41,10 @@ void pipe_talker(parex::Connection c);
 void pipe_sender_then_exit(parex::Connection c, int n);
 void pipe_hold_and_sleep(parex::Connection c, parex::Event ready);
 }  // namespace mp_test
+
+namespace mp_test {
+void wait_until_ready(parex::Condition cv, parex::Value<int> ready, parex::Value<int> seen);
+void barrier_party(parex::Barrier b, parex::Array<int> order, parex::Value<long> released_at_ns);
+void count_action();
+extern int action_runs;
+}  // namespace mp_test

@@ -55,6 +55,14 @@ class LockHandle {
 
   enum class Kind : std::uint32_t { plain = 1, recursive = 2 };
 
+  // For Condition: give the lock up entirely (an RLock however deep), then take it back
+  // as deep as it was. @throws ValueError if this thread does not hold it.
+  unsigned release_all();
+  void reacquire(unsigned depth);
+  /// A Lock or RLock handle, whichever it is.
+  static LockHandle decode_either(Reader& r);
+  Kind kind() const noexcept;
+
  protected:
   explicit LockHandle(Kind kind);  // a new lock in its own segment
   LockHandle(std::shared_ptr<Segment> segment, std::uint64_t offset, Kind kind);  // a view, checked
