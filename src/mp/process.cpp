@@ -168,6 +168,31 @@ Process::Process(Process&&) noexcept = default;
 Process& Process::operator=(Process&&) noexcept = default;
 Process::~Process() = default;  // a running child stays tracked: joined or stopped at exit
 
+namespace detail {
+namespace {
+struct ProcessClasses {
+  std::mutex mutex;
+  std::vector<std::pair<const std::type_info*, ProcessClass>> list;
+};
+ProcessClasses& process_classes() {
+  static ProcessClasses* c = new ProcessClasses;
+  return *c;
+}
+}  // namespace
+
+void register_process_class(const std::type_info& type, ProcessClass c) noexcept {
+  std::lock_guard lock(process_classes().mutex);
+  process_classes().list.emplace_back(&type, c);
+}
+
+const ProcessClass* find_process_class(const std::type_info& type) noexcept {
+  std::lock_guard lock(process_classes().mutex);
+  for (auto& [t, c] : process_classes().list)
+    if (*t == type) return &c;
+  return nullptr;
+}
+}  // namespace detail
+
 Process::State& Process::state() const {
   if (!state_) throw InvalidStateError("this Process was moved from");
   return *state_;
@@ -188,6 +213,21 @@ void Process::start() {
   if (s.started) throw InvalidStateError("a Process can be started only once");
   if (!initialized())
     throw InvalidStateError("parex::Process needs parex::init(argc, argv) first in main: the child is this program");
+  if (s.call.empty()) {  // a subclass: send the object itself
+    const detail::ProcessClass* c = detail::find_process_class(typeid(*this));
+    if (!c)
+      throw UnregisteredFunction("this Process subclass (" + detail::demangle(typeid(*this).name()) +
+                                 ") is not registered: add PAREX_REGISTER_PROCESS(" +
+                                 detail::demangle(typeid(*this).name()) + ") at namespace scope, or construct "
+                                 "the Process with a registered function");
+    detail::Buffer b;
+    try {
+      c->encode(*this, b);
+    } catch (...) {
+      detail::throw_encode_error(c->entry());
+    }
+    set_call(c->entry(), b);
+  }
   s.name = name;
   s.daemon = daemon;
   detail::Buffer names;

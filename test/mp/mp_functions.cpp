@@ -185,6 +185,12 @@ void count_action() { ++action_runs; }
 PAREX_REGISTER(wait_until_ready);
 PAREX_REGISTER(barrier_party);
 PAREX_REGISTER(count_action);
+void Adder::run() {
+  std::lock_guard g(lock);
+  total.value() += amount * static_cast<int>(label.size());
+}
+PAREX_REGISTER_PROCESS(Adder);
+
 PAREX_REGISTER(echo_big);
 PAREX_REGISTER(acquire_and_return);
 PAREX_REGISTER(add_under_lock);

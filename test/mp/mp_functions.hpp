@@ -48,3 +48,23 @@ void barrier_party(parex::Barrier b, parex::Array<int> order, parex::Value<long>
 void count_action();
 extern int action_runs;
 }  // namespace mp_test
+
+namespace mp_test {
+/// A Process subclass (Python: class Worker(Process): def run(self): ...).
+struct Adder : parex::Process {
+  parex::Value<int> total;
+  parex::Lock lock;
+  int amount = 0;
+  std::string label;
+  void run() override;
+  template <class Ar>
+  void serialize(Ar& ar, unsigned) {
+    ar & total & lock & amount & label;
+  }
+};
+struct Unregistered : parex::Process {
+  void run() override {}
+  template <class Ar>
+  void serialize(Ar&, unsigned) {}
+};
+}  // namespace mp_test

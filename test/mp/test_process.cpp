@@ -143,6 +143,24 @@ BOOST_AUTO_TEST_CASE(a_daemon_of_a_sigkilled_parent_is_stopped) {
   BOOST_TEST(eventually([&] { return !process_alive(grandchild.value()); }), "daemon grandchild outlived its parent");
 }
 
+BOOST_AUTO_TEST_CASE(a_process_subclass_runs_with_its_members) {
+  parex::Value<int> total(0);
+  parex::Lock lock;
+  std::vector<Adder> adders(3);
+  for (int i = 0; i < 3; ++i) {
+    adders[static_cast<std::size_t>(i)].total = total;
+    adders[static_cast<std::size_t>(i)].lock = lock;
+    adders[static_cast<std::size_t>(i)].amount = i + 1;
+    adders[static_cast<std::size_t>(i)].label = "abcd";
+  }
+  for (auto& a : adders) a.start();
+  for (auto& a : adders) a.join();
+  for (auto& a : adders) BOOST_TEST(code_of(a) == 0);
+  BOOST_TEST(total.value() == (1 + 2 + 3) * 4);
+  Unregistered u;
+  expect_error<parex::UnregisteredFunction>([&] { u.start(); });
+}
+
 BOOST_AUTO_TEST_CASE(a_temporary_handle_reaches_the_child) {
   // The only handle is the argument: sending pins the segment until the child attaches.
   parex::Event done;

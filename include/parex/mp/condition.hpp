@@ -29,7 +29,7 @@
 
 namespace parex {
 
-class Condition {
+class Condition : public detail::HandleBase {
  public:
   using parex_shared_handle = void;
   /// Over a new RLock (Python's default).
@@ -87,7 +87,7 @@ class Condition {
   detail::LockHandle lock_;
 };
 
-class Barrier {
+class Barrier : public detail::HandleBase {
  public:
   using parex_shared_handle = void;
   /// parties: how many wait() calls release each other. action: a registered function

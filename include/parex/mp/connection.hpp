@@ -59,7 +59,7 @@ class EndHold {
 };
 }  // namespace detail
 
-class Connection {
+class Connection : public detail::HandleBase {
  public:
   using parex_shared_handle = void;
 

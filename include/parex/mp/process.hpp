@@ -35,6 +35,8 @@
 #include <optional>
 #include <string>
 #include <sys/types.h>
+#include <type_traits>
+#include <typeinfo>
 #include <vector>
 
 namespace parex {
@@ -70,7 +72,12 @@ class Process {
   }
   Process(Process&&) noexcept;
   Process& operator=(Process&&) noexcept;
-  ~Process();
+  virtual ~Process();
+
+  /// What the child runs, for a subclass (Python's run()): override it, give the class a
+  /// serialize() for the members the child needs, and PAREX_REGISTER_PROCESS(Class) it.
+  /// The child gets a default-constructed object whose members were decoded.
+  virtual void run() {}
 
   /// "Process-N" unless set before start().
   std::string name;
@@ -99,6 +106,10 @@ class Process {
 
   struct State;
 
+ protected:
+  /// For subclasses (see run()).
+  Process() : Process(Unstarted{}) {}
+
  private:
   struct Unstarted {};
   explicit Process(Unstarted);
@@ -107,6 +118,35 @@ class Process {
   State& state() const;
   std::shared_ptr<State> state_;
 };
+
+namespace detail {
+/// How start() sends a Process subclass: PAREX_REGISTER_PROCESS fills it in.
+struct ProcessClass {
+  void (*encode)(const Process& self, Buffer& out);
+  const FunctionEntry& (*entry)();
+};
+void register_process_class(const std::type_info& type, ProcessClass c) noexcept;
+const ProcessClass* find_process_class(const std::type_info& type) noexcept;
+
+/// The registered function behind PAREX_REGISTER_PROCESS(T): runs a decoded T.
+template <class T>
+struct RunProcess {
+  void operator()(T process) const { process.run(); }
+};
+
+template <class T>
+struct ProcessClassRegistration {
+  ProcessClassRegistration() {
+    static_assert(std::is_base_of_v<Process, T>, "PAREX_REGISTER_PROCESS: T must derive from parex::Process");
+    static_assert(Serializable<T>, "PAREX_REGISTER_PROCESS: give T a serialize(Archive&, unsigned) member for the "
+                                   "members its child needs (an empty one if none)");
+    register_process_class(typeid(T), {[](const Process& self, Buffer& out) {
+                                         encode_item(out, TypeList<T>{}, static_cast<const T&>(self));
+                                       },
+                                       []() -> const FunctionEntry& { return lookup_function(RunProcess<T>{}); }});
+  }
+};
+}  // namespace detail
 
 /// This process: "MainProcess" in the program, the Process's name in a child.
 ProcessInfo current_process();
@@ -119,3 +159,10 @@ std::vector<ProcessInfo> active_children();
 std::size_t cpu_count() noexcept;
 
 }  // namespace parex
+
+/// Registers a Process subclass T so that start() can run it in a child: T's members travel
+/// by its serialize(), and the child calls run(). Use at namespace scope, in T's namespace.
+#define PAREX_REGISTER_PROCESS(T)                                                                             \
+  PAREX_REGISTER_AS("parex.Process:" #T, ::parex::detail::RunProcess<T>{});                                  \
+  [[maybe_unused]] static const ::parex::detail::ProcessClassRegistration<T> PAREX_DETAIL_CAT(parex_process_, \
+                                                                                              __COUNTER__) {}

@@ -23,7 +23,7 @@
 
 namespace parex {
 
-class SharedMemory {
+class SharedMemory : public detail::HandleBase {
  public:
   using parex_shared_handle = void;
 

@@ -78,7 +78,7 @@ class BoundedSemaphore : public detail::SemaphoreHandle {
 };
 
 /// A flag processes and threads wait for.
-class Event {
+class Event : public detail::HandleBase {
  public:
   using parex_shared_handle = void;
   Event();

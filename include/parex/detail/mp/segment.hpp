@@ -24,6 +24,8 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <span>
+#include <string>
 #include <type_traits>
 
 namespace parex::detail {
@@ -111,4 +113,29 @@ struct FastCodec<T, std::enable_if_t<SharedHandle<T>>> {
   static T decode(Reader& r) { return T::decode_from(r); }
 };
 
+/// A handle as a member of a type that Boost.Serialization encodes (a Process subclass, a
+/// user's struct): `ar & lock;` sends the same handle bytes as a direct argument would.
+template <class Archive, SharedHandle T>
+void serialize_handle(Archive& ar, T& handle) {
+  if constexpr (Archive::is_saving::value) {
+    Buffer b;
+    handle.encode_to(b);
+    std::string bytes(reinterpret_cast<const char*>(b.data()), b.size());
+    ar & bytes;
+  } else {
+    std::string bytes;
+    ar & bytes;
+    Reader r(std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()));
+    handle = T::decode_from(r);
+  }
+}
+/// Every handle type has parex::detail among its associated namespaces (a detail base, or
+/// HandleBase), so that argument-dependent lookup finds this serialize for all of them.
+struct HandleBase {};
+template <class Archive, SharedHandle T>
+void serialize(Archive& ar, T& handle, const unsigned) {
+  serialize_handle(ar, handle);
+}
+
 }  // namespace parex::detail
+
