@@ -6,6 +6,7 @@
 // party arrived) or broken (abort, reset, a timeout, a failed action).
 #include <parex/mp/condition.hpp>
 
+#include "mp/robust_mutex.hpp"
 #include "sync/futex.hpp"
 
 #include <atomic>
@@ -99,26 +100,17 @@ struct Barrier::Cell {
   std::uint64_t digest;        // the registry's, where the action id means something
   std::uint32_t count;         // arrived in this generation
   std::uint32_t broken;        // aborted or broken, until reset()
-  std::uint32_t broken_end;    // 1 + the last generation that ended broken (0: none)
+  std::uint64_t broken_ends;   // bit g % 64: generation g ended broken (else released)
   alignas(64) std::atomic<std::uint32_t> generation;
   std::atomic<std::uint32_t> waiters;
 };
 
 namespace {
-class Held {
- public:
-  explicit Held(pthread_mutex_t& m) : m_(m) { lock(); }
-  ~Held() { pthread_mutex_unlock(&m_); }
-  void lock() {
-    if (pthread_mutex_lock(&m_) == EOWNERDEAD) pthread_mutex_consistent(&m_);
-  }
-  void unlock() { pthread_mutex_unlock(&m_); }
+using Held = detail::RobustHeld;
 
- private:
-  pthread_mutex_t& m_;
-};
-
-void end_generation(Barrier::Cell& c) {
+void end_generation(Barrier::Cell& c, bool broken) {
+  const std::uint64_t bit = std::uint64_t{1} << (c.generation.load(std::memory_order_relaxed) % 64);
+  c.broken_ends = broken ? c.broken_ends | bit : c.broken_ends & ~bit;
   c.count = 0;
   c.generation.fetch_add(1, std::memory_order_seq_cst);
   if (c.waiters.load(std::memory_order_seq_cst) != 0)
@@ -126,10 +118,7 @@ void end_generation(Barrier::Cell& c) {
 }
 
 // Ends the current generation broken: its waiters get BrokenBarrierError.
-void end_broken(Barrier::Cell& c) {
-  c.broken_end = c.generation.load(std::memory_order_relaxed) + 1;
-  end_generation(c);
-}
+void end_broken(Barrier::Cell& c) { end_generation(c, true); }
 
 void break_barrier(Barrier::Cell& c) {
   c.broken = 1;
@@ -143,13 +132,7 @@ Barrier::Barrier(unsigned parties, void (*action)(), std::chrono::nanoseconds ti
   if (action) action_id = detail::lookup_function(action).id + 1;  // UnregisteredFunction
   segment_ = detail::Segment::create(sizeof(Cell), "barrier");
   cell_ = new (segment_->data()) Cell{};
-  pthread_mutexattr_t a;
-  pthread_mutexattr_init(&a);
-  pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-  pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-  const int rc = pthread_mutex_init(&cell_->mutex, &a);
-  pthread_mutexattr_destroy(&a);
-  if (rc != 0) throw Error(std::string("parex: cannot make a Barrier's lock: ") + std::strerror(rc));
+  detail::init_robust_mutex(cell_->mutex, PTHREAD_MUTEX_NORMAL, "a Barrier's lock");
   cell_->tag = barrier_tag;
   cell_->parties = parties;
   cell_->timeout_ns = timeout == detail::no_timeout ? -1 : timeout.count();
@@ -174,6 +157,9 @@ std::chrono::nanoseconds Barrier::default_timeout() const noexcept {
 unsigned Barrier::wait_ns(std::chrono::nanoseconds timeout) {
   Cell& c = *cell_;
   Held held(c.mutex);
+  // A party that died holding the lock (in the action, say) left the generation half
+  // done: break it rather than let the others wait for a release that cannot come.
+  if (held.took_over()) break_barrier(c);
   if (c.broken) throw BrokenBarrierError();
   const unsigned index = c.count++;
   if (c.count == c.parties) {
@@ -199,7 +185,7 @@ unsigned Barrier::wait_ns(std::chrono::nanoseconds timeout) {
         std::rethrow_exception(failure);
       }
     }
-    end_generation(c);
+    end_generation(c, false);
     return index;
   }
   const std::uint32_t gen = c.generation.load(std::memory_order_relaxed);
@@ -215,17 +201,18 @@ unsigned Barrier::wait_ns(std::chrono::nanoseconds timeout) {
     detail::futex_wait(c.generation, gen, bounded ? &until : nullptr, detail::FutexScope::shared);
     c.waiters.fetch_sub(1, std::memory_order_seq_cst);
     held.lock();
+    if (held.took_over() && c.generation.load(std::memory_order_relaxed) == gen) break_barrier(c);
   }
-  if (c.broken_end == gen + 1) throw BrokenBarrierError();
+  if (c.broken_ends >> (gen % 64) & 1) throw BrokenBarrierError();
   return index;
 }
 
-void Barrier::abort() noexcept {
+void Barrier::abort() {
   Held held(cell_->mutex);
   break_barrier(*cell_);
 }
 
-void Barrier::reset() noexcept {
+void Barrier::reset() {
   Held held(cell_->mutex);
   if (cell_->count > 0) end_broken(*cell_);
   cell_->broken = 0;
@@ -233,12 +220,12 @@ void Barrier::reset() noexcept {
 
 unsigned Barrier::parties() const noexcept { return cell_->parties; }
 
-unsigned Barrier::n_waiting() const noexcept {
+unsigned Barrier::n_waiting() const {
   Held held(cell_->mutex);
   return cell_->broken ? 0 : cell_->count;
 }
 
-bool Barrier::broken() const noexcept {
+bool Barrier::broken() const {
   Held held(cell_->mutex);
   return cell_->broken != 0;
 }

@@ -30,10 +30,14 @@ std::int64_t monotonic_ns() {  // system-wide: comparable between processes
       .count();
 }
 
-struct Holder {
-  std::atomic<std::int32_t> pid;
-  std::atomic<std::int32_t> count;
-};
+// One slot: pid << 32 | count, changed only by compare-and-swap, so that a slot is never
+// freed while a thread of the same process counts itself in.
+using Holder = std::atomic<std::uint64_t>;
+constexpr std::uint64_t slot(std::int32_t pid, std::uint32_t count) {
+  return std::uint64_t(std::uint32_t(pid)) << 32 | count;
+}
+constexpr std::int32_t pid_of(std::uint64_t v) { return std::int32_t(v >> 32); }
+constexpr std::uint32_t count_of(std::uint64_t v) { return std::uint32_t(v); }
 }  // namespace
 
 struct PipeEnds {
@@ -47,31 +51,28 @@ struct PipeEnds {
 namespace {
 void register_holder(PipeEnds& e, int end) {
   const std::int32_t me = ::getpid();
-  for (auto& h : e.holders[end])
-    if (h.pid.load(std::memory_order_acquire) == me) {
-      h.count.fetch_add(1, std::memory_order_acq_rel);
-      return;
+  for (int pass = 0; pass < 2; ++pass)  // first: a slot of ours; then: an empty one
+    for (Holder& h : e.holders[end]) {
+      std::uint64_t v = h.load(std::memory_order_acquire);
+      for (;;) {
+        const bool ours = pid_of(v) == me && count_of(v) > 0;
+        const bool empty = v == 0;
+        if (!(pass == 0 ? ours : empty)) break;
+        if (h.compare_exchange_weak(v, slot(me, count_of(v) + 1), std::memory_order_acq_rel)) return;
+      }
     }
-  for (auto& h : e.holders[end]) {
-    std::int32_t empty = 0;
-    if (h.pid.compare_exchange_strong(empty, me, std::memory_order_acq_rel)) {
-      h.count.fetch_add(1, std::memory_order_acq_rel);
-      return;
-    }
-  }
   e.crowded[end].store(1, std::memory_order_release);
 }
 
 void unregister_holder(PipeEnds& e, int end) {
   const std::int32_t me = ::getpid();
-  for (auto& h : e.holders[end])
-    if (h.pid.load(std::memory_order_acquire) == me && h.count.load(std::memory_order_acquire) > 0) {
-      if (h.count.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        std::int32_t mine = me;
-        h.pid.compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
-      }
-      return;
+  for (Holder& h : e.holders[end]) {
+    std::uint64_t v = h.load(std::memory_order_acquire);
+    while (pid_of(v) == me && count_of(v) > 0) {
+      const std::uint64_t next = count_of(v) == 1 ? 0 : slot(me, count_of(v) - 1);
+      if (h.compare_exchange_weak(v, next, std::memory_order_acq_rel)) return;
     }
+  }
 }
 
 bool alive(std::int32_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
@@ -98,12 +99,11 @@ bool EndHold::peer_gone() const {
   if (e.in_transit[other].load(std::memory_order_acquire) != 0 &&
       monotonic_ns() < e.transit_until[other].load(std::memory_order_acquire))
     return false;
-  for (auto& h : e.holders[other]) {
-    std::int32_t pid = h.pid.load(std::memory_order_acquire);
-    if (pid == 0) continue;
-    if (alive(pid)) return false;
-    h.pid.compare_exchange_strong(pid, 0, std::memory_order_acq_rel);  // it died holding it
-    h.count.store(0, std::memory_order_release);
+  for (Holder& h : e.holders[other]) {
+    std::uint64_t v = h.load(std::memory_order_acquire);
+    if (v == 0) continue;
+    if (alive(pid_of(v))) return false;
+    h.compare_exchange_strong(v, 0, std::memory_order_acq_rel);  // it died holding the end
   }
   return true;
 }
@@ -128,13 +128,16 @@ std::pair<Connection, Connection> Pipe(bool duplex) {
   if (duplex) {
     auto backward = std::make_shared<detail::QueueCore>(0, detail::default_queue_bytes, detail::pipe_queue_tag);
     a.out_ = forward;
-    b.in_ = forward;
+    b.in_ = std::make_shared<detail::QueueCore>(*forward);
     b.out_ = backward;
-    a.in_ = backward;
+    a.in_ = std::make_shared<detail::QueueCore>(*backward);
   } else {
     a.in_ = forward;  // Python: Pipe(False) returns (receiving end, sending end)
-    b.out_ = forward;
+    b.out_ = std::make_shared<detail::QueueCore>(*forward);
   }
+  // A sender stays a holder of its end while its feeder still has messages to move in.
+  if (a.out_) a.out_->keepalive = a.hold_;
+  if (b.out_) b.out_->keepalive = b.hold_;
   return {std::move(a), std::move(b)};
 }
 
@@ -201,7 +204,10 @@ Connection Connection::decode_from(detail::Reader& r) {
   Connection c;
   c.hold_ = std::make_shared<detail::EndHold>(std::move(seg), static_cast<int>(end), true);
   if (flags & 1) c.in_ = std::make_shared<detail::QueueCore>(r, detail::pipe_queue_tag);
-  if (flags & 2) c.out_ = std::make_shared<detail::QueueCore>(r, detail::pipe_queue_tag);
+  if (flags & 2) {
+    c.out_ = std::make_shared<detail::QueueCore>(r, detail::pipe_queue_tag);
+    c.out_->keepalive = c.hold_;
+  }
   return c;
 }
 

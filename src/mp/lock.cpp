@@ -9,6 +9,8 @@
 
 #include <parex/errors.hpp>
 
+#include "mp/robust_mutex.hpp"
+
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -66,14 +68,7 @@ timespec deadline_after(std::chrono::nanoseconds timeout) {
 
 void LockHandle::init_cell(std::byte* at, Kind kind) {
   auto* c = new (at) LockCell{};
-  pthread_mutexattr_t a;
-  check(pthread_mutexattr_init(&a), "pthread_mutexattr_init");
-  pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-  pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-  pthread_mutexattr_settype(&a, kind == Kind::recursive ? PTHREAD_MUTEX_RECURSIVE : PTHREAD_MUTEX_ERRORCHECK);
-  const int rc = pthread_mutex_init(&c->mutex, &a);
-  pthread_mutexattr_destroy(&a);
-  check(rc, "pthread_mutex_init");
+  init_robust_mutex(c->mutex, kind == Kind::recursive ? PTHREAD_MUTEX_RECURSIVE : PTHREAD_MUTEX_ERRORCHECK, "a lock");
   c->kind = static_cast<std::uint32_t>(kind);
 }
 

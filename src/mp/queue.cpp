@@ -16,6 +16,7 @@
 // a dead reader's remaining chunks are skipped.
 #include <parex/mp/queues.hpp>
 
+#include "mp/robust_mutex.hpp"
 #include "sync/futex.hpp"
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <mutex>
 #include <vector>
 #include <new>
@@ -78,21 +80,9 @@ struct QueueState {
 static_assert(sizeof(QueueState) <= state_bytes);
 
 namespace {
-class Held {  // the queue's mutex, taken over from a dead holder if need be
- public:
-  explicit Held(QueueState& s) : s_(s) {
-    const int rc = pthread_mutex_lock(&s_.mutex);
-    if (rc == EOWNERDEAD) pthread_mutex_consistent(&s_.mutex);
-    else if (rc != 0) throw Error(std::string("parex: a queue's lock failed: ") + std::strerror(rc));
-  }
-  ~Held() { pthread_mutex_unlock(&s_.mutex); }
-  void unlock() { pthread_mutex_unlock(&s_.mutex); }
-  void lock() {
-    if (pthread_mutex_lock(&s_.mutex) == EOWNERDEAD) pthread_mutex_consistent(&s_.mutex);
-  }
-
- private:
-  QueueState& s_;
+// Held: the queue's mutex, taken over from a dead holder if need be.
+struct Held : RobustHeld {
+  explicit Held(QueueState& s) : RobustHeld(s.mutex) {}
 };
 
 using Deadline = std::optional<Clock::time_point>;
@@ -146,13 +136,7 @@ QueueCore::QueueCore(std::size_t maxsize, std::size_t capacity_bytes, std::uint6
   while (cap < capacity_bytes && cap < (std::size_t{1} << 40)) cap <<= 1;
   segment_ = Segment::create(state_bytes + cap, "queue");
   state_ = new (segment_->data()) QueueState{};
-  pthread_mutexattr_t a;
-  pthread_mutexattr_init(&a);
-  pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-  pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-  const int rc = pthread_mutex_init(&state_->mutex, &a);
-  pthread_mutexattr_destroy(&a);
-  if (rc != 0) throw Error(std::string("parex: cannot make a queue's lock: ") + std::strerror(rc));
+  init_robust_mutex(state_->mutex, PTHREAD_MUTEX_NORMAL, "a queue's lock");
   state_->magic = queue_magic;
   state_->tag = type_tag;
   state_->capacity = cap;
@@ -183,7 +167,12 @@ std::size_t QueueCore::qsize() const noexcept {
 std::size_t QueueCore::maxsize() const noexcept { return state_->maxsize; }
 std::size_t QueueCore::capacity() const noexcept { return state_->capacity; }
 
-void QueueCore::put_in_ring(std::span<const std::byte> item, std::chrono::nanoseconds timeout) {
+void QueueCore::count_unfinished() {
+  Held held(*state_);
+  ++state_->unfinished;
+}
+
+void QueueCore::put_in_ring(std::span<const std::byte> item, std::chrono::nanoseconds timeout, bool counted) {
   QueueState& s = *state_;
   const std::uint64_t cap = s.capacity;
   const std::size_t chunk_max = cap / 4 - record_header - 8;
@@ -202,18 +191,24 @@ void QueueCore::put_in_ring(std::span<const std::byte> item, std::chrono::nanose
     if (total) copy_in(ring_, cap, pos + record_header, total, 8);
     copy_in(ring_, cap, pos + record_header + (total ? 8 : 0), body.data(), body.size());
     s.tail.store(pos + record_header + padded(len), std::memory_order_release);  // the commit
-    if (kind == whole || kind == first) ++s.items;
+    if (kind == whole || kind == first) {
+      ++s.items;
+      if (!counted) ++s.unfinished;  // a feeder's item was counted when put() took it
+    }
   };
   // Wait for: no other streaming writer, room under maxsize, bytes for the first record.
   const std::size_t first_body = chunked ? chunk_max : item.size();
   for (;;) {
     if (!s.writer.none() && !s.writer.is_me()) {
       if (!s.writer.alive() && s.head <= s.stream_start) {
-        // It died mid-stream and no getter has started its item: take its chunks back.
+        // It died mid-stream and no getter has started its item: take its chunks back
+        // (its first chunk, and the counts with it, may not have been committed).
+        if (s.tail.load(std::memory_order_relaxed) > s.stream_start) {
+          --s.items;
+          --s.unfinished;
+        }
         s.tail.store(s.stream_start, std::memory_order_release);
         s.writer = {};
-        --s.items;
-        --s.unfinished;
         bump(s.space_seq, s.space_waiters, INT32_MAX);
         continue;
       }
@@ -235,7 +230,6 @@ void QueueCore::put_in_ring(std::span<const std::byte> item, std::chrono::nanose
     // A seq read after unlocking could miss a bump: read it under the lock (above), and the
     // bumps happen under the lock too.
   }
-  ++s.unfinished;
   if (!chunked) {
     write(whole, item, nullptr);
     bump(s.data_seq, s.data_waiters, 1);
@@ -262,6 +256,21 @@ void QueueCore::put_in_ring(std::span<const std::byte> item, std::chrono::nanose
 
 bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
   check_open();
+  // Named the reader of a chunked item and then failed (no memory, a corrupt record):
+  // let the others go on.
+  struct Unname {
+    QueueState& s;
+    ~Unname() {
+      if (std::uncaught_exceptions() == 0) return;
+      try {
+        RobustHeld held(s.mutex);  // get()'s own hold ended before this runs
+        if (!s.reader.is_me()) return;
+        s.reader = {};
+        bump(s.data_seq, s.data_waiters, INT32_MAX);
+      } catch (...) {  // the lock itself failed: nothing more can be done
+      }
+    }
+  } unname{*state_};
   QueueState& s = *state_;
   const std::uint64_t cap = s.capacity;
   const Deadline deadline = deadline_after(timeout);
@@ -360,6 +369,9 @@ bool QueueCore::wait_readable(std::chrono::nanoseconds timeout) {
     if (passed(deadline) || timeout == std::chrono::nanoseconds(0)) return false;
     sleep_on(held, s.data_seq, s.data_waiters, s.data_seq.load(std::memory_order_seq_cst), deadline, false);
   }
+  // A put wakes one waiter: if it was this one, which takes nothing, pass the wake on to
+  // a getter that would take the item.
+  if (s.data_waiters.load(std::memory_order_seq_cst) != 0) bump(s.data_seq, s.data_waiters, 1);
   return true;
 }
 

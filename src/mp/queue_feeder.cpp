@@ -72,6 +72,7 @@ void QueueCore::put(std::span<const std::byte> item, std::chrono::nanoseconds ti
                                                                  : std::chrono::nanoseconds(unbounded_put_patience));
   } catch (const Full&) {
   }
+  count_unfinished();  // joinable queues count it now: join() must wait for it
   if (!f) {
     static std::once_flag once;
     std::call_once(once, [] { std::atexit(wait_for_feeders); });
@@ -87,13 +88,13 @@ void QueueCore::put(std::span<const std::byte> item, std::chrono::nanoseconds ti
   f->pending.store(f->items.size(), std::memory_order_release);
   if (f->running) return;
   f->running = true;
-  std::thread([core = *this, f]() mutable {
+  auto feed = [core = *this, f]() mutable {
     std::unique_lock lock(f->mutex);
     while (!f->items.empty()) {
       std::span<const std::byte> next(f->items.front());
       lock.unlock();
       try {
-        core.put_in_ring(next, no_timeout);
+        core.put_in_ring(next, no_timeout, /*counted=*/true);
       } catch (const std::exception& e) {  // a corrupt queue: nothing sensible is left to do
         std::fprintf(stderr, "parex: a queue's feeder dropped an item: %s\n", e.what());
       }
@@ -103,7 +104,15 @@ void QueueCore::put(std::span<const std::byte> item, std::chrono::nanoseconds ti
     }
     f->running = false;
     f->drained.notify_all();
-  }).detach();
+  };
+  try {
+    std::thread(std::move(feed)).detach();
+  } catch (...) {  // no thread: take the item back, so that nothing waits for it for ever
+    f->items.pop_back();
+    f->pending.store(f->items.size(), std::memory_order_release);
+    f->running = false;
+    throw;
+  }
 }
 
 }  // namespace parex::detail

@@ -109,12 +109,12 @@ class Barrier : public detail::HandleBase {
     return wait_ns(detail::clamp_timeout(timeout));
   }
   /// Breaks the barrier: current and later waiters get BrokenBarrierError until reset().
-  void abort() noexcept;
+  void abort();
   /// Back to empty: current waiters get BrokenBarrierError.
-  void reset() noexcept;
+  void reset();
   unsigned parties() const noexcept;
-  unsigned n_waiting() const noexcept;
-  bool broken() const noexcept;
+  unsigned n_waiting() const;
+  bool broken() const;
 
   void encode_to(detail::Writer& w) const { detail::encode_handle(w, segment_, 0); }
   static Barrier decode_from(detail::Reader& r);

@@ -50,15 +50,21 @@ class QueueCore {
   QueueCore(std::size_t maxsize, std::size_t capacity_bytes, std::uint64_t type_tag);
   QueueCore(Reader& r, std::uint64_t type_tag);
   /// Another handle to the same queue (with no waiting items of its own).
-  QueueCore(const QueueCore& o) : segment_(o.segment_), state_(o.state_), ring_(o.ring_), closed_(o.closed_) {}
+  QueueCore(const QueueCore& o)
+      : keepalive(o.keepalive), segment_(o.segment_), state_(o.state_), ring_(o.ring_), closed_(o.closed_) {}
   QueueCore& operator=(const QueueCore&) = delete;
 
   /// timeout no_timeout: none. @throws Full when it ran out; ValueError if closed here.
   /// Unbounded queues never wait: past the ring's room, items wait in this process (a
   /// feeder thread moves them in as room appears, and the process's exit waits for it).
   void put(std::span<const std::byte> item, std::chrono::nanoseconds timeout);
-  /// Into the ring, waiting at most timeout.
-  void put_in_ring(std::span<const std::byte> item, std::chrono::nanoseconds timeout);
+  /// Into the ring, waiting at most timeout. counted: a JoinableQueue has counted the
+  /// item already (count_unfinished, when put() gave it to the feeder).
+  void put_in_ring(std::span<const std::byte> item, std::chrono::nanoseconds timeout, bool counted = false);
+  void count_unfinished();
+  /// Kept alive with every copy of this core, the feeder's included (a pipe's end: the
+  /// sender stays a holder while its feeder still has messages).
+  std::shared_ptr<void> keepalive;
   /// Appends the next item's bytes to out. false when it ran out of time.
   bool get(Buffer& out, std::chrono::nanoseconds timeout);
   /// Waits until an item is there to get; false when it ran out of time.
