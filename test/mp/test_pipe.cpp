@@ -73,6 +73,17 @@ BOOST_AUTO_TEST_CASE(a_peer_that_drops_its_end_in_this_process) {
   expect_error<parex::EOFError>([&] { return a.recv<int>(); });
 }
 
+BOOST_AUTO_TEST_CASE(a_big_message_sent_just_before_close_arrives_before_the_eof) {
+  auto [a, b] = parex::Pipe();
+  std::thread t([b = std::move(b)]() mutable {
+    b.send(std::string(3u << 20, 'm'));  // streams through the sender's feeder
+    b.close();
+  });
+  BOOST_TEST(a.recv<std::string>().size() == 3u << 20);
+  expect_error<parex::EOFError>([&] { return a.recv<std::string>(); });
+  t.join();
+}
+
 BOOST_AUTO_TEST_CASE(poll_and_bytes_and_bad_messages) {
   auto [a, b] = parex::Pipe();
   BOOST_TEST(!a.poll());

@@ -137,6 +137,16 @@ BOOST_AUTO_TEST_CASE(joinable_queue_task_done_and_join) {
   BOOST_TEST(!q.join(0s) == false);
 }
 
+BOOST_AUTO_TEST_CASE(join_waits_for_items_still_in_the_feeder) {
+  parex::JoinableQueue<std::string> q(0, 1 << 16);
+  q.put(std::string(100000, 'f'));  // bigger than a quarter of the ring: the feeder moves it
+  BOOST_TEST(!q.join(50ms));
+  BOOST_TEST(q.get(deadlock_timeout).size() == 100000u);
+  BOOST_TEST(!q.join(0s));
+  q.task_done();
+  BOOST_TEST(q.join(deadlock_timeout));
+}
+
 BOOST_AUTO_TEST_CASE(getters_sigkilled_mid_traffic_lose_at_most_their_own_item) {
   constexpr int total = 60000;
   parex::Queue<int> q(0, 1 << 14);
