@@ -191,6 +191,26 @@ void Adder::run() {
 }
 PAREX_REGISTER_PROCESS(Adder);
 
+void take_lock_from_queue_and_add(parex::Queue<parex::Lock> locks, parex::Value<int> counter, int times) {
+  parex::Lock lock = locks.get();  // a handle that travelled through the queue
+  add_under_lock(counter, lock, times);
+}
+
+void hold_rlock_twice_and_sleep(parex::RLock lock, parex::Event held) {
+  lock.acquire();
+  lock.acquire();
+  held.set();
+  std::this_thread::sleep_for(std::chrono::seconds(60));
+}
+
+void put_forever(parex::Queue<std::string> q, int id) {
+  // Items "<id>:<n>" of growing size, some streamed in chunks, until killed.
+  for (int n = 0;; ++n) q.put(std::to_string(id) + ":" + std::to_string(n) + ":" + std::string(n % 50000, 'p'));
+}
+
+PAREX_REGISTER(take_lock_from_queue_and_add);
+PAREX_REGISTER(hold_rlock_twice_and_sleep);
+PAREX_REGISTER(put_forever);
 PAREX_REGISTER(echo_big);
 PAREX_REGISTER(acquire_and_return);
 PAREX_REGISTER(add_under_lock);

@@ -68,3 +68,9 @@ struct Unregistered : parex::Process {
   void serialize(Ar&, unsigned) {}
 };
 }  // namespace mp_test
+
+namespace mp_test {
+void take_lock_from_queue_and_add(parex::Queue<parex::Lock> locks, parex::Value<int> counter, int times);
+void hold_rlock_twice_and_sleep(parex::RLock lock, parex::Event held);
+void put_forever(parex::Queue<std::string> q, int id);
+}  // namespace mp_test

@@ -82,6 +82,35 @@ BOOST_AUTO_TEST_CASE(a_lock_whose_holder_was_sigkilled_goes_to_the_next_and_says
   holder.join();
 }
 
+BOOST_AUTO_TEST_CASE(an_rlock_held_twice_by_a_sigkilled_process_goes_to_the_next) {
+  parex::RLock lock;
+  parex::Event held;
+  parex::Process holder(hold_rlock_twice_and_sleep, lock, held);
+  holder.start();
+  BOOST_REQUIRE(held.wait(deadlock_timeout));
+  holder.kill();
+  BOOST_REQUIRE(lock.acquire(deadlock_timeout));
+  BOOST_TEST(lock.previous_owner_died());
+  lock.release();  // once: the dead holder's depth is not ours
+  std::thread([&] { BOOST_TEST(lock.acquire(0s)); lock.release(); }).join();
+  holder.join();
+}
+
+BOOST_AUTO_TEST_CASE(a_lock_travels_through_a_queue_as_the_same_lock) {
+  parex::Queue<parex::Lock> locks;
+  parex::Value<int> counter(0);
+  parex::Lock lock;
+  std::vector<parex::Process> ps;
+  for (int i = 0; i < 3; ++i) {
+    locks.put(lock);
+    ps.emplace_back(take_lock_from_queue_and_add, locks, counter, 2000);
+  }
+  for (auto& p : ps) p.start();
+  add_under_lock(counter, lock, 2000);
+  for (auto& p : ps) p.join();
+  BOOST_TEST(counter.value() == 8000);
+}
+
 BOOST_AUTO_TEST_CASE(a_child_that_exits_holding_a_lock_hands_it_on) {
   parex::Lock lock;
   parex::Process p(acquire_and_return, lock);
