@@ -104,20 +104,35 @@ BOOST_AUTO_TEST_CASE(a_timeout_abort_and_reset_break_the_waiters) {
   b.reset();
   BOOST_TEST(!b.broken());
 
-  std::thread waiter([&] { expect_error<parex::BrokenBarrierError>([&] { return b.wait(deadlock_timeout); }); });
+  // Boost.Test is not thread-safe: the threads only record what they saw.
+  auto broken_wait = [&](std::atomic<int>& seen) {
+    try {
+      b.wait(deadlock_timeout);
+      seen = 1;  // released: wrong here
+    } catch (const parex::BrokenBarrierError&) {
+      seen = 2;
+    }
+  };
+  std::atomic<int> waiter_saw{0};
+  std::thread waiter([&] { broken_wait(waiter_saw); });
   BOOST_TEST(eventually([&] { return b.n_waiting() == 1u; }));
   b.abort();
   waiter.join();
+  BOOST_TEST(waiter_saw.load() == 2);
   b.reset();
 
-  std::thread again([&] { expect_error<parex::BrokenBarrierError>([&] { return b.wait(deadlock_timeout); }); });
+  std::atomic<int> again_saw{0};
+  std::thread again([&] { broken_wait(again_saw); });
   BOOST_TEST(eventually([&] { return b.n_waiting() == 1u; }));
   b.reset();  // the waiter of the moment is broken; the barrier is usable again
   again.join();
+  BOOST_TEST(again_saw.load() == 2);
   BOOST_TEST(!b.broken());
-  std::thread one([&] { BOOST_TEST(b.wait(deadlock_timeout) < 2u); });
-  BOOST_TEST(b.wait(deadlock_timeout) < 2u);
+  std::atomic<unsigned> other_index{99};
+  std::thread one([&] { other_index = b.wait(deadlock_timeout); });
+  const unsigned mine = b.wait(deadlock_timeout);
   one.join();
+  BOOST_TEST(mine + other_index.load() == 1u);  // 0 and 1
 }
 
 BOOST_AUTO_TEST_SUITE_END()
