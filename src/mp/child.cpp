@@ -107,7 +107,7 @@ std::optional<ProcessMarker> parse_process_marker(const char* s) {
       std::fflush(stdout);
       std::fprintf(stderr, "Process %s:\n%s\n", name.c_str(), what.c_str());
     }
-  } catch (const std::exception& e) {
+  } catch (...) {  // a corrupt call: reported like the function's own exception
     std::fflush(stdout);
     std::fprintf(stderr, "Process %s:\n%s\n", name.c_str(), describe_exception(std::current_exception()).c_str());
   }
