@@ -8,6 +8,7 @@
 #include <parex/mp/process.hpp>
 
 #include "mp/child.hpp"
+#include "process/marker.hpp"
 #include "process/spawn.hpp"
 
 #include <parex/cpu.hpp>
@@ -241,8 +242,12 @@ void Process::start() {
   const std::string marker = std::string(detail::process_env) + "=" +
                              detail::format_process_marker({::getpid(), daemon});
   std::vector<char*> env;
-  for (char** e = environ; *e; ++e)
-    if (std::strncmp(*e, "PAREX_", 6) != 0) env.push_back(*e);
+  const auto is_marker = [](const char* e, const char* name) {
+    const std::size_t n = std::strlen(name);
+    return std::strncmp(e, name, n) == 0 && e[n] == '=';
+  };
+  for (char** e = environ; *e; ++e)  // a marker of our own (a worker's, a child's) must not leak in
+    if (!is_marker(*e, detail::process_env) && !is_marker(*e, detail::worker_env)) env.push_back(*e);
   env.push_back(const_cast<char*>(marker.c_str()));
   env.push_back(nullptr);
 
