@@ -10,11 +10,12 @@ one table with ratios ("> 1: parex is better") and the bars of issue 9:
 Standard library only; the exit code is 0 whether or not the bars are met.
 """
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from bench_vs_python import run_json  # the same tool-runner as the pools' comparison
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_PAREX = HERE.parent / "build" / "release" / "tools" / "bench_mp"
@@ -28,14 +29,6 @@ ROWS = [  # key, label, higher is better, bar (ratio parex/python or None)
     ("increments_ms", "10 procs x 1000 locked increments (ms)", False, None),
     ("start_join_ms", "Process start + join (ms; Python: fork)", False, 1),
 ]
-
-
-def run_json(cmd):
-    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True).stdout
-    for line in reversed(out.splitlines()):
-        if line.strip().startswith("{"):
-            return json.loads(line)
-    raise RuntimeError(f"no JSON line from {' '.join(map(str, cmd))}")
 
 
 def main():

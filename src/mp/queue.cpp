@@ -86,11 +86,6 @@ struct Held : RobustHeld {
 };
 
 using Deadline = std::optional<Clock::time_point>;
-Deadline deadline_after(std::chrono::nanoseconds t) {
-  if (t == no_timeout) return std::nullopt;
-  return Clock::now() + t;
-}
-bool passed(const Deadline& d) { return d && Clock::now() >= *d; }
 
 // Sleeps on word (lock released) until it moves, the deadline, or a slice when `bounded`.
 void sleep_on(Held& held, std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& waiters, std::uint32_t seen,
@@ -180,7 +175,7 @@ void QueueCore::put_in_ring(std::span<const std::byte> item, std::chrono::nanose
   // Streaming waits for getters chunk by chunk: an unbounded put (at_once) hands a big
   // item to the feeder instead, a bounded put_nowait refuses it.
   if (chunked && timeout == std::chrono::nanoseconds(0)) throw Full();
-  const Deadline deadline = deadline_after(timeout);
+  const Deadline deadline = deadline_of(timeout);
   Held held(s);
   auto free_bytes = [&] { return cap - (s.tail.load(std::memory_order_relaxed) - s.head); };
   auto write = [&](Kind kind, std::span<const std::byte> body, const std::uint64_t* total) {
@@ -224,7 +219,7 @@ void QueueCore::put_in_ring(std::span<const std::byte> item, std::chrono::nanose
     } else if ((s.maxsize == 0 || s.items < s.maxsize) && free_bytes() >= record_header + padded(first_body + 8)) {
       break;
     }
-    if (passed(deadline) || timeout == std::chrono::nanoseconds(0)) throw Full();
+    if (passed(deadline)) throw Full();
     sleep_on(held, s.space_seq, s.space_waiters, s.space_seq.load(std::memory_order_seq_cst), deadline,
              !s.writer.none());
     // A seq read after unlocking could miss a bump: read it under the lock (above), and the
@@ -273,7 +268,7 @@ bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
   } unname{*state_};
   QueueState& s = *state_;
   const std::uint64_t cap = s.capacity;
-  const Deadline deadline = deadline_after(timeout);
+  const Deadline deadline = deadline_of(timeout);
   bool assembling = false;
   const std::size_t base = out.size();
   Held held(s);
@@ -290,7 +285,7 @@ bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
   for (;;) {
     if (!assembling && !s.reader.none() && !s.reader.is_me()) {
       if (s.reader.alive()) {
-        if (passed(deadline) || timeout == std::chrono::nanoseconds(0)) return false;
+        if (passed(deadline)) return false;
         sleep_on(held, s.data_seq, s.data_waiters, s.data_seq.load(std::memory_order_seq_cst), deadline, true);
         continue;
       }
@@ -305,7 +300,7 @@ bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
         bump(s.space_seq, s.space_waiters, INT32_MAX);
         continue;
       }
-      if (!assembling && (passed(deadline) || timeout == std::chrono::nanoseconds(0))) {
+      if (!assembling && (passed(deadline))) {
         return false;
       }
       sleep_on(held, s.data_seq, s.data_waiters, s.data_seq.load(std::memory_order_seq_cst),
@@ -363,10 +358,10 @@ bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
 
 bool QueueCore::wait_readable(std::chrono::nanoseconds timeout) {
   QueueState& s = *state_;
-  const Deadline deadline = deadline_after(timeout);
+  const Deadline deadline = deadline_of(timeout);
   Held held(s);
   while (s.head == s.tail.load(std::memory_order_relaxed)) {
-    if (passed(deadline) || timeout == std::chrono::nanoseconds(0)) return false;
+    if (passed(deadline)) return false;
     sleep_on(held, s.data_seq, s.data_waiters, s.data_seq.load(std::memory_order_seq_cst), deadline, false);
   }
   // A put wakes one waiter: if it was this one, which takes nothing, pass the wake on to
@@ -384,7 +379,7 @@ void QueueCore::task_done() {
 
 bool QueueCore::join(std::chrono::nanoseconds timeout) {
   QueueState& s = *state_;
-  const Deadline deadline = deadline_after(timeout);
+  const Deadline deadline = deadline_of(timeout);
   Held held(s);
   while (s.unfinished != 0) {
     if (passed(deadline)) return false;

@@ -23,15 +23,10 @@ constexpr std::uint32_t bounded_semaphore_tag = 0x42534d31;  // "BSM1"
 constexpr std::uint32_t max_count = 0x7fffffff;
 constexpr std::uint32_t event_tag = 0x45564e31;      // "EVN1"
 
-std::optional<Clock::time_point> deadline_of(std::chrono::nanoseconds timeout) {
-  if (timeout == no_timeout) return std::nullopt;
-  return Clock::now() + timeout;
-}
-
 // Waits while word == expected, counting itself in `waiters`. False once the deadline passed.
 bool wait_on(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& waiters, std::uint32_t expected,
              const std::optional<Clock::time_point>& deadline) {
-  if (deadline && Clock::now() >= *deadline) return false;
+  if (passed(deadline)) return false;
   waiters.fetch_add(1, std::memory_order_seq_cst);
   futex_wait(word, expected, deadline ? &*deadline : nullptr, FutexScope::shared);
   waiters.fetch_sub(1, std::memory_order_seq_cst);
@@ -76,7 +71,6 @@ bool SemaphoreHandle::acquire_for(std::chrono::nanoseconds timeout) {
     std::uint32_t v = cell_->value.load(std::memory_order_relaxed);
     while (v != 0)
       if (cell_->value.compare_exchange_weak(v, v - 1, std::memory_order_acquire)) return true;
-    if (timeout == std::chrono::nanoseconds(0)) return false;
     if (!wait_on(cell_->value, cell_->waiters, 0, deadline)) return false;
   }
 }
@@ -141,7 +135,7 @@ bool Event::wait_for(std::chrono::nanoseconds timeout) {
   const auto deadline = detail::deadline_of(timeout);
   const std::uint32_t seen = cell_->generation.load(std::memory_order_seq_cst);
   while (!is_set()) {
-    if (timeout == std::chrono::nanoseconds(0) || !detail::wait_on(cell_->generation, cell_->waiters, seen, deadline))
+    if (!detail::wait_on(cell_->generation, cell_->waiters, seen, deadline))
       return is_set();
     if (cell_->generation.load(std::memory_order_seq_cst) != seen) return true;  // set, maybe cleared since
   }

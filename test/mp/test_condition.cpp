@@ -14,10 +14,10 @@
 using namespace test;
 using namespace mp_test;
 
-namespace {
+namespace mp_test {
 void throwing_action() { throw std::runtime_error("action failed"); }
 PAREX_REGISTER(throwing_action);
-}  // namespace
+}  // namespace mp_test
 
 BOOST_AUTO_TEST_SUITE(mp_condition)
 

@@ -24,6 +24,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -89,6 +90,15 @@ std::chrono::nanoseconds clamp_timeout(std::chrono::duration<Rep, Period> d) noe
   if (d <= d.zero()) return std::chrono::nanoseconds(0);
   if (std::chrono::duration<double>(d) >= std::chrono::hours(24 * 365 * 100)) return no_timeout;
   return std::chrono::ceil<std::chrono::nanoseconds>(d);
+}
+
+/// When a toolbox timeout ends; nullopt for no_timeout. Zero has already ended.
+inline std::optional<std::chrono::steady_clock::time_point> deadline_of(std::chrono::nanoseconds timeout) {
+  if (timeout == no_timeout) return std::nullopt;
+  return std::chrono::steady_clock::now() + timeout;
+}
+inline bool passed(const std::optional<std::chrono::steady_clock::time_point>& deadline) {
+  return deadline && std::chrono::steady_clock::now() >= *deadline;
 }
 
 /// Writes a handle: the segment and the offset of the object inside it.
