@@ -10,6 +10,7 @@ packages=(
   libboost-serialization1.81-dev
   libboost-test1.81-dev
   libboost-filesystem1.81-dev      # Boost.Process v1 needs it
+  libboost-mpi1.81-dev openmpi-bin # parex::mpi (MpiExecutor) and its tests under mpirun
   libtbb-dev                       # tools/: the oneTBB side of the thread-pool benchmark
   python3                          # tools/: the Python side-by-side benchmarks
 )

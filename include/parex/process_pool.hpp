@@ -114,22 +114,7 @@ class ProcessPoolExecutor final : public Executor, public detail::MapOverloads<P
 
   template <class F, class... A>
   static constexpr void check() {
-    using C = detail::Remotable<F, A...>;
-    static_assert(C::shape_ok, "ProcessPoolExecutor: only functions and function objects can run in a process pool "
-                               "(not std::function or member pointers)");
-    static_assert(C::stateless, "ProcessPoolExecutor: a lambda with captures or a function object with state cannot "
-                                "run in another process: register a function with PAREX_REGISTER and pass the "
-                                "captured values as arguments");
-    static_assert(C::has_signature, "ProcessPoolExecutor: a generic lambda or an overloaded operator() has no single "
-                                    "signature: give it concrete parameter types");
-    static_assert(C::Args::arity, "ProcessPoolExecutor: the number of arguments does not match the function's parameters");
-    static_assert(C::Args::convertible, "ProcessPoolExecutor: an argument is not convertible to its parameter type");
-    static_assert(C::Args::serializable, "ProcessPoolExecutor: " PAREX_DETAIL_SERIALIZABLE_FIX);
-    static_assert(C::result_ok, "ProcessPoolExecutor: the return type is not serializable (see parex::Serializable)");
-    if constexpr (C::is_object && C::value)
-      static_assert(detail::RegisteredObjectType<std::remove_cvref_t<F>>,
-                    "ProcessPoolExecutor: this function object is not registered: add PAREX_REGISTER_AS(\"name\", obj) "
-                    "at namespace scope, in the namespace where its type (the lambda) is defined");
+    PAREX_DETAIL_CHECK_REMOTE("ProcessPoolExecutor", F, A...);
   }
 
   void dispatch(detail::LocalTask* task) override;

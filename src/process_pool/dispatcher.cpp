@@ -4,7 +4,7 @@
 namespace parex {
 
 bool ProcessPoolExecutor::Impl::has_room(const WorkerProcess& w) const {
-  return w.items_outstanding() == 0 || static_cast<double>(w.items_outstanding()) * w.ns_per_item < target_inflight_ns;
+  return w.cost.has_room(w.items_outstanding());
 }
 
 void ProcessPoolExecutor::Impl::pump() {

@@ -15,6 +15,7 @@
 #include "process/arena.hpp"
 #include "process/shared_page.hpp"
 #include "process/spawn.hpp"
+#include "remote/batching.hpp"
 #include "sync/inbox.hpp"
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -51,22 +52,6 @@ using detail::RemoteCall;
 
 namespace pool_tuning {
 
-// Work a worker may hold beyond what it is running, in estimated time. Larger: fewer,
-// bigger frames; smaller: calls stay cancellable and balance better across workers.
-inline constexpr double target_inflight_ns = 2e6;
-// Until a worker has measured itself, assume its calls are slow: it gets one call, not a
-// batch, so that slow calls spread over the workers as they come up (a batch would run
-// them one after the other in the first worker ready); for tiny calls this costs one
-// round trip, after which the estimate drops to the truth.
-inline constexpr double initial_ns_per_item = target_inflight_ns;
-// The per-item estimate never drops below this: a frame's busy time is counted in whole
-// microseconds, so a batch of tiny calls can report 0; 20 ns is about the cheapest call.
-inline constexpr double min_ns_per_item = 20.0;
-// Weight of the newest frame in the running estimate: higher follows a change of call
-// cost sooner, lower rides out one odd frame (a page fault, a preempted worker).
-inline constexpr double estimate_weight = 0.5;
-inline constexpr std::uint32_t max_frame_items = 1u << 16;
-inline constexpr std::size_t max_frame_bytes_out = std::size_t{16} << 20;  // a single bigger call still goes, alone
 // Arguments this big go into the pipe from the call's own buffer (vmsplice), not copied.
 inline constexpr std::size_t splice_threshold = std::size_t{64} << 10;
 // Start-up failures (a worker that dies before its handshake). A worker that exits on its
@@ -97,6 +82,8 @@ inline constexpr std::size_t arena_reserve = std::size_t{64} << 30;
 
 }  // namespace pool_tuning
 using namespace pool_tuning;
+using detail::max_frame_bytes_out;
+using detail::max_frame_items;
 
 /// "was killed by signal 9 (Killed)", "exited with code 3": a wait status in words.
 namespace detail {
@@ -127,7 +114,7 @@ struct ProcessPoolExecutor::Impl {
     std::deque<RemoteCall*> outstanding;     // sent, not finished, in send order
     std::uint64_t sent = 0, received = 0; // items
     std::size_t calls_sent = 0;
-    double ns_per_item = initial_ns_per_item;
+    detail::CostEstimate cost;
     bool writing = false;
     bool input_closed = false;  // we sent EOF: it finishes what it holds and exits
     bool reaped = false;

@@ -73,9 +73,8 @@ void ProcessPoolExecutor::Impl::handle_frame(const WorkerPtr& w, const Frame& f)
   switch (f.kind()) {
     case FrameKind::hello: {
       if (w->phase != WorkerProcess::Phase::starting) throw ProtocolError("unexpected hello");
-      const auto version = r.get_raw<std::uint32_t>();
-      const auto digest = r.get_raw<std::uint64_t>();
-      if (version != detail::protocol_version || digest != detail::Registry::global().digest())
+      const detail::Hello hello = detail::read_hello(r);
+      if (hello.version != detail::protocol_version || hello.digest != detail::Registry::global().digest())
         return break_pool("worker process " + std::to_string(w->pid) +
                           " runs a different program: its registered functions differ from ours (was the "
                           "binary rebuilt while this program ran?)");
@@ -135,10 +134,7 @@ void ProcessPoolExecutor::Impl::complete_items(WorkerProcess& w, RemoteCall* c, 
 void ProcessPoolExecutor::Impl::on_results(WorkerProcess& w, Reader& r, const detail::FrameHeader& h) {
   deliver(w, r, h.items);
   if (!r.empty()) throw ProtocolError("trailing bytes in a results frame");
-  if (h.items) {
-    const double sample = std::max(min_ns_per_item, h.busy_us * 1000.0 / h.items);
-    w.ns_per_item = (1 - estimate_weight) * w.ns_per_item + estimate_weight * sample;
-  }
+  w.cost.sample(h.items, h.busy_us);
 }
 
 }  // namespace parex

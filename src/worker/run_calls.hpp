@@ -21,10 +21,18 @@
 #include <parex/registry.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 
 namespace parex::detail {
+
+// Flush tunables, for every transport. Bigger batches amortise the send and the client's
+// wake-up over more results; but a result held back waits for its batch. A worker flushes
+// when its input runs dry, at flush_bytes, or after an item once the oldest unsent result
+// has waited flush_latency.
+inline constexpr std::size_t flush_bytes = std::size_t{256} << 10;
+inline constexpr auto flush_latency = std::chrono::microseconds(200);
 
 /// Reading the clock costs ~20 ns: in a long call (a map chunk of tiny items) tick only
 /// every clock_stride items.

@@ -24,6 +24,7 @@
 #include "mp/child.hpp"
 #include "process/marker.hpp"
 #include "process/shared_page.hpp"
+#include "worker/mpi_entry.hpp"
 #include "worker/run_calls.hpp"
 #include "sync/futex.hpp"
 
@@ -56,18 +57,16 @@ std::atomic<bool> g_initialized{false};
 bool initialized() noexcept { return g_initialized.load(std::memory_order_acquire); }
 
 namespace detail {
+
+void (*mpi_entry)(int argc, char** argv) = nullptr;
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Flush tunables. Bigger batches amortise the write syscall and the parent's wake-up over
-// more results; but a result held back waits for its batch. The worker's own thread
-// flushes when its input runs dry, at flush_bytes, or after an item once the oldest
-// unsent result has waited flush_latency. While a call runs, the flusher thread sends
-// results that have waited flusher_latency: a fast result never waits for a slow
-// neighbour in its batch.
-constexpr std::size_t flush_bytes = std::size_t{256} << 10;
-constexpr auto flush_latency = std::chrono::microseconds(200);
+// Flush tunables (flush_bytes, flush_latency: worker/run_calls.hpp). While a call runs,
+// the flusher thread sends results that have waited flusher_latency: a fast result never
+// waits for a slow neighbour in its batch.
 constexpr auto flusher_latency = std::chrono::microseconds(500);
 // After answering, yield this many times, looking for input, before blocking: on a
 // machine whose idle CPUs wake slowly (here ~45 us a wake-up) the next call of a caller
@@ -319,8 +318,7 @@ class WorkerLoop {
   void send_hello() {
     Buffer b;
     const auto at = begin_frame(b, FrameKind::hello);
-    b.put_raw<std::uint32_t>(protocol_version);
-    b.put_raw<std::uint64_t>(Registry::global().digest());
+    put_hello(b, Registry::global().digest());
     finish_frame(b, at, 0);
     write_all(out_fd_, b.data(), b.size());
   }
@@ -474,11 +472,12 @@ class WorkerLoop {
 }  // namespace
 }  // namespace detail
 
-void init(int, char**) {
+void init(int argc, char** argv) {
   g_initialized.store(true, std::memory_order_release);
   if (const char* marker = std::getenv(detail::worker_env)) detail::run_worker(marker);
   if (const char* marker = std::getenv(detail::process_env)) detail::run_process_child(marker);
   detail::Registry::global().freeze();
+  if (detail::mpi_entry) detail::mpi_entry(argc, argv);  // a worker rank never returns
 }
 
 }  // namespace parex

@@ -7,7 +7,14 @@
 #include <utility>
 #include <vector>
 
+// The backends the contract runs on; the MPI test binary (parex_mpi_tests, under mpirun)
+// runs the same contract on MpiExecutor alone.
+#ifdef PAREX_TEST_MPI
+#include <parex/mpi.hpp>
+#define PAREX_TEST_BACKENDS parex::MpiExecutor
+#else
 #define PAREX_TEST_BACKENDS parex::ThreadPoolExecutor, parex::ProcessPoolExecutor
+#endif
 
 int square(int x);
 std::string concat(std::string a, const std::string& b);

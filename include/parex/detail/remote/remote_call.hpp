@@ -246,6 +246,28 @@ struct Remotable {
       shape_ok && stateless && has_signature && Args::arity && Args::convertible && Args::serializable && result_ok;
 };
 
+/// The compile-time checks of a remote executor's submit and map (`who` names it in the
+/// messages): one definition for every backend that ships calls to other processes.
+#define PAREX_DETAIL_CHECK_REMOTE(who, F, ...)                                                                       \
+  do {                                                                                                               \
+    using C = ::parex::detail::Remotable<F, ##__VA_ARGS__>;                                                          \
+    static_assert(C::shape_ok, who ": only functions and function objects can run in another process (not "        \
+                                   "std::function or member pointers)");                                             \
+    static_assert(C::stateless, who ": a lambda with captures or a function object with state cannot run in "       \
+                                    "another process: register a function with PAREX_REGISTER and pass the "         \
+                                    "captured values as arguments");                                                 \
+    static_assert(C::has_signature, who ": a generic lambda or an overloaded operator() has no single signature: "  \
+                                        "give it concrete parameter types");                                         \
+    static_assert(C::Args::arity, who ": the number of arguments does not match the function's parameters");        \
+    static_assert(C::Args::convertible, who ": an argument is not convertible to its parameter type");              \
+    static_assert(C::Args::serializable, who ": " PAREX_DETAIL_SERIALIZABLE_FIX);                                    \
+    static_assert(C::result_ok, who ": the return type is not serializable (see parex::Serializable)");             \
+    if constexpr (C::is_object && C::value)                                                                          \
+      static_assert(::parex::detail::RegisteredObjectType<std::remove_cvref_t<F>>,                                   \
+                    who ": this function object is not registered: add PAREX_REGISTER_AS(\"name\", obj) at "        \
+                        "namespace scope, in the namespace where its type (the lambda) is defined");                 \
+  } while (false)
+
 template <class F>
 const FunctionEntry& lookup_function(const F& fn) {
   using Fn = std::remove_cvref_t<F>;

@@ -1,6 +1,7 @@
 // parex/detail/wire/records.hpp - the records inside frames: one definition, used by the
 // side that writes and the side that reads (a pool and its workers today, MPI ranks next).
 //
+//   hello payload   = u32 protocol version, u64 registry digest
 //   calls payload   = call*
 //   call            = varint (fn id << 1 | in_arena), varint n, then
 //                       in_arena = 0: item * n
@@ -67,6 +68,24 @@ void put_length_prefixed(Writer& w, Body&& encode_body, std::size_t hint = 0) {
     v >>= 7;
   }
   *p = static_cast<std::byte>(v);
+}
+
+// ---- hello: a worker's first frame -------------------------------------------------
+
+/// hello payload = u32 protocol version | u64 registry digest (a different binary differs).
+struct Hello {
+  std::uint32_t version = 0;
+  std::uint64_t digest = 0;
+};
+inline void put_hello(Writer& w, std::uint64_t digest) {
+  w.put_raw<std::uint32_t>(protocol_version);
+  w.put_raw<std::uint64_t>(digest);
+}
+inline Hello read_hello(Reader& r) {
+  Hello h;
+  h.version = r.get_raw<std::uint32_t>();
+  h.digest = r.get_raw<std::uint64_t>();
+  return h;
 }
 
 // ---- calls and items -----------------------------------------------------------------

@@ -1,0 +1,421 @@
+// Rank 0's progress thread (see engine.hpp for the picture and the invariants).
+#include "mpi/engine.hpp"
+
+#include "mpi/launch.hpp"
+#include "sync/futex.hpp"
+
+#include <parex/errors.hpp>
+#include <parex/registry.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <pthread.h>
+
+namespace parex::detail::mpi {
+
+namespace {
+std::mutex g_engine_mutex;
+Engine* g_engine = nullptr;  // leaked: its thread is joined at exit (stop_if_started)
+
+// A results frame larger than this is a corrupt length, not a result.
+constexpr std::uint64_t max_results_payload = std::uint64_t{64} << 30;
+// How often the watchdogs are looked at.
+constexpr auto watchdog_period = std::chrono::milliseconds(100);
+// A rank that has not said hello this long after the engine started is lost: it is not
+// running this program's parex::init (another program in an MPMD launch, or hung).
+constexpr auto handshake_timeout = std::chrono::seconds(30);
+// Messages handled per poll before the loop looks at new calls again.
+constexpr int max_messages_per_poll = 64;
+}  // namespace
+
+Engine& Engine::get() {
+  std::lock_guard lock(g_engine_mutex);
+  if (!g_engine) g_engine = new Engine(*world());
+  return *g_engine;
+}
+
+bool Engine::stop_if_started() {
+  Engine* e = nullptr;
+  {
+    std::lock_guard lock(g_engine_mutex);
+    e = g_engine;
+  }
+  if (!e) return true;
+  {
+    std::lock_guard lock(e->mutex_);
+    e->stopping_ = true;
+  }
+  e->has_commands_.store(true, std::memory_order_release);
+  e->wake();
+  e->thread_.join();
+  return !e->lost_any_;
+}
+
+Engine::Engine(const bmpi::communicator& world) : world_(world), ranks_(static_cast<std::size_t>(world.size())) {
+  for (std::size_t i = 0; i < ranks_.size(); ++i) ranks_[i].id = static_cast<int>(i);
+  started_ = Clock::now();
+  thread_ = std::thread([this] { run(); });
+}
+
+// ---- any thread -------------------------------------------------------------------------
+
+void Engine::attach(const std::shared_ptr<Client>& c) {
+  {
+    std::lock_guard lock(mutex_);
+    commands_.push_back({c, true, false, nullptr});
+  }
+  has_commands_.store(true, std::memory_order_release);
+  wake();
+}
+
+void Engine::submit(Client& c, RemoteCall* call) {
+  switch (c.inbox.push(call)) {
+    case Inbox<RemoteCall>::Push::first:
+      wake();
+      break;
+    case Inbox<RemoteCall>::Push::more:
+      break;
+    case Inbox<RemoteCall>::Push::closed:
+      throw InvalidStateError("cannot submit after shutdown");
+  }
+}
+
+void Engine::close(const std::shared_ptr<Client>& c, bool cancel_futures) {
+  RemoteCall* rest = c->inbox.close();
+  {
+    std::lock_guard lock(mutex_);
+    commands_.push_back({c, false, cancel_futures, rest});
+  }
+  has_commands_.store(true, std::memory_order_release);
+  wake();
+}
+
+// The sleeper stores sleeping_ then looks for work; a waker publishes work, bumps
+// wake_seq_, then reads sleeping_ (all seq_cst): one of them sees the other.
+void Engine::wake() noexcept {
+  wake_seq_.fetch_add(1, std::memory_order_seq_cst);
+  if (sleeping_.load(std::memory_order_seq_cst)) futex_wake(wake_seq_, 1);
+}
+
+// ---- progress thread ------------------------------------------------------------------
+
+void Engine::run() {
+  pthread_setname_np(pthread_self(), "parex-mpi");
+  Backoff backoff;
+  try {
+    for (;;) {
+      bool progressed = take_commands();
+      progressed |= drain_inboxes();
+      progressed |= receive();
+      progressed |= pump();
+      const Clock::time_point now = Clock::now();
+      if (now >= next_watchdog_check_) {
+        check_watchdogs(now);
+        next_watchdog_check_ = now + watchdog_period;
+      }
+      finish_clients();
+      if (stop_seen_ && clients_.empty() && idle()) return;
+      if (progressed) {
+        backoff.reset();
+      } else if (idle()) {
+        sleep();
+        backoff.reset();
+      } else {
+        backoff.pause();
+      }
+    }
+  } catch (const std::exception& e) {  // a bug or out of memory: nothing sane is left to do
+    std::fprintf(stderr, "parex: the MPI progress thread failed: %s\n", e.what());
+    std::abort();
+  }
+}
+
+bool Engine::take_commands() {
+  if (!has_commands_.load(std::memory_order_acquire)) return false;
+  std::vector<Command> commands;
+  {
+    std::lock_guard lock(mutex_);
+    commands.swap(commands_);
+    has_commands_.store(false, std::memory_order_relaxed);
+    stop_seen_ = stopping_;
+  }
+  for (Command& cmd : commands) {
+    if (cmd.attach) {
+      clients_.push_back(cmd.client);
+      continue;
+    }
+    Client& c = *cmd.client;
+    for (RemoteCall* x = cmd.rest; x;) {
+      RemoteCall* next = x->next;
+      c.pending.push_back(x);
+      ++c.held;
+      x = next;
+    }
+    c.closed = true;
+    if (cmd.cancel_futures) {
+      std::deque<RemoteCall*> keep;
+      for (RemoteCall* x : c.pending) {
+        if (x->state().cancel()) {
+          x->drop();
+          --c.held;
+        } else {
+          keep.push_back(x);
+        }
+      }
+      c.pending.swap(keep);
+    }
+  }
+  if (stop_seen_) {  // at exit: executors still alive take no more calls
+    for (auto& c : clients_) {
+      if (c->closed) continue;
+      for (RemoteCall* x = c->inbox.close(); x;) {
+        RemoteCall* next = x->next;
+        c->pending.push_back(x);
+        ++c->held;
+        x = next;
+      }
+      c->closed = true;
+    }
+  }
+  return true;
+}
+
+bool Engine::drain_inboxes() {
+  bool any = false;
+  for (auto& c : clients_) {
+    for (RemoteCall* x = c->inbox.take_all(); x;) {
+      RemoteCall* next = x->next;
+      c->pending.push_back(x);
+      ++c->held;
+      any = true;
+      x = next;
+    }
+  }
+  return any;
+}
+
+bool Engine::receive() {
+  bool any = false;
+  for (int i = 0; i < max_messages_per_poll; ++i) {
+    const auto st = world_.iprobe(bmpi::any_source, bmpi::any_tag);
+    if (!st) break;
+    any = true;
+    Rank& r = ranks_.at(static_cast<std::size_t>(st->source()));
+    r.heard = Clock::now();
+    if (st->tag() != to_client) {  // a heartbeat (nothing else is sent to rank 0 on this communicator)
+      discard_message(world_, *st, in_);
+      continue;
+    }
+    try {
+      const Frame f = receive_frame(world_, *st, in_, max_results_payload);
+      if (!r.lost) on_frame(r, f);
+    } catch (const ProtocolError& e) {
+      if (!r.lost) lose(r, std::string("sent a bad message (") + e.what() + ")");
+    }
+  }
+  return any;
+}
+
+void Engine::on_frame(Rank& r, const Frame& f) {
+  Reader in(f.payload);
+  switch (f.kind()) {
+    case FrameKind::hello: {
+      const Hello h = read_hello(in);
+      if (h.version != protocol_version || h.digest != Registry::global().digest())
+        return lose(r, "runs a different program: its registered functions differ from rank 0's");
+      r.ready = true;
+      return;
+    }
+    case FrameKind::results: {
+      if (!r.ready) throw ProtocolError("results before hello");
+      // Sends up to the items answered here have completed at the rank: finish them
+      // before the calls free the arguments they were sent from.
+      reap_sends(r, r.received + f.header.items);
+      deliver(r, in, f.header.items);
+      if (!in.empty()) throw ProtocolError("trailing bytes in a results frame");
+      r.cost.sample(f.header.items, f.header.busy_us);
+      return;
+    }
+    default:
+      throw ProtocolError("unexpected frame kind from a worker rank");
+  }
+}
+
+// Outcomes for the next n items sent to r, in order: the call at the front of its
+// outstanding list takes its run of them in one go.
+void Engine::deliver(Rank& r, Reader& in, std::uint32_t n) {
+  while (n) {
+    if (r.outstanding.empty()) throw ProtocolError("a result for no call");
+    auto [c, owner] = r.outstanding.front();
+    const std::uint32_t k = std::min(n, c->count - c->done);
+    c->take_outcomes(in, k);
+    r.received += k;
+    n -= k;
+    if ((c->done += k) == c->count) {
+      r.outstanding.pop_front();
+      c->finish();  // may free c
+      release(*owner);
+    }
+  }
+}
+
+bool Engine::pump() {
+  bool sent = false;
+  for (std::size_t i = 1; i < ranks_.size(); ++i) {
+    Rank& r = ranks_[i];
+    if (!r.ready || r.lost) continue;
+    reap_sends(r, 0);
+    if (r.cost.has_room(r.sent - r.received)) sent |= send_calls(r);
+  }
+  fail_stranded();
+  return sent;
+}
+
+// The next call for rank r, taking the executors in turn.
+RemoteCall* Engine::next_call(Rank& r, Client*& owner) {
+  for (std::size_t k = 0; k < clients_.size(); ++k) {
+    Client& c = *clients_[(next_client_ + k) % clients_.size()];
+    if (c.pending.empty() || static_cast<std::size_t>(r.id) > c.ranks) continue;
+    RemoteCall* x = c.pending.front();
+    c.pending.pop_front();
+    owner = &c;
+    ++next_client_;
+    return x;
+  }
+  return nullptr;
+}
+
+bool Engine::send_calls(Rank& r) {
+  Sent s;
+  s.first_item = r.sent;
+  Buffer& b = s.frame.bytes();
+  const std::size_t at = begin_frame(b, FrameKind::calls);
+  std::uint32_t items = 0;
+  while (items < max_frame_items && b.size() + s.frame.spliced_bytes() < max_frame_bytes_out &&
+         (items == 0 || r.cost.has_room(r.sent - r.received))) {
+    Client* owner = nullptr;
+    RemoteCall* c = next_call(r, owner);
+    if (!c) break;
+    if (!c->state().set_running()) {  // cancelled while it waited here
+      c->drop();
+      release(*owner);
+      continue;
+    }
+    put_call_head(b, {c->fn->id, c->count, false});
+    const auto bytes = c->args.bytes();
+    if (bytes.size() >= splice_threshold) s.frame.splice(bytes);  // sent from where it is
+    else b.put(bytes.data(), bytes.size());
+    if (r.outstanding.empty()) r.heard = Clock::now();  // its silence counts from now
+    r.outstanding.emplace_back(c, owner);
+    r.sent += c->count;
+    items += c->count;
+  }
+  if (items == 0) return false;
+  finish_frame(b, at, items, 0, s.frame.spliced_bytes());
+  // Posted only once in the deque, where it never moves again (a small frame's bytes
+  // live inside the Buffer object itself).
+  r.sending.push_back(std::move(s));
+  r.sending.back().frame.post(world_, r.id, to_worker);
+  return true;
+}
+
+// Drops the frames whose sends completed; waits for those that carried items before
+// `through` (the rank has answered them, so it has received them all).
+void Engine::reap_sends(Rank& r, std::uint64_t through) {
+  while (!r.sending.empty()) {
+    Sent& s = r.sending.front();
+    if (s.first_item < through) s.frame.wait();
+    else if (!s.frame.done()) return;
+    r.sending.pop_front();
+  }
+}
+
+void Engine::check_watchdogs(Clock::time_point now) {
+  for (std::size_t i = 1; i < ranks_.size(); ++i) {
+    Rank& r = ranks_[i];
+    if (r.lost) continue;
+    if (!r.ready) {
+      if (now - started_ > handshake_timeout)
+        lose(r, "never answered: its main() must call parex::init(argc, argv) first");
+      continue;
+    }
+    if (r.outstanding.empty()) continue;
+    auto limit = std::chrono::milliseconds::max();
+    for (const auto& c : clients_)
+      if (c->held) limit = std::min(limit, c->watchdog);
+    if (now - r.heard > limit)
+      lose(r, "sent nothing for " + std::to_string(limit.count()) +
+                  " ms (MpiOptions::watchdog): it is stopped, hung inside MPI or unreachable");
+  }
+}
+
+// r gets no more work; the calls it holds fail. Frames still being sent to it keep their
+// bytes: the arguments they were sent from move to the graveyard, alive until exit.
+void Engine::lose(Rank& r, const std::string& why) {
+  r.lost = true;
+  lost_any_ = true;
+  std::fprintf(stderr, "parex: MPI worker rank %d %s; its calls fail\n", r.id, why.c_str());
+  bool unfinished_sends = false;
+  for (auto& s : r.sending) unfinished_sends |= !s.frame.done();
+  for (auto [c, owner] : r.outstanding) {
+    if (unfinished_sends) graveyard_.push_back(std::move(c->args));
+    const std::string name = c->fn->name;
+    c->fail_rest(std::make_exception_ptr(
+        WorkerCrashed("MPI worker rank " + std::to_string(r.id) + " " + why + " while it held a call of '" + name + "'",
+                      -1, 0, -1, name)));
+    release(*owner);
+  }
+  r.outstanding.clear();
+}
+
+// Calls whose executor has no usable rank left fail rather than wait for ever.
+void Engine::fail_stranded() {
+  for (auto& c : clients_) {
+    if (c->pending.empty()) continue;
+    bool usable = false;
+    for (std::size_t i = 1; i <= c->ranks && i < ranks_.size() && !usable; ++i) usable = !ranks_[i].lost;
+    if (usable) continue;
+    for (RemoteCall* x : c->pending) {
+      if (x->state().set_running()) {
+        x->fail_rest(std::make_exception_ptr(BrokenExecutor("MpiExecutor: every worker rank it may use was lost")));
+      } else {
+        x->drop();
+      }
+      --c->held;
+    }
+    c->pending.clear();
+  }
+}
+
+void Engine::release(Client& c) { --c.held; }
+
+void Engine::finish_clients() {
+  std::erase_if(clients_, [](const std::shared_ptr<Client>& c) {
+    if (!c->closed || c->held) return false;
+    {
+      std::lock_guard lock(c->mutex);
+      c->finished = true;
+    }
+    c->cv.notify_all();
+    return true;
+  });
+}
+
+bool Engine::idle() const noexcept {
+  for (const auto& c : clients_)
+    if (!c->pending.empty()) return false;
+  for (std::size_t i = 1; i < ranks_.size(); ++i)
+    if (!ranks_[i].lost && (!ranks_[i].outstanding.empty() || !ranks_[i].sending.empty())) return false;
+  return true;
+}
+
+void Engine::sleep() {
+  const std::uint32_t seen = wake_seq_.load(std::memory_order_seq_cst);
+  sleeping_.store(true, std::memory_order_seq_cst);
+  bool work = has_commands_.load(std::memory_order_seq_cst);
+  for (const auto& c : clients_) work = work || c->inbox.has_items();
+  if (!work) futex_wait(wake_seq_, seen, nullptr);
+  sleeping_.store(false, std::memory_order_relaxed);
+}
+
+}  // namespace parex::detail::mpi

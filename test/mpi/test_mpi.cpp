@@ -1,0 +1,149 @@
+// What only MpiExecutor has: worker ranks that are other processes, the limits of the
+// job, big arguments and results as several messages, and the watchdog for a rank that
+// goes silent. Runs under `mpirun -np 3` (suite mpi), except mpi_alone, which runs the
+// binary alone to check the error that says how to launch it.
+#define BOOST_TEST_DYN_LINK
+#include <boost/test/unit_test.hpp>
+
+#include "support/contract_functions.hpp"
+#include "support/helpers.hpp"
+
+#include <parex/mpi.hpp>
+
+#include <csignal>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <set>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+using namespace test;
+using namespace std::chrono_literals;
+
+int rank_pid(int sleep_ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+  return static_cast<int>(::getpid());
+}
+PAREX_REGISTER(rank_pid);
+
+/// Returns the bytes reversed, with their sum in front (8 bytes): a big result for a big argument.
+std::vector<std::uint8_t> reverse_with_sum(std::vector<std::uint8_t> v) {
+  std::uint64_t sum = std::accumulate(v.begin(), v.end(), std::uint64_t{0});
+  std::reverse(v.begin(), v.end());
+  v.insert(v.begin(), reinterpret_cast<std::uint8_t*>(&sum), reinterpret_cast<std::uint8_t*>(&sum) + 8);
+  return v;
+}
+PAREX_REGISTER(reverse_with_sum);
+
+/// Writes this rank's pid to `path`, then stops the whole process (SIGSTOP): a rank
+/// that goes silent. Returns 1 once continued.
+int stop_self(std::string path) {
+  {
+    std::ofstream(path + ".tmp") << ::getpid();
+  }
+  std::filesystem::rename(path + ".tmp", path);
+  ::raise(SIGSTOP);
+  return 1;
+}
+PAREX_REGISTER(stop_self);
+
+BOOST_AUTO_TEST_SUITE(mpi)
+
+BOOST_AUTO_TEST_CASE(the_workers_are_the_other_ranks) {
+  BOOST_TEST(parex::mpi::launched());
+  BOOST_TEST(parex::mpi::rank() == 0);
+  BOOST_REQUIRE(parex::mpi::world_size() == 3);
+  parex::MpiExecutor ex;
+  BOOST_TEST(ex.max_workers() == 2u);
+  std::vector<parex::Future<int>> fs;
+  for (int i = 0; i < 8; ++i) fs.push_back(ex.submit(rank_pid, 50));  // slow calls spread over both ranks
+  std::set<int> pids;
+  for (auto& f : fs) pids.insert(f.result(deadlock_timeout));
+  BOOST_TEST(pids.size() == 2u);
+  BOOST_TEST(!pids.count(static_cast<int>(::getpid())));
+}
+
+BOOST_AUTO_TEST_CASE(max_workers_limits_the_ranks_and_beyond_the_job_is_a_value_error) {
+  parex::MpiExecutor one{{.max_workers = 1}};
+  BOOST_TEST(one.max_workers() == 1u);
+  std::set<int> pids;
+  for (int i = 0; i < 6; ++i) pids.insert(one.submit(rank_pid, 5).result(deadlock_timeout));
+  BOOST_TEST(pids.size() == 1u);
+  auto e = expect_error<parex::ValueError>([] { parex::MpiExecutor too_many{{.max_workers = 3}}; });
+  BOOST_TEST(std::string(e.what()).find("2 worker ranks") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(big_arguments_and_results_cross_whole) {
+  parex::MpiExecutor ex;
+  for (std::size_t n : {std::size_t{70} << 10, std::size_t{48} << 20}) {  // past the splice threshold; 48 MiB
+    std::vector<std::uint8_t> v(n);
+    for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint8_t>(i * 7 + 3);
+    const std::uint64_t sum = std::accumulate(v.begin(), v.end(), std::uint64_t{0});
+    auto a = ex.submit(reverse_with_sum, v);
+    auto b = ex.submit(square, 12);  // a small call in the same frame or the next
+    const auto r = a.result(deadlock_timeout);
+    BOOST_REQUIRE(r.size() == n + 8);
+    std::uint64_t got = 0;
+    std::memcpy(&got, r.data(), 8);
+    BOOST_TEST(got == sum);
+    BOOST_TEST(std::equal(v.rbegin(), v.rend(), r.begin() + 8));
+    BOOST_TEST(b.result(deadlock_timeout) == 144);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(many_tiny_calls_and_a_chunked_map) {
+  parex::MpiExecutor ex;
+  std::vector<int> xs(40'000);  // squares fit an int
+  std::iota(xs.begin(), xs.end(), 0);
+  long long sum = 0, expect = 0;
+  for (int y : ex.map(square, xs, {.chunksize = 512})) sum += y;
+  for (int x : xs) expect += static_cast<long long>(x) * x;
+  BOOST_TEST(sum == expect);
+  std::vector<parex::Future<int>> fs;
+  for (int i = 0; i < 20'000; ++i) fs.push_back(ex.submit(square, i % 1000));
+  long long s2 = 0, e2 = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    s2 += fs[i].result(deadlock_timeout);
+    e2 += (i % 1000) * (i % 1000);
+  }
+  BOOST_TEST(s2 == e2);
+}
+
+BOOST_AUTO_TEST_CASE(a_silent_rank_fails_its_calls_at_the_watchdog_and_the_others_go_on) {
+  const auto path = std::filesystem::temp_directory_path() / ("parex-mpi-stop-" + std::to_string(::getpid()));
+  std::filesystem::remove(path);
+  parex::MpiExecutor ex{{.watchdog = 1000ms}};
+  auto stopped = ex.submit(stop_self, path.string());
+  BOOST_REQUIRE(eventually([&] { return std::filesystem::exists(path); }));
+  int pid = 0;
+  std::ifstream(path) >> pid;
+  BOOST_REQUIRE(pid > 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto e = expect_error<parex::WorkerCrashed>([&] { stopped.result(deadlock_timeout); });
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  BOOST_TEST(std::string(e.what()).find("watchdog") != std::string::npos);
+  BOOST_TEST(e.function() == "stop_self");
+  BOOST_TEST(waited < 10s);
+  // The other rank takes every call from now on.
+  for (int i = 0; i < 20; ++i) BOOST_TEST(ex.submit(rank_pid, 0).result(deadlock_timeout) != pid);
+  ::kill(pid, SIGCONT);  // so that the job can finalize at exit
+  std::filesystem::remove(path);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// Run without mpirun: the executor says how to launch the program.
+BOOST_AUTO_TEST_SUITE(mpi_alone)
+
+BOOST_AUTO_TEST_CASE(outside_an_mpi_job_the_executor_says_how_to_launch) {
+  BOOST_TEST(!parex::mpi::launched());
+  BOOST_TEST(parex::mpi::world_size() == 1);
+  auto e = expect_error<parex::InvalidStateError>([] { parex::MpiExecutor ex; });
+  BOOST_TEST(std::string(e.what()).find("mpirun") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
