@@ -24,6 +24,13 @@ constexpr auto watchdog_period = std::chrono::milliseconds(100);
 // A rank that has not said hello this long after the engine started is lost: it is not
 // running this program's parex::init (another program in an MPMD launch, or hung).
 constexpr auto handshake_timeout = std::chrono::seconds(30);
+// With nothing to do, look again this many times (yielding) before sleeping on the futex:
+// a caller that waits for each result submits its next call a few microseconds later,
+// and a futex wake-up costs ~30-50 us on a machine whose idle cores sleep deeply.
+constexpr int idle_yields = 200;
+// While ranks hold calls, the thread polls MPI; a result waits at most this long to be
+// noticed after a quiet spell (a long call), at the price of that many wake-ups a second.
+constexpr auto max_poll_sleep = std::chrono::microseconds(50);
 // Messages handled per poll before the loop looks at new calls again.
 constexpr int max_messages_per_poll = 64;
 }  // namespace
@@ -101,7 +108,8 @@ void Engine::wake() noexcept {
 
 void Engine::run() {
   pthread_setname_np(pthread_self(), "parex-mpi");
-  Backoff backoff;
+  Backoff backoff(max_poll_sleep);
+  int idle_rounds = 0;
   try {
     for (;;) {
       bool progressed = take_commands();
@@ -117,9 +125,11 @@ void Engine::run() {
       if (stop_seen_ && clients_.empty() && idle()) return;
       if (progressed) {
         backoff.reset();
-      } else if (idle()) {
+        idle_rounds = 0;
+      } else if (idle() && ++idle_rounds > idle_yields) {
         sleep();
         backoff.reset();
+        idle_rounds = 0;
       } else {
         backoff.pause();
       }

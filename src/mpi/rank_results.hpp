@@ -40,6 +40,9 @@ class RankResults final : public Writer {
   void commit() noexcept;
   bool pending() const noexcept { return committed_items_ != sent_items_.load(std::memory_order_acquire); }
   Clock::time_point pending_since() const noexcept { return pending_since_; }
+  /// Bytes appended and not yet sent (main thread). Not size(): the stream keeps what it
+  /// sent until those sends complete and it can rewind.
+  std::size_t unsent_bytes() const noexcept { return size_ - sent_bytes_.load(std::memory_order_acquire); }
   void add_busy(Clock::duration d) noexcept { busy_ns_.fetch_add(d.count(), std::memory_order_relaxed); }
   /// Before an item starts while results wait: the flusher sends them if it runs long.
   void arm() noexcept;

@@ -18,6 +18,7 @@
 #include <boost/mpi/request.hpp>
 #include <boost/mpi/status.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -88,11 +89,15 @@ void discard_message(const bmpi::communicator& comm, const bmpi::status& first, 
 /// CPU and a busy one answers at once.
 class Backoff {
  public:
+  /// max_sleep: the longest pause, which is also how late a message may be noticed once
+  /// the loop has been idle for a while.
+  explicit Backoff(std::chrono::nanoseconds max_sleep) noexcept : max_sleep_ns_(max_sleep.count()) {}
   void reset() noexcept { rounds_ = 0; }
   void pause() noexcept;
 
  private:
   unsigned rounds_ = 0;
+  long max_sleep_ns_;
 };
 
 }  // namespace parex::detail::mpi

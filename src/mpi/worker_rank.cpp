@@ -37,6 +37,9 @@ using Clock = std::chrono::steady_clock;
 
 // A calls frame larger than this is a corrupt length (as for the pipe worker).
 constexpr std::uint64_t max_calls_payload = std::uint64_t{1} << 40;
+// An idle rank polls for calls with a back-off up to this: the first call after a quiet
+// spell waits up to this long; a busy rank never sleeps (its next frame is already there).
+constexpr auto max_idle_sleep = std::chrono::microseconds(200);
 // While a call runs, rank 0 hears from this rank at least this often.
 constexpr auto heartbeat_interval = std::chrono::milliseconds(250);
 
@@ -87,7 +90,7 @@ class WorkerRank {
       if (w.results_.pending() && now - w.results_.pending_since() >= flush_latency) w.results_.flush();
     }
     void after_item() {
-      if (w.results_.size() >= flush_bytes) w.results_.flush();
+      if (w.results_.unsent_bytes() >= flush_bytes) w.results_.flush();
     }
     std::span<const std::byte> arena(ArenaRef) const { throw ProtocolError("an MPI worker rank has no argument arena"); }
   };
@@ -105,7 +108,7 @@ class WorkerRank {
   // The next message from rank 0. When none is there, this is the moment to answer:
   // flush, then poll with a back-off (the MPI mutex is free between polls).
   bmpi::status next_message() {
-    Backoff backoff;
+    Backoff backoff(max_idle_sleep);
     for (bool flushed = false;;) {
       {
         std::lock_guard lock(mpi_);
