@@ -1,0 +1,15 @@
+# The demo's data set on all three backends: map_demo (serial loop, threads, processes)
+# and mpi_map under mpirun -np 3 must print the same "primes found" line.
+set(args --blocks 8 --block-size 2000)
+execute_process(COMMAND ${MAP_DEMO} ${args} RESULT_VARIABLE rc1 OUTPUT_VARIABLE out1 ERROR_VARIABLE err1)
+execute_process(COMMAND ${MPIEXEC} --timeout 150 -np 3 --oversubscribe ${MPI_MAP} ${args}
+                RESULT_VARIABLE rc2 OUTPUT_VARIABLE out2 ERROR_VARIABLE err2)
+message("${out1}\n${out2}")
+if(rc1 OR rc2)
+  message(FATAL_ERROR "map_demo exited with ${rc1}, mpi_map with ${rc2}:\n${err1}\n${err2}")
+endif()
+string(REGEX MATCH "primes found: [0-9]+ \\(all runs agree\\)" found1 "${out1}")
+string(REGEX MATCH "primes found: [0-9]+ \\(all runs agree\\)" found2 "${out2}")
+if(NOT found1 OR NOT found1 STREQUAL found2)
+  message(FATAL_ERROR "the backends disagree: map_demo '${found1}', mpi_map '${found2}'")
+endif()
