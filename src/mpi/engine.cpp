@@ -16,6 +16,7 @@ namespace parex::detail::mpi {
 namespace {
 std::mutex g_engine_mutex;
 Engine* g_engine = nullptr;  // leaked: its thread is joined at exit (stop_if_started)
+bool g_engine_stopped = false;  // at exit: no engine any more
 
 // A results frame larger than this is a corrupt length, not a result.
 constexpr std::uint64_t max_results_payload = std::uint64_t{64} << 30;
@@ -31,12 +32,15 @@ constexpr int idle_yields = 200;
 // While ranks hold calls, the thread polls MPI; a result waits at most this long to be
 // noticed after a quiet spell (a long call), at the price of that many wake-ups a second.
 constexpr auto max_poll_sleep = std::chrono::microseconds(50);
+// A receive buffer that grew past this gives its memory back after the frame.
+constexpr std::size_t keep_input_bytes = std::size_t{16} << 20;
 // Messages handled per poll before the loop looks at new calls again.
 constexpr int max_messages_per_poll = 64;
 }  // namespace
 
 Engine& Engine::get() {
   std::lock_guard lock(g_engine_mutex);
+  if (g_engine_stopped) throw InvalidStateError("MpiExecutor: the program is exiting (MPI is being finalized)");
   if (!g_engine) g_engine = new Engine(*world());
   return *g_engine;
 }
@@ -46,8 +50,13 @@ bool Engine::stop_if_started() {
   {
     std::lock_guard lock(g_engine_mutex);
     e = g_engine;
+    g_engine_stopped = true;
   }
   if (!e) return true;
+  if (e->on_progress_thread()) {  // exit() from a done callback: this thread cannot join itself
+    std::fprintf(stderr, "parex: exit() called from the MPI progress thread (a done callback)\n");
+    return false;
+  }
   {
     std::lock_guard lock(e->mutex_);
     e->stopping_ = true;
@@ -60,7 +69,7 @@ bool Engine::stop_if_started() {
 
 Engine::Engine(const bmpi::communicator& world) : world_(world), ranks_(static_cast<std::size_t>(world.size())) {
   for (std::size_t i = 0; i < ranks_.size(); ++i) ranks_[i].id = static_cast<int>(i);
-  started_ = Clock::now();
+  last_loop_ = polling_since_ = Clock::now();
   thread_ = std::thread([this] { run(); });
 }
 
@@ -114,10 +123,19 @@ void Engine::run() {
     for (;;) {
       bool progressed = take_commands();
       progressed |= drain_inboxes();
-      progressed |= receive();
+      bool drained = false;
+      progressed |= receive(drained);
       progressed |= pump();
       const Clock::time_point now = Clock::now();
-      if (now >= next_watchdog_check_) {
+      // Silence is judged only on a loop that keeps up: after a gap (a long done callback
+      // on this thread, a long receive) every rank is given the benefit of the doubt, and
+      // messages still queued are read before anyone is judged.
+      if (now - last_loop_ > watchdog_period) {
+        for (Rank& r : ranks_) r.heard = std::max(r.heard, now);
+        polling_since_ = now;
+      }
+      last_loop_ = now;
+      if (drained && now >= next_watchdog_check_) {
         check_watchdogs(now);
         next_watchdog_check_ = now + watchdog_period;
       }
@@ -130,6 +148,8 @@ void Engine::run() {
         sleep();
         backoff.reset();
         idle_rounds = 0;
+        last_loop_ = Clock::now();
+        polling_since_ = last_loop_;
       } else {
         backoff.pause();
       }
@@ -204,11 +224,14 @@ bool Engine::drain_inboxes() {
   return any;
 }
 
-bool Engine::receive() {
+bool Engine::receive(bool& drained) {
   bool any = false;
   for (int i = 0; i < max_messages_per_poll; ++i) {
     const auto st = world_.iprobe(bmpi::any_source, bmpi::any_tag);
-    if (!st) break;
+    if (!st) {
+      drained = true;
+      break;
+    }
     any = true;
     Rank& r = ranks_.at(static_cast<std::size_t>(st->source()));
     r.heard = Clock::now();
@@ -219,6 +242,8 @@ bool Engine::receive() {
     try {
       const Frame f = receive_frame(world_, *st, in_, max_results_payload);
       if (!r.lost) on_frame(r, f);
+      in_.truncate(0);
+      in_.shrink(keep_input_bytes);  // one huge result must not pin its memory
     } catch (const ProtocolError& e) {
       if (!r.lost) lose(r, std::string("sent a bad message (") + e.what() + ")");
     }
@@ -344,15 +369,14 @@ void Engine::check_watchdogs(Clock::time_point now) {
   for (std::size_t i = 1; i < ranks_.size(); ++i) {
     Rank& r = ranks_[i];
     if (r.lost) continue;
-    if (!r.ready) {
-      if (now - started_ > handshake_timeout)
+    if (!r.ready) {  // counted only while this thread polls: hellos wait unread while it sleeps
+      if (now - polling_since_ > handshake_timeout)
         lose(r, "never answered: its main() must call parex::init(argc, argv) first");
       continue;
     }
     if (r.outstanding.empty()) continue;
-    auto limit = std::chrono::milliseconds::max();
-    for (const auto& c : clients_)
-      if (c->held) limit = std::min(limit, c->watchdog);
+    auto limit = r.outstanding.front().second->watchdog;  // the tightest of the executors it serves
+    for (const auto& [c, owner] : r.outstanding) limit = std::min(limit, owner->watchdog);
     if (now - r.heard > limit)
       lose(r, "sent nothing for " + std::to_string(limit.count()) +
                   " ms (MpiOptions::watchdog): it is stopped, hung inside MPI or unreachable");

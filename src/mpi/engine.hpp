@@ -66,8 +66,9 @@ class Engine {
  public:
   /// The engine, started on first use (rank 0 only, after MPI_Init).
   static Engine& get();
-  /// At exit, before MPI_Finalize: finishes what is held, then stops the thread. Returns
-  /// false if a rank was lost (the job must then be aborted, not finalized).
+  /// At exit, before MPI_Finalize: finishes what is held, then stops the thread; get()
+  /// throws from then on. Returns false if a rank was lost (it may never finalize) or the
+  /// thread could not be stopped.
   static bool stop_if_started();
 
   int world_size() const noexcept { return static_cast<int>(ranks_.size()); }
@@ -106,7 +107,7 @@ class Engine {
   void run();
   bool take_commands();
   bool drain_inboxes();
-  bool receive();
+  bool receive(bool& drained);
   void on_frame(Rank& r, const Frame& f);
   void deliver(Rank& r, Reader& in, std::uint32_t n);
   bool pump();
@@ -131,7 +132,8 @@ class Engine {
   Clock::time_point next_watchdog_check_{};
   bool lost_any_ = false;
   bool stop_seen_ = false;  // stopping_, as the progress thread last read it
-  Clock::time_point started_{};
+  Clock::time_point last_loop_{};      // the previous loop's clock
+  Clock::time_point polling_since_{};  // since when it polls without a gap (handshake timing)
 
   std::mutex mutex_;  // guards commands_, stopping_
   std::vector<Command> commands_;

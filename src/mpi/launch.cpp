@@ -30,6 +30,17 @@ bmpi::environment* g_environment = nullptr;
 // parex's own communicator: a duplicate of MPI_COMM_WORLD, so that the program's own MPI
 // messages (any tag, any source) never mix with parex's.
 bmpi::communicator* g_world = nullptr;
+// This rank and the world's size, read once: MPI_Comm_rank from a user's thread would be an
+// MPI call racing the progress thread's (MPI_THREAD_SERIALIZED).
+int g_rank = 0;
+int g_size = 1;
+
+void finalize() {
+  delete g_world;
+  g_world = nullptr;
+  delete g_environment;  // MPI_Finalize
+  g_environment = nullptr;
+}
 
 // A rank that was lost may never reach MPI_Finalize, which waits for every rank: rank 0
 // gives it this long, then leaves without finalizing (mpirun then ends the job and says so).
@@ -39,19 +50,18 @@ constexpr auto finalize_grace = std::chrono::seconds(10);
 // MPI is finalized.
 void at_exit() {
   const bool every_rank_answered = Engine::stop_if_started();
-  std::vector<bmpi::request> stops;
-  char none = 0;
-  for (int r = 1; r < g_world->size(); ++r) stops.push_back(g_world->isend(r, stop, &none, 0));
-  for (auto& s : stops) s.wait();  // empty messages: they complete without the receiver
-  if (!every_rank_answered) {
+  if (!every_rank_answered) {  // the timer starts first: even a stop message may not complete
     std::thread([] {
       std::this_thread::sleep_for(finalize_grace);
       std::fprintf(stderr, "parex: a lost MPI worker rank did not finalize; leaving without MPI_Finalize\n");
       std::_Exit(1);
     }).detach();
   }
-  delete g_world;
-  delete g_environment;  // MPI_Finalize
+  std::vector<bmpi::request> stops;
+  char none = 0;
+  for (int r = 1; r < g_size; ++r) stops.push_back(g_world->isend(r, stop, &none, 0));
+  for (auto& s : stops) s.wait();  // empty messages: they complete without the receiver
+  finalize();
 }
 
 }  // namespace
@@ -66,15 +76,15 @@ bool launched_by_environment() noexcept {
 const bmpi::communicator* world() noexcept { return g_world; }
 
 void finalize_and_exit(int code) {
-  delete g_world;
-  delete g_environment;  // MPI_Finalize
-  g_world = nullptr;
-  g_environment = nullptr;
+  finalize();
   std::exit(code);
 }
 
 void enter(int argc, char** argv) {
   if (g_environment || !launched_by_environment()) return;
+  if (bmpi::environment::initialized())
+    throw InvalidStateError("MPI is already initialized: parex::init(argc, argv) must come first in main and "
+                            "initializes MPI itself (MPI_THREAD_SERIALIZED); then use MPI freely");
   // One thread at a time makes MPI calls: the main thread (init, finalize) and the
   // engine's progress thread in between; in a worker rank, its loop and its heartbeat
   // thread under one mutex.
@@ -83,8 +93,12 @@ void enter(int argc, char** argv) {
     std::fprintf(stderr, "parex: this MPI library does not support MPI_THREAD_SERIALIZED\n");
     bmpi::communicator().abort(1);
   }
-  g_world = new bmpi::communicator(bmpi::communicator(), bmpi::comm_duplicate);  // collective: every rank
-  if (g_world->rank() != 0) run_worker_rank(*g_world);
+  // Collective: every rank of the job must reach parex::init (a rank that runs another
+  // program, in an MPMD launch, would hold every rank here).
+  g_world = new bmpi::communicator(bmpi::communicator(), bmpi::comm_duplicate);
+  g_rank = g_world->rank();
+  g_size = g_world->size();
+  if (g_rank != 0) run_worker_rank(*g_world);
   std::atexit(at_exit);
 }
 
@@ -93,7 +107,7 @@ void enter(int argc, char** argv) {
 namespace parex::mpi {
 
 bool launched() noexcept { return detail::mpi::launched_by_environment(); }
-int rank() noexcept { return detail::mpi::g_world ? detail::mpi::g_world->rank() : 0; }
-int world_size() noexcept { return detail::mpi::g_world ? detail::mpi::g_world->size() : 1; }
+int rank() noexcept { return detail::mpi::g_rank; }
+int world_size() noexcept { return detail::mpi::g_size; }
 
 }  // namespace parex::mpi

@@ -18,7 +18,10 @@ std::size_t checked_workers(const MpiOptions& o) {
   if (!detail::mpi::world())
     throw InvalidStateError("MpiExecutor: this program was not started by an MPI launcher: run it as "
                             "`mpirun -np 3 ./app` (rank 0 runs main, the other ranks are the workers)");
-  const auto ranks = static_cast<std::size_t>(detail::mpi::world()->size()) - 1;
+  if (mpi::rank() != 0)
+    throw InvalidStateError("MpiExecutor: only rank 0 has worker ranks; in a worker rank (a registered function) "
+                            "use a ThreadPoolExecutor or a ProcessPoolExecutor");
+  const auto ranks = static_cast<std::size_t>(mpi::world_size()) - 1;
   if (ranks == 0)
     throw InvalidStateError("MpiExecutor: the MPI job has only rank 0; start it with at least 2 ranks "
                             "(mpirun -np N, N >= 2)");

@@ -14,6 +14,8 @@ namespace parex::detail::mpi {
 namespace {
 // While a call runs, results that have waited this long behind it are sent by the flusher.
 constexpr auto flusher_latency = std::chrono::microseconds(500);
+// How often the flusher drives sends that have not completed (see flusher_main).
+constexpr auto progress_period = std::chrono::microseconds(20);
 constexpr std::size_t initial_bytes = std::size_t{64} << 10;
 // A stream that grew past this (one big result) gives its memory back once rewound.
 constexpr std::size_t keep_bytes = std::size_t{4} << 20;
@@ -27,8 +29,8 @@ RankResults::RankResults(const bmpi::communicator& comm, std::mutex& mpi) : Writ
 }
 
 RankResults::~RankResults() {
-  armed_.store(2, std::memory_order_release);
-  futex_wake(armed_, 1);
+  state_.fetch_or(stop_bit, std::memory_order_release);
+  futex_wake(state_, 1);
   flusher_.join();
   std::free(data_);
 }
@@ -40,10 +42,10 @@ void RankResults::commit() noexcept {
 }
 
 void RankResults::arm() noexcept {
-  if (!pending() || armed_.load(std::memory_order_relaxed)) return;
+  if (!pending() || (state_.load(std::memory_order_relaxed) & armed_bit)) return;
   deadline_.store((pending_since_ + flusher_latency).time_since_epoch().count(), std::memory_order_relaxed);
-  armed_.store(1, std::memory_order_release);
-  futex_wake(armed_, 1);
+  state_.fetch_or(armed_bit, std::memory_order_release);
+  futex_wake(state_, 1);
 }
 
 void RankResults::flush() {
@@ -89,10 +91,15 @@ void RankResults::send_locked() {
   f.bytes().put_raw(h);
   if (to - from >= splice_threshold) f.splice({data_ + from, to - from});  // sent from the stream
   else f.bytes().put(data_ + from, to - from);
+  bool sent;
   {
     std::lock_guard mpi(mpi_);
     f.post(comm_, 0, to_client);
+    sent = f.done();
   }
+  // Not sent at once (past the eager limit): its transfer needs this rank to call into
+  // MPI, and rank 0 may be waiting for it while the main thread runs a long call.
+  if (!sent && !(state_.fetch_or(progress_bit, std::memory_order_release) & progress_bit)) futex_wake(state_, 1);
   sent_items_.fetch_add(n, std::memory_order_release);
   sent_bytes_.store(to, std::memory_order_release);
   last_sent_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
@@ -109,17 +116,27 @@ bool RankResults::sends_done_locked(bool wait) {
   return true;
 }
 
+// Sleeps until there is something to do: a deadline (armed_bit: results wait behind a
+// long call) or sends to drive (progress_bit: polled every progress_period until they
+// complete, so that rank 0 never waits for this rank's main thread to call into MPI).
 void RankResults::flusher_main() {
   for (;;) {
-    std::uint32_t a;
-    while ((a = armed_.load(std::memory_order_acquire)) == 0) futex_wait(armed_, 0, nullptr);
-    if (a == 2) return;
-    std::this_thread::sleep_until(Clock::time_point(Clock::duration(deadline_.load(std::memory_order_relaxed))));
-    std::uint32_t expected = 1;
-    armed_.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);  // before sending: a re-arm counts
-    if (expected == 2) return;
+    std::uint32_t s;
+    while ((s = state_.load(std::memory_order_acquire)) == 0) futex_wait(state_, 0, nullptr);
+    if (s & stop_bit) return;
+    auto wake_at = Clock::time_point::max();
+    if (s & armed_bit) wake_at = Clock::time_point(Clock::duration(deadline_.load(std::memory_order_relaxed)));
+    if (s & progress_bit) wake_at = std::min(wake_at, Clock::now() + progress_period);
+    std::this_thread::sleep_until(wake_at);
+    s = state_.load(std::memory_order_acquire);
+    if (s & stop_bit) return;
     std::lock_guard lock(mutex_);
-    send_locked();
+    if ((s & armed_bit) &&
+        Clock::now() >= Clock::time_point(Clock::duration(deadline_.load(std::memory_order_relaxed)))) {
+      state_.fetch_and(~armed_bit, std::memory_order_acq_rel);  // before sending: a re-arm from now on counts
+      send_locked();
+    }
+    if (sends_done_locked(false)) state_.fetch_and(~progress_bit, std::memory_order_acq_rel);
   }
 }
 

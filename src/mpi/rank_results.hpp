@@ -2,7 +2,9 @@
 // (run_calls writes them here), sent to rank 0 as results frames. The main thread flushes
 // when its input runs dry, at flush_bytes, or once results have waited flush_latency
 // between items; while one call runs long, a flusher thread sends the results that wait
-// behind it (after flusher_latency), so a fast result never waits for a slow neighbour.
+// behind it (after flusher_latency), so a fast result never waits for a slow neighbour,
+// and drives the sends that did not complete at once (past the eager limit, a transfer
+// needs the sender to call into MPI while rank 0 waits to receive it).
 //
 // One byte stream, sent in regions: a frame is its header plus [sent, committed) of the
 // stream, posted with MPI_Isend from where it lies (copied into the frame when small).
@@ -73,7 +75,9 @@ class RankResults final : public Writer {
   std::atomic<std::int64_t> busy_ns_{0};
   std::atomic<Clock::rep> last_sent_{0};
   Clock::time_point pending_since_{};  // main thread
-  std::atomic<std::uint32_t> armed_{0};  // futex word: the flusher has a deadline (2: stop)
+  // The flusher's futex word: what it has to do.
+  static constexpr std::uint32_t armed_bit = 1, progress_bit = 2, stop_bit = 4;
+  std::atomic<std::uint32_t> state_{0};
   std::atomic<Clock::rep> deadline_{0};
   std::thread flusher_;
 };

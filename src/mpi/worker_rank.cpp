@@ -37,6 +37,8 @@ using Clock = std::chrono::steady_clock;
 
 // A calls frame larger than this is a corrupt length (as for the pipe worker).
 constexpr std::uint64_t max_calls_payload = std::uint64_t{1} << 40;
+// A calls buffer that grew past this gives its memory back after the frame ran.
+constexpr std::size_t keep_input_bytes = std::size_t{16} << 20;
 // An idle rank polls for calls with a back-off up to this: the first call after a quiet
 // spell waits up to this long; a busy rank never sleeps (its next frame is already there).
 constexpr auto max_idle_sleep = std::chrono::microseconds(200);
@@ -53,7 +55,11 @@ class WorkerRank {
     try {
       for (;;) {
         const bmpi::status st = next_message();
-        if (st.tag() == stop) break;
+        if (st.tag() == stop) {
+          std::lock_guard lock(mpi_);
+          discard_message(comm_, st, in_);
+          break;
+        }
         std::optional<Frame> f;
         {
           std::lock_guard lock(mpi_);
@@ -63,6 +69,8 @@ class WorkerRank {
         working_.store(true, std::memory_order_relaxed);
         Sink sink{*this, Clock::now()};
         run_calls(f->payload, sink);
+        in_.truncate(0);
+        in_.shrink(keep_input_bytes);  // one huge argument must not pin its memory for the rank's life
       }
     } catch (const std::exception& e) {  // rank 0 sent something that is not ours: the job is broken
       std::fprintf(stderr, "parex: MPI worker rank %d: %s\n", comm_.rank(), e.what());

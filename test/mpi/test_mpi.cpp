@@ -51,6 +51,20 @@ int stop_self(std::string path) {
 }
 PAREX_REGISTER(stop_self);
 
+/// What constructing an MpiExecutor in a worker rank says.
+std::string executor_in_a_worker_rank() {
+  try {
+    parex::MpiExecutor nested;
+  } catch (const parex::InvalidStateError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+PAREX_REGISTER(executor_in_a_worker_rank);
+
+std::string big_string(int bytes) { return std::string(static_cast<std::size_t>(bytes), 'x'); }
+PAREX_REGISTER(big_string);
+
 BOOST_AUTO_TEST_SUITE(mpi)
 
 BOOST_AUTO_TEST_CASE(the_workers_are_the_other_ranks) {
@@ -111,6 +125,25 @@ BOOST_AUTO_TEST_CASE(many_tiny_calls_and_a_chunked_map) {
     e2 += (i % 1000) * (i % 1000);
   }
   BOOST_TEST(s2 == e2);
+}
+
+BOOST_AUTO_TEST_CASE(only_rank_0_has_workers) {
+  parex::MpiExecutor ex;
+  const std::string what = ex.submit(executor_in_a_worker_rank).result(deadlock_timeout);
+  BOOST_TEST(what.find("only rank 0") != std::string::npos, what);
+}
+
+// A result past the eager limit, computed just before a slow call in the same frame,
+// reaches rank 0 while the slow call runs: the rank's flusher sends it and drives the
+// transfer (which needs the sender to call into MPI) instead of leaving it for the end.
+BOOST_AUTO_TEST_CASE(a_big_result_does_not_wait_behind_a_slow_neighbour) {
+  parex::MpiExecutor ex{{.max_workers = 1}};
+  for (int i = 0; i < 200; ++i) ex.submit(square, i).result(deadlock_timeout);  // tiny calls: frames batch
+  auto big = ex.submit(big_string, 256 << 10);
+  auto slow = ex.submit(sleep_then_echo, 2000);
+  BOOST_TEST(big.result(deadlock_timeout).size() == std::size_t{256} << 10);
+  BOOST_TEST(!slow.done());
+  BOOST_TEST(slow.result(deadlock_timeout) == 2000);
 }
 
 BOOST_AUTO_TEST_CASE(a_silent_rank_fails_its_calls_at_the_watchdog_and_the_others_go_on) {

@@ -21,3 +21,12 @@ execute_process(COMMAND ${WORK_DIR}/build/consumer RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "the consumer failed: ${rc}")
 endif()
+if(EXISTS ${WORK_DIR}/build/mpi_consumer)
+  # Open MPI keeps allocations for the process's life: no leak check under ASan here.
+  execute_process(COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=0
+                          ${MPIEXEC} --timeout 60 -np 3 --oversubscribe ${WORK_DIR}/build/mpi_consumer
+                  RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "the MPI consumer failed: ${rc}")
+  endif()
+endif()
