@@ -7,7 +7,9 @@
 // its worker. Calls travel as the process pool's frames (a registered function's id and
 // encoded arguments, batched) in MPI messages; one progress thread makes every MPI call.
 // All members thread-safe; the destructor is shutdown(true). Several MpiExecutors may
-// live at once: they share the worker ranks.
+// live at once: they share the worker ranks and rank 0's one progress thread, where done
+// callbacks run (a callback that blocks, e.g. on another MpiExecutor's future, stalls
+// them all).
 //
 // Failure: with Debian 12's Open MPI 4.1 a rank that dies ends the whole job (mpirun
 // kills every rank); there is no recovery without ULFM. A rank that goes silent (stopped,

@@ -385,6 +385,10 @@ void Engine::check_watchdogs(Clock::time_point now) {
 
 // r gets no more work; the calls it holds fail. Frames still being sent to it keep their
 // bytes: the arguments they were sent from move to the graveyard, alive until exit.
+// The hook for an MPI with ULFM (fault-tolerant MPI): a send or receive that fails with
+// MPIX_ERR_PROC_FAILED names a dead rank, and lands here; the calls it held but had not
+// started could then be re-sent to other ranks, as the process pool does. Open MPI 4.1
+// without ULFM ends the job instead, so nothing reaches this from a dead rank today.
 void Engine::lose(Rank& r, const std::string& why) {
   r.lost = true;
   lost_any_ = true;
