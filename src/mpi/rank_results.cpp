@@ -29,10 +29,15 @@ RankResults::RankResults(const bmpi::communicator& comm, std::mutex& mpi) : Writ
 }
 
 RankResults::~RankResults() {
+  stop_flusher();
+  std::free(data_);
+}
+
+void RankResults::stop_flusher() {
+  if (!flusher_.joinable()) return;
   state_.fetch_or(stop_bit, std::memory_order_release);
   futex_wake(state_, 1);
   flusher_.join();
-  std::free(data_);
 }
 
 void RankResults::commit() noexcept {
@@ -69,9 +74,12 @@ void RankResults::maybe_rewind() {
 }
 
 void RankResults::finish() {
-  std::lock_guard lock(mutex_);
-  send_locked();
-  sends_done_locked(true);
+  {
+    std::lock_guard lock(mutex_);
+    send_locked();
+    sends_done_locked(true);
+  }
+  stop_flusher();  // before MPI_Finalize: no thread of this rank may touch MPI after it
 }
 
 // Sends [sent, committed) as one results frame. The outcomes are counted by reading them:

@@ -53,7 +53,8 @@ class RankResults final : public Writer {
   /// Back to an empty stream if everything is sent and those sends have completed
   /// (main thread, between calls).
   void maybe_rewind();
-  /// Flushes and waits until every send has completed (the rank is leaving).
+  /// Flushes, waits until every send has completed, and stops the flusher (the rank is
+  /// leaving).
   void finish();
   /// When a frame last left (steady clock ticks): the heartbeat stays quiet meanwhile.
   Clock::rep last_sent() const noexcept { return last_sent_.load(std::memory_order_relaxed); }
@@ -62,6 +63,7 @@ class RankResults final : public Writer {
   void send_locked();
   bool sends_done_locked(bool wait);
   void flusher_main();
+  void stop_flusher();
   static void grow(Writer& w, std::size_t min_capacity);
 
   const bmpi::communicator& comm_;
