@@ -3,7 +3,8 @@
 //
 // Start the program with `mpirun -np N ./app` (or `srun`): parex::init(argc, argv), first
 // in main as always, initialises MPI; every rank but 0 then runs the worker loop there and
-// never returns, and rank 0 runs main. An MpiExecutor on rank 0 has every other rank as
+// never returns, and rank 0 runs main (every rank must reach parex::init: it sets up
+// parex's communicator collectively). An MpiExecutor on rank 0 has every other rank as
 // its worker. Calls travel as the process pool's frames (a registered function's id and
 // encoded arguments, batched) in MPI messages; one progress thread makes every MPI call.
 // All members thread-safe; the destructor is shutdown(true). Several MpiExecutors may
