@@ -175,19 +175,14 @@ bool Engine::take_commands() {
       continue;
     }
     Client& c = *cmd.client;
-    for (RemoteCall* x = cmd.rest; x;) {
-      RemoteCall* next = x->next;
-      c.pending.push_back(x);
-      ++c.held;
-      x = next;
-    }
+    c.take(cmd.rest);
     c.closed = true;
     if (cmd.cancel_futures) {
       std::deque<RemoteCall*> keep;
       for (RemoteCall* x : c.pending) {
         if (x->state().cancel()) {
           x->drop();
-          --c.held;
+          c.release();
         } else {
           keep.push_back(x);
         }
@@ -198,12 +193,7 @@ bool Engine::take_commands() {
   if (stop_seen_) {  // at exit: executors still alive take no more calls
     for (auto& c : clients_) {
       if (c->closed) continue;
-      for (RemoteCall* x = c->inbox.close(); x;) {
-        RemoteCall* next = x->next;
-        c->pending.push_back(x);
-        ++c->held;
-        x = next;
-      }
+      c->take(c->inbox.close());
       c->closed = true;
     }
   }
@@ -212,15 +202,7 @@ bool Engine::take_commands() {
 
 bool Engine::drain_inboxes() {
   bool any = false;
-  for (auto& c : clients_) {
-    for (RemoteCall* x = c->inbox.take_all(); x;) {
-      RemoteCall* next = x->next;
-      c->pending.push_back(x);
-      ++c->held;
-      any = true;
-      x = next;
-    }
-  }
+  for (auto& c : clients_) any |= c->take(c->inbox.take_all());
   return any;
 }
 
@@ -289,7 +271,7 @@ void Engine::deliver(Rank& r, Reader& in, std::uint32_t n) {
     if ((c->done += k) == c->count) {
       r.outstanding.pop_front();
       c->finish();  // may free c
-      release(*owner);
+      owner->release();
     }
   }
 }
@@ -333,7 +315,7 @@ bool Engine::send_calls(Rank& r) {
     if (!c) break;
     if (!c->state().set_running()) {  // cancelled while it waited here
       c->drop();
-      release(*owner);
+      owner->release();
       continue;
     }
     put_call_head(b, {c->fn->id, c->count, false});
@@ -401,7 +383,7 @@ void Engine::lose(Rank& r, const std::string& why) {
     c->fail_rest(std::make_exception_ptr(
         WorkerCrashed("MPI worker rank " + std::to_string(r.id) + " " + why + " while it held a call of '" + name + "'",
                       -1, 0, -1, name)));
-    release(*owner);
+    owner->release();
   }
   r.outstanding.clear();
 }
@@ -419,13 +401,11 @@ void Engine::fail_stranded() {
       } else {
         x->drop();
       }
-      --c->held;
+      c->release();
     }
     c->pending.clear();
   }
 }
-
-void Engine::release(Client& c) { --c.held; }
 
 void Engine::finish_clients() {
   std::erase_if(clients_, [](const std::shared_ptr<Client>& c) {

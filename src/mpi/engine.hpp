@@ -55,6 +55,19 @@ struct Client {
   std::deque<RemoteCall*> pending;
   std::size_t held = 0;  // calls pending here or outstanding at a rank
   bool closed = false;
+  /// Appends a chain from the inbox (oldest first) to pending; false if it was empty.
+  bool take(RemoteCall* chain) noexcept {
+    const bool any = chain != nullptr;
+    for (RemoteCall* x = chain; x;) {
+      RemoteCall* next = x->next;
+      pending.push_back(x);
+      ++held;
+      x = next;
+    }
+    return any;
+  }
+  /// A call of this executor left the engine (finished, dropped or failed).
+  void release() noexcept { --held; }
 
   // Set by the progress thread once closed and nothing is held; shutdown(wait) waits.
   std::mutex mutex;
@@ -117,7 +130,6 @@ class Engine {
   void check_watchdogs(Clock::time_point now);
   void lose(Rank& r, const std::string& why);
   void fail_stranded();
-  void release(Client& c);
   void finish_clients();
   bool idle() const noexcept;
   void sleep();

@@ -53,13 +53,6 @@ void OutgoingFrame::wait() {
   requests_.clear();
 }
 
-void OutgoingFrame::clear(std::size_t keep_bytes) {
-  bytes_.truncate(0);
-  bytes_.shrink(keep_bytes);
-  splices_.clear();
-  spliced_ = 0;
-}
-
 Frame receive_frame(const bmpi::communicator& comm, const bmpi::status& first, Buffer& into,
                     std::uint64_t max_payload) {
   const int count = first.count<char>().value_or(0);

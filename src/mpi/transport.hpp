@@ -61,8 +61,6 @@ class OutgoingFrame {
   /// True once every send has completed; the bytes may then be reused.
   bool done();
   void wait();
-  /// Empties the frame for reuse (after done()); gives back memory past keep_bytes.
-  void clear(std::size_t keep_bytes);
 
  private:
   void send_piece(const bmpi::communicator& comm, int dest, int tag, std::span<const std::byte> piece);

@@ -25,7 +25,6 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
-#include <optional>
 #include <thread>
 #include <vector>
 
@@ -60,15 +59,15 @@ class WorkerRank {
           discard_message(comm_, st, in_);
           break;
         }
-        std::optional<Frame> f;
+        Frame f;
         {
           std::lock_guard lock(mpi_);
           f = receive_frame(comm_, st, in_, max_calls_payload);
         }
-        if (st.tag() != to_worker || f->kind() != FrameKind::calls) throw ProtocolError("unexpected message");
+        if (st.tag() != to_worker || f.kind() != FrameKind::calls) throw ProtocolError("unexpected message");
         working_.store(true, std::memory_order_relaxed);
         Sink sink{*this, Clock::now()};
-        run_calls(f->payload, sink);
+        run_calls(f.payload, sink);
         in_.truncate(0);
         in_.shrink(keep_input_bytes);  // one huge argument must not pin its memory for the rank's life
       }
