@@ -50,6 +50,19 @@ BOOST_AUTO_TEST_CASE(ten_processes_times_1000_locked_increments_make_10000) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(an_array_built_from_an_array_handle_is_the_same_array) {
+  parex::Array<int> a(2);
+  parex::Array<int> b(a);  // direct-init from a non-const handle: not the range constructor
+  std::tuple<parex::Array<int>, int> t{a, 0};
+  b[0] = 5;
+  std::get<0>(t)[1] = 6;
+  BOOST_TEST(a[0] == 5);
+  BOOST_TEST(a[1] == 6);
+  parex::Array<int> copy(a.to_vector());  // a copy of the values is still asked for this way
+  copy[0] = 7;
+  BOOST_TEST(a[0] == 5);
+}
+
 BOOST_AUTO_TEST_CASE(threads_and_processes_share_one_lock) {
   parex::Value<int> counter(0);
   parex::Lock lock;

@@ -131,9 +131,11 @@ class SharedArray : public SharedData<T, Locked> {
   }
   /// The given values (Python: Array('i', [1, 2, 3])).
   SharedArray(std::initializer_list<T> values) : SharedArray(values.begin(), values.size()) {}
-  /// A copy of a range's values.
+  /// A copy of a range's values. Never a copy of an Array handle itself: `Array b(a)` with
+  /// a non-const `a` is the same array, as copy-initialization is.
   template <std::ranges::input_range R>
-    requires(!std::is_integral_v<std::remove_cvref_t<R>> && std::convertible_to<std::ranges::range_value_t<R>, T>)
+    requires(!std::is_integral_v<std::remove_cvref_t<R>> && !std::is_same_v<std::remove_cvref_t<R>, SharedArray> &&
+             std::convertible_to<std::ranges::range_value_t<R>, T>)
   explicit SharedArray(R&& values) : SharedArray(Copied{}, copy_of(std::forward<R>(values))) {}
 
   T& operator[](std::size_t i) const noexcept { return this->data_[i]; }
