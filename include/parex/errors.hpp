@@ -165,6 +165,38 @@ class EOFError : public Error {
   using Error::Error;
 };
 
+/// A key a Manager dict does not hold (Python's KeyError).
+class KeyError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// An index out of a Manager list's range (Python's IndexError).
+class IndexError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A Namespace attribute that was never set (Python's AttributeError).
+class AttributeError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// The Manager server cannot be reached: it ended, was killed, or never listened at that
+/// address (Python's ConnectionError family: BrokenPipeError, ConnectionRefusedError).
+class ConnectionError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// The other side of a Manager connection does not know the authkey
+/// (multiprocessing.AuthenticationError).
+class AuthenticationError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// A Barrier that was aborted, reset, timed out or lost a party (threading.BrokenBarrierError).
 class BrokenBarrierError : public Error {
  public:

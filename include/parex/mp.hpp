@@ -1,5 +1,6 @@
 // parex/mp.hpp - Python's multiprocessing for C++: Process, Lock, RLock, Semaphore,
-// BoundedSemaphore, Event, Value, RawValue, Array, RawArray, SharedMemory, Pool, ThreadPool.
+// BoundedSemaphore, Event, Value, RawValue, Array, RawArray, SharedMemory, Pool, ThreadPool,
+// Manager.
 //
 // Every shared object is a handle: copies, and copies passed to a Process, a pool call or
 // through a queue, are the same object. They work between threads of one process too.
@@ -8,6 +9,7 @@
 #include <parex/mp/condition.hpp>
 #include <parex/mp/connection.hpp>
 #include <parex/mp/lock.hpp>
+#include <parex/mp/manager.hpp>
 #include <parex/mp/pool.hpp>
 #include <parex/mp/process.hpp>
 #include <parex/mp/queues.hpp>

@@ -91,7 +91,9 @@ std::vector<ExceptionEntry> builtin_entries() {
       from_what<BrokenExecutor>(), from_what<BrokenThreadPool>(), from_what<BrokenProcessPool>(),
       from_what<UnregisteredFunction>(), from_what<ProtocolError>(), from_what<NotSerializable>(),
       from_what<ValueError>(), from_what<SharedObjectError>(),
-      from_what<Full>(), from_what<Empty>(), from_what<EOFError>(), from_what<BrokenBarrierError>()};
+      from_what<Full>(), from_what<Empty>(), from_what<EOFError>(), from_what<BrokenBarrierError>(),
+      from_what<KeyError>(), from_what<IndexError>(), from_what<AttributeError>(), from_what<ConnectionError>(),
+      from_what<AuthenticationError>()};
 
   v.push_back({&typeid(std::system_error),
                [](const std::string& what, Reader& r) {

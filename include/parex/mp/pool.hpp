@@ -320,8 +320,16 @@ class PoolFace {
 class Pool : public detail::PoolFace<ProcessPoolExecutor> {
  public:
   explicit Pool(std::size_t processes = 0, Initializer initializer = {}, std::size_t maxtasksperchild = 0)
-      : PoolFace(ProcessPoolOptions{
-            .max_workers = processes, .initializer = std::move(initializer), .max_tasks_per_child = maxtasksperchild}) {}
+      : PoolFace(make_options(processes, std::move(initializer), maxtasksperchild)) {}
+
+ private:
+  static ProcessPoolOptions make_options(std::size_t processes, Initializer initializer, std::size_t maxtasksperchild) {
+    ProcessPoolOptions o;
+    o.max_workers = processes;
+    o.initializer = std::move(initializer);
+    o.max_tasks_per_child = maxtasksperchild;
+    return o;
+  }
 };
 
 /// Python's multiprocessing.pool.ThreadPool(processes, initializer): threads, any callable.
@@ -329,7 +337,15 @@ class Pool : public detail::PoolFace<ProcessPoolExecutor> {
 class ThreadPool : public detail::PoolFace<ThreadPoolExecutor> {
  public:
   explicit ThreadPool(std::size_t processes = 0, std::function<void()> initializer = {})
-      : PoolFace(ThreadPoolOptions{.max_workers = processes, .initializer = std::move(initializer)}) {}
+      : PoolFace(make_options(processes, std::move(initializer))) {}
+
+ private:
+  static ThreadPoolOptions make_options(std::size_t processes, std::function<void()> initializer) {
+    ThreadPoolOptions o;
+    o.max_workers = processes;
+    o.initializer = std::move(initializer);
+    return o;
+  }
 };
 
 }  // namespace parex
