@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <limits>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <system_error>
 #include <unistd.h>
@@ -57,6 +58,14 @@ void ManagerLink::connect_locked() {
 
 std::vector<std::byte> ManagerLink::request(const Buffer& request) {
   std::lock_guard lock(mutex_);
+  if (fd_ >= 0) {  // a server never speaks first: readable now means closed (a server that ended)
+    char c;
+    const ssize_t n = ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      ::close(fd_);
+      fd_ = -1;  // reconnect: a new server may serve this address now
+    }
+  }
   if (fd_ < 0) connect_locked();  // first use, or the last call found the server gone
   auto gone = [&]() -> ConnectionError {
     ::close(fd_);

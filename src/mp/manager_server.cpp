@@ -20,6 +20,7 @@
 #include <map>
 #include <mutex>
 #include <shared_mutex>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
@@ -227,7 +228,12 @@ void call_namespace(Object& o, std::string_view m, Reader& a, Writer& out) {
 class Server {
  public:
   Server(std::string key, std::size_t max_connections, std::size_t max_bytes)
-      : key_(std::move(key)), max_connections_(max_connections), max_bytes_(max_bytes) {}
+      : key_(std::move(key)), max_connections_(max_connections), max_bytes_(max_bytes) {
+    // Ids start at a random point: a proxy of an earlier server at the same address
+    // finds no object here (SharedObjectError), never another one's.
+    if (::getrandom(&last_id_, sizeof last_id_, 0) != sizeof last_id_) last_id_ = static_cast<std::uint64_t>(::getpid()) << 32;
+    last_id_ >>= 2;
+  }
 
   void serve(int listener) {
     for (;;) {

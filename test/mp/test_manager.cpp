@@ -202,6 +202,22 @@ BOOST_AUTO_TEST_CASE(a_wrong_key_is_refused_and_the_server_goes_on) {
   BOOST_TEST(!std::filesystem::exists(path));
 }
 
+BOOST_AUTO_TEST_CASE(a_new_server_at_the_same_address_is_reached_afresh) {
+  const std::string path = private_socket() + ".2";
+  parex::ListProxy<int> old;
+  {
+    parex::Manager m(parex::ManagerOptions{.address = path, .authkey = "k"});
+    old = m.list<int>();
+    old.append(1);
+  }
+  BOOST_CHECK_THROW(old.append(2), parex::ConnectionError);
+  parex::Manager again(parex::ManagerOptions{.address = path, .authkey = "k"});  // the same link, reconnected
+  auto l = again.list<int>();
+  l.append(3);
+  BOOST_TEST(l.size() == 1u);
+  BOOST_CHECK_THROW(old.size(), parex::SharedObjectError);  // never the new server's object
+}
+
 BOOST_AUTO_TEST_CASE(garbage_truncation_and_floods_do_not_stop_the_server) {
   parex::Manager m(parex::ManagerOptions{.max_message_bytes = 1 << 20});
   auto l = m.list<int>();
