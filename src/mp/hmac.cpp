@@ -63,7 +63,7 @@ Digest256 sha256(std::span<const std::uint8_t> data) noexcept {
   return out;
 }
 
-Digest256 hmac_sha256(std::string_view key, std::span<const std::uint8_t> message) noexcept {
+Digest256 hmac_sha256(std::string_view key, std::span<const std::uint8_t> message) {
   std::uint8_t k0[64] = {};
   if (key.size() > 64) {
     const Digest256 d = sha256({reinterpret_cast<const std::uint8_t*>(key.data()), key.size()});

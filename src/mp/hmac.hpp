@@ -14,7 +14,7 @@ namespace parex::detail {
 using Digest256 = std::array<std::uint8_t, 32>;
 
 Digest256 sha256(std::span<const std::uint8_t> data) noexcept;
-Digest256 hmac_sha256(std::string_view key, std::span<const std::uint8_t> message) noexcept;
+Digest256 hmac_sha256(std::string_view key, std::span<const std::uint8_t> message);
 /// Compares in time that does not depend on where the digests differ.
 bool digests_equal(const Digest256& a, const Digest256& b) noexcept;
 

@@ -145,15 +145,12 @@ Manager::Manager(ManagerOptions o) : state_(std::make_unique<State>()) {
     s.private_dir = tmpl;
     address = tmpl + "/socket";
   }
-  auto [mine, theirs] = Pipe(false);
-  s.server.emplace(detail::manager_serve, address, s.authkey, std::uint64_t(o.max_connections),
-                   std::uint64_t(o.max_message_bytes), theirs);
-  s.server->name = "parex-manager";
-  s.server->daemon = true;  // ends with this program, also when this program is killed
-  auto cleanup = [&] {
-    if (!s.private_dir.empty()) std::filesystem::remove_all(s.private_dir);
-  };
   try {
+    auto [mine, theirs] = Pipe(false);
+    s.server.emplace(detail::manager_serve, address, s.authkey, std::uint64_t(o.max_connections),
+                     std::uint64_t(o.max_message_bytes), theirs);
+    s.server->name = "parex-manager";
+    s.server->daemon = true;  // ends with this program, also when this program is killed
     s.server->start();
     theirs.close();
     if (!mine.poll(o.start_timeout)) throw ConnectionError("the Manager's server did not start in time");
@@ -165,10 +162,16 @@ Manager::Manager(ManagerOptions o) : state_(std::make_unique<State>()) {
     }
     if (!got.empty() && got[0] == '!') throw ConnectionError("the Manager's server could not listen: " + got.substr(1));
     s.address = got;
-  } catch (...) {
-    s.server->kill();
-    s.server->join();
-    cleanup();
+  } catch (...) {  // the first error is the one the caller sees
+    try {
+      if (s.server && s.server->pid() != 0) {
+        s.server->kill();
+        s.server->join();
+      }
+    } catch (...) {
+    }
+    std::error_code ec;
+    if (!s.private_dir.empty()) std::filesystem::remove_all(s.private_dir, ec);
     throw;
   }
   s.running = true;
@@ -207,10 +210,10 @@ void Manager::shutdown() noexcept {
   if (!state_ || !state_->running) return;
   State& s = *state_;
   s.running = false;
-  try {
+  try {  // on a connection of its own: the shared one may be busy with another thread's call
     detail::Buffer b;
     b.put_byte(static_cast<std::uint8_t>(detail::ManagerOp::shutdown));
-    s.link->request(b);
+    detail::ManagerLink(s.address, s.authkey).request(b);
   } catch (...) {  // already gone: the join below finds it
   }
   try {

@@ -2,6 +2,7 @@
 #include "mp/manager_protocol.hpp"
 
 #include "mp/hmac.hpp"
+#include "sync/futex.hpp"
 
 #include <parex/errors.hpp>
 
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -68,6 +70,9 @@ ManagerAddress ManagerAddress::parse(const std::string& address) {
     a.tcp = true;
     a.host = address.substr(0, colon);
     if (a.host == "localhost") a.host = "127.0.0.1";
+    if (a.host.rfind("127.", 0) != 0)
+      throw ValueError("Manager: TCP is served on loopback only (127.x.x.x), not on '" + a.host +
+                       "': messages after the handshake are neither encrypted nor signed");
     const std::string port = address.substr(colon + 1);
     char* end = nullptr;
     const unsigned long p = std::strtoul(port.c_str(), &end, 10);
@@ -130,6 +135,24 @@ int connect_to(const ManagerAddress& a) {
   return fd;
 }
 
+bool read_exact_until(int fd, void* p, std::size_t n, std::chrono::steady_clock::time_point deadline) {
+  auto* c = static_cast<char*>(p);
+  while (n) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) return false;
+    pollfd pfd{fd, POLLIN, 0};
+    const int rc = ::poll(&pfd, 1, static_cast<int>(left));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc <= 0) return false;
+    const ssize_t got = ::recv(fd, c, n, MSG_DONTWAIT);
+    if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (got <= 0) return false;
+    c += got;
+    n -= static_cast<std::size_t>(got);
+  }
+  return true;
+}
+
 bool read_exact(int fd, void* p, std::size_t n) {
   auto* c = static_cast<char*>(p);
   while (n) {
@@ -159,8 +182,8 @@ bool server_handshake(int fd, const std::string& key) {
   std::memcpy(hello, magic, 8);
   random_bytes(hello + 8, 32);
   if (!write_all(fd, hello, sizeof hello)) return false;
-  std::uint8_t reply[64];
-  if (!read_exact(fd, reply, sizeof reply)) return false;
+  std::uint8_t reply[64];  // within 10 s in all: a client that trickles bytes is dropped too
+  if (!read_exact_until(fd, reply, sizeof reply, std::chrono::steady_clock::now() + std::chrono::seconds(10))) return false;
   Digest256 got;
   std::memcpy(got.data(), reply, 32);
   if (!digests_equal(got, answer(key, "client", hello + 8))) {
@@ -195,6 +218,7 @@ void client_handshake(int fd, const std::string& key, const std::string& address
 }
 
 bool send_message(int fd, std::span<const std::byte> body) {
+  if (body.size() > max_message) return false;
   const std::uint32_t len = static_cast<std::uint32_t>(body.size());
   iovec iov[2] = {{const_cast<std::uint32_t*>(&len), sizeof len}, {const_cast<std::byte*>(body.data()), body.size()}};
   msghdr m{};
@@ -232,7 +256,7 @@ ssize_t receive(int fd, std::byte* p, std::size_t n) {
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
     if (Clock::now() >= until) break;
-    __builtin_ia32_pause();
+    cpu_relax();
   }
   for (;;) {
     const ssize_t got = ::recv(fd, p, n, 0);

@@ -40,7 +40,9 @@ bool server_handshake(int fd, const std::string& key);
 /// The client's side. @throws AuthenticationError, ConnectionError.
 void client_handshake(int fd, const std::string& key, const std::string& address);
 
-/// Sends [u32 length][head][body] in one call; false if the peer is gone.
+/// The largest message the framing carries (its length is a u32).
+inline constexpr std::size_t max_message = 0xffffffffu;
+/// Sends [u32 length][body] in one call; false if the peer is gone or body > max_message.
 bool send_message(int fd, std::span<const std::byte> body);
 
 /// Reads messages from a socket through one buffer: one recv per message, usually.

@@ -244,7 +244,7 @@ class Server {
           std::this_thread::sleep_for(std::chrono::milliseconds(10));
           continue;
         }
-        return;
+        std::_Exit(1);  // the listening socket broke: detached threads use *this, never return
       }
       if (connections_.fetch_add(1) >= max_connections_) {
         connections_.fetch_sub(1);
@@ -261,12 +261,17 @@ class Server {
   }
 
  private:
-  void connection(int fd) {
-    timeval tv{10, 0};  // a client that stalls its handshake is dropped
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  void connection(int fd) noexcept {
+    try {
+      serve_connection(fd);
+    } catch (...) {  // out of memory, say: this connection ends, the server goes on
+    }
+    ::close(fd);
+    connections_.fetch_sub(1);
+  }
+
+  void serve_connection(int fd) {
     if (server_handshake(fd, key_)) {
-      tv = {0, 0};
-      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
       MessageReader reader(max_bytes_);
       Buffer out;
       std::span<const std::byte> msg;
@@ -274,6 +279,11 @@ class Server {
         out.clear();
         bool stop = false;
         handle(msg, out, stop);
+        if (out.size() > max_message) {  // a reply the framing cannot carry: say so instead
+          out.clear();
+          out.put_byte(1);
+          encode_exception(out, std::make_exception_ptr(ValueError("Manager: the reply is over 4 GiB")));
+        }
         if (!send_message(fd, out.bytes())) break;
         if (stop) {
           ::shutdown(fd, SHUT_RDWR);
@@ -281,13 +291,11 @@ class Server {
         }
       }
     }
-    ::close(fd);
-    connections_.fetch_sub(1);
   }
 
   void handle(std::span<const std::byte> msg, Buffer& out, bool& stop) {
-    out.put_byte(0);
     try {
+      out.put_byte(0);
       Reader r(msg);
       switch (static_cast<ManagerOp>(r.get_byte())) {
         case ManagerOp::call: return call(r, out);

@@ -3,6 +3,7 @@
 #include <parex/mp/pool.hpp>
 
 #include <cstdio>
+#include <string>
 #include <thread>
 
 namespace parex::detail {
@@ -26,7 +27,8 @@ void PoolCollectors::start(std::function<void()> job) {
       }
     }
     slots_.push_back(slot);
-    slot->thread = std::thread([job = std::move(job), s = slot.get()] {
+    slot->thread = std::thread([job = std::move(job), s = slot] {  // owns its slot: join_all may detach it
+      InCallback flag;  // the map_async callbacks run here
       job();
       s->done.store(true, std::memory_order_release);
     });
@@ -43,6 +45,14 @@ void PoolCollectors::join_all() noexcept {
   for (auto& s : all)
     if (s->thread.joinable() && s->thread.get_id() != std::this_thread::get_id()) s->thread.join();
     else if (s->thread.joinable()) s->thread.detach();  // join() from a callback of this very map_async
+}
+
+thread_local int in_pool_callback = 0;
+
+void check_not_in_callback(const char* what) {
+  if (in_pool_callback)
+    throw InvalidStateError(std::string("Pool::") + what +
+                            " from a Pool callback would wait for the thread that runs it; call it elsewhere");
 }
 
 void throw_pool_not_running() { throw ValueError("Pool not running (close() or terminate() was called)"); }

@@ -161,7 +161,10 @@ BOOST_AUTO_TEST_CASE(terminate_with_work_running_leaves_no_worker) {
     BOOST_TEST((std::chrono::steady_clock::now() - t0 < 10s));
     BOOST_CHECK_THROW(pool.apply(square, 1), parex::ValueError);
   }
-  for (auto& r : rs) BOOST_CHECK_THROW(r.get(test::deadlock_timeout), parex::Error);  // no hang
+  for (auto& r : rs) BOOST_TEST(r.ready());  // terminate waited: nothing left pending
+  BOOST_CHECK_THROW(rs[0].get(), parex::BrokenProcessPool);  // running: its worker was killed
+  BOOST_CHECK_THROW(rs[1].get(), parex::BrokenProcessPool);
+  BOOST_CHECK_THROW(rs[2].get(), parex::CancelledError);     // queued: never started
   BOOST_TEST(gone(pids[0]));
   BOOST_TEST(gone(pids[1]));
 }
@@ -178,7 +181,32 @@ BOOST_AUTO_TEST_CASE(the_destructor_terminates_and_reaps) {
   BOOST_TEST((std::chrono::steady_clock::now() - t0 < 20s));
   BOOST_TEST(gone(pids[0]));
   BOOST_TEST(gone(pids[1]));
-  BOOST_CHECK_THROW(r.get(test::deadlock_timeout), parex::Error);
+  BOOST_TEST(r.ready());
+  BOOST_CHECK_THROW(r.get(), parex::BrokenProcessPool);
+}
+
+BOOST_AUTO_TEST_CASE(join_or_terminate_from_a_callback_is_refused_not_a_hang) {
+  parex::Pool pool(2);
+  std::atomic<int> refused{0};
+  auto r = pool.apply_async(parex::Callbacks{[&](int) {
+                              try {
+                                pool.terminate();
+                              } catch (const parex::InvalidStateError&) {
+                                ++refused;
+                              }
+                            }},
+                            square, 2);
+  BOOST_TEST(r.get(test::deadlock_timeout) == 4);
+  auto m = pool.map_async(square, std::vector<int>{1, 2}, 1, parex::Callbacks{[&](const std::vector<int>&) {
+                            try {
+                              pool.join();
+                            } catch (const parex::InvalidStateError&) {
+                              ++refused;
+                            }
+                          }});
+  BOOST_TEST(m.get(test::deadlock_timeout).size() == 2u);
+  BOOST_TEST(refused.load() == 2);
+  BOOST_TEST(pool.apply(square, 3) == 9);  // still running
 }
 
 BOOST_AUTO_TEST_CASE(close_then_join_finishes_the_work) {

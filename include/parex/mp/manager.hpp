@@ -88,43 +88,40 @@ class ProxyBase {
     Reader r(reply);
     return get_item<R>(r);
   }
-  /// A call whose arguments are a count and that many items (extend, update).
-  template <class Items>
+  /// A call whose arguments are a count and that many items (extend), or that many
+  /// key and value items (update: Pairs = true).
+  template <bool Pairs = false, class Items>
   void call_items(std::string_view method, const Items& items) const {
     Buffer b;
     put_call_header(b, id_, tag_, method);
     b.put_varint(std::ranges::size(items));
-    for (const auto& x : items) put_items_of(b, x);
+    for (const auto& x : items) {
+      if constexpr (Pairs) {
+        put_item(b, x.first);
+        put_item(b, x.second);
+      } else {
+        put_item(b, x);
+      }
+    }
     link().request(b);
   }
-  /// A reply of a count and that many items (or pairs of items).
-  template <class T, class... A>
+  /// A reply of a count and that many items, or (pairs) key and value items.
+  template <class T, bool Pairs = false, class... A>
   std::vector<T> call_many(std::string_view method, const A&... args) const {
     const auto reply = call(method, args...);
     Reader r(reply);
     const std::size_t n = r.get_count(1);
     std::vector<T> out;
     out.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) out.push_back(get_items_of<T>(r));
+    for (std::size_t i = 0; i < n; ++i) {
+      if constexpr (Pairs) {
+        auto k = get_item<typename T::first_type>(r);
+        out.emplace_back(std::move(k), get_item<typename T::second_type>(r));
+      } else {
+        out.push_back(get_item<T>(r));
+      }
+    }
     return out;
-  }
-  template <class T>
-  static void put_items_of(Writer& w, const T& x) {
-    if constexpr (requires { x.first; x.second; }) {
-      put_item(w, x.first);
-      put_item(w, x.second);
-    } else {
-      put_item(w, x);
-    }
-  }
-  template <class T>
-  static T get_items_of(Reader& r) {
-    if constexpr (requires(T t) { t.first; t.second; }) {
-      auto k = get_item<typename T::first_type>(r);
-      return T(std::move(k), get_item<typename T::second_type>(r));
-    } else {
-      return get_item<T>(r);
-    }
   }
   void encode_base(Writer& w) const;
   ManagerLink& link() const;
@@ -199,11 +196,11 @@ class DictProxy : public detail::ProxyBase {
   void update(R&& pairs) const {
     std::vector<std::pair<K, V>> v;
     for (auto&& [k, x] : pairs) v.emplace_back(k, x);
-    call_items("update", v);
+    call_items<true>("update", v);
   }
   std::vector<K> keys() const { return call_many<K>("keys"); }
   std::vector<V> values() const { return call_many<V>("values"); }
-  std::vector<std::pair<K, V>> items() const { return call_many<std::pair<K, V>>("items"); }
+  std::vector<std::pair<K, V>> items() const { return call_many<std::pair<K, V>, true>("items"); }
   std::size_t size() const { return call_for<std::uint64_t>("size"); }
   void clear() const { call("clear"); }
   std::map<K, V> to_map() const {
@@ -348,11 +345,10 @@ class Manager {
   }
   template <class T, std::ranges::input_range R>
   ArrayProxy<T> Array(R&& values) {
+    std::vector<T> v(std::ranges::begin(values), std::ranges::end(values));  // one pass: input ranges too
     detail::Buffer b;
-    std::size_t n = 0;
-    for (auto&& x : values) ++n, (void)x;
-    b.put_varint(n);
-    for (auto&& x : values) detail::put_item<T>(b, T(x));
+    b.put_varint(v.size());
+    for (const T& x : v) detail::put_item<T>(b, x);
     const auto tag = detail::proxy_tag<ArrayProxy<T>>();
     return ArrayProxy<T>(link(), create("array", tag, &b), tag);
   }

@@ -18,6 +18,9 @@
 // What differs from Python, on purpose:
 // - A worker that dies fails the calls it held with WorkerCrashed (a BrokenProcessPool):
 //   get() throws, it never hangs. The pool starts a fresh worker and goes on.
+// - join() and terminate() from a callback of the same pool throw InvalidStateError (they
+//   would wait for the very thread that runs the callback).
+// - One thread collects each map_async / starmap_async while it runs.
 // - The destructor calls terminate() (Python's `with Pool() as p:` block does the same):
 //   calls not started are cancelled, running ones fail, the workers are reaped before it
 //   returns. Call close() and join() first to let queued work finish. No worker outlives
@@ -117,6 +120,14 @@ class PoolCollectors {
   std::vector<std::shared_ptr<Slot>> slots_;
 };
 
+/// Set while a Pool callback runs on this thread: join() and terminate() there would wait
+/// for themselves.
+extern thread_local int in_pool_callback;
+struct InCallback {
+  InCallback() noexcept { ++in_pool_callback; }
+  ~InCallback() { --in_pool_callback; }
+};
+void check_not_in_callback(const char* what);
 [[noreturn]] void throw_pool_not_running();
 [[noreturn]] void throw_pool_still_running();
 void report_callback_error(const char* which) noexcept;
@@ -135,6 +146,7 @@ Future<T> with_callbacks(Future<T> f, Callbacks<C, E> cbs) {
       } catch (...) {  // cancelled
         e = std::current_exception();
       }
+      InCallback flag;
       if (e) {
         try {
           cbs.error_callback(e);
@@ -163,7 +175,7 @@ class PoolFace {
  public:
   PoolFace(const PoolFace&) = delete;
   PoolFace& operator=(const PoolFace&) = delete;
-  ~PoolFace() { terminate(); }
+  ~PoolFace() { stop(); }
 
   /// fn over the range, results in order. chunksize 0: Python's choice (len / (4 x
   /// processes), rounded up) for a sized range, else 1. Rethrows the first failure.
@@ -222,20 +234,19 @@ class PoolFace {
   void close() { running_.store(false); }
   /// Waits for every worker to finish (after close or terminate). @throws ValueError
   /// while the pool still accepts work (as Python).
+  /// @throws InvalidStateError from a callback of this pool (it would wait for itself).
   void join() {
+    check_not_in_callback("join");
     if (running_.load()) throw_pool_still_running();
     collectors_.join_all();  // first: a map_async may still be submitting its chunks
     ex_.shutdown(true);
   }
-  /// Stops now: calls not started are cancelled, running ones fail, workers are reaped.
-  void terminate() noexcept {
-    running_.store(false);
-    try {
-      if constexpr (requires(Exec& e) { e.kill_workers(); }) ex_.terminate_workers();
-      ex_.shutdown(true, true);
-    } catch (...) {
-    }
-    collectors_.join_all();
+  /// Stops now: calls not started are cancelled, running ones fail (process workers get
+  /// SIGKILL: one that handles SIGTERM cannot hold the pool up), workers are reaped.
+  /// @throws InvalidStateError from a callback of this pool (it would wait for itself).
+  void terminate() {
+    check_not_in_callback("terminate");
+    stop();
   }
   std::size_t processes() const noexcept { return ex_.max_workers(); }
   /// The executor underneath: everything a pool is not asked to do (futures, wait, ...).
@@ -246,6 +257,15 @@ class PoolFace {
   explicit PoolFace(A&&... a) : ex_(std::forward<A>(a)...) {}
 
  private:
+  void stop() noexcept {
+    running_.store(false);
+    try {
+      if constexpr (requires(Exec& e) { e.kill_workers(); }) ex_.kill_workers();
+      ex_.shutdown(true, true);
+    } catch (...) {
+    }
+    collectors_.join_all();
+  }
   void check_running() const {
     if (!running_.load()) throw_pool_not_running();
   }
