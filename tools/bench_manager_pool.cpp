@@ -9,6 +9,8 @@
 // Prints a table, or with --json one JSON line of medians over --repeats.
 #include <parex/parex.hpp>
 
+#include "bench_args.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -73,10 +75,6 @@ double pool_apply(parex::Pool& pool, int n) {
   return n / s;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 }  // namespace
 
 PAREX_REGISTER(square);
@@ -84,28 +82,15 @@ PAREX_REGISTER(append_n);
 
 int main(int argc, char** argv) {
   parex::init(argc, argv);
-  bool json = false;
-  int repeats = 3;
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--json")) json = true;
-    else if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = std::max(1, std::atoi(argv[++i]));
-  }
+  const bench::Args args = bench::parse_args(argc, argv);
   std::map<std::string, std::vector<double>> r;
   parex::Pool pool(2);
   pool.map(square, std::views::iota(0, 1000));  // the workers are up
-  for (int k = 0; k < repeats; ++k) {
+  for (int k = 0; k < args.repeats; ++k) {
     r["manager_append_per_s"].push_back(manager_append(100000));
     r["manager_start_ms"].push_back(manager_start_ms(10));
     r["pool_map_per_s"].push_back(pool_map(pool, 1000000));
     r["pool_apply_per_s"].push_back(pool_apply(pool, 20000));
   }
-  if (json) {
-    std::printf("{");
-    const char* sep = "";
-    for (auto& [k, v] : r) std::printf("%s\"%s\": %.6g", std::exchange(sep, ", "), k.c_str(), median(v));
-    std::printf("}\n");
-  } else {
-    std::printf("bench_manager_pool (parex), medians of %d\n", repeats);
-    for (auto& [k, v] : r) std::printf("  %-22s %14.6g\n", k.c_str(), median(v));
-  }
+  bench::print_medians("bench_manager_pool", args, r);
 }

@@ -7,11 +7,11 @@
   pool_apply_per_s      Pool(2).apply, one call at a time
   bench_manager_pool_python.py [--json] [--repeats K]     Standard library only.
 """
-import argparse
-import json
 import multiprocessing as mp
 import statistics
 import time
+
+from bench_vs_python import twin_main
 
 
 def square(x):
@@ -62,26 +62,17 @@ def pool_apply(pool, n):
     return n / (time.perf_counter() - t0)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--json", action="store_true")
-    ap.add_argument("--repeats", type=int, default=3)
-    a = ap.parse_args()
+def measure(repeats):
     r = {}
     with mp.Pool(2) as pool:
         pool.map(square, range(1000))
-        for _ in range(a.repeats):
+        for _ in range(repeats):
             r.setdefault("manager_append_per_s", []).append(manager_append(20000))
             r.setdefault("manager_start_ms", []).append(manager_start_ms(10))
             r.setdefault("pool_map_per_s", []).append(pool_map(pool, 1000000))
             r.setdefault("pool_apply_per_s", []).append(pool_apply(pool, 4000))
-    med = {k: statistics.median(v) for k, v in r.items()}
-    if a.json:
-        print(json.dumps(med))
-    else:
-        for k, v in med.items():
-            print(f"  {k:22} {v:14.6g}")
+    return r
 
 
 if __name__ == "__main__":
-    main()
+    twin_main("bench_manager_pool_python", measure)

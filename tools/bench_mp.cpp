@@ -10,6 +10,8 @@
 // Prints a table, or with --json one JSON line of medians over --repeats.
 #include <parex/parex.hpp>
 
+#include "bench_args.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -172,22 +174,13 @@ double start_join_ms(int n) {
   return t[t.size() / 2];
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 }  // namespace
 
 int main(int argc, char** argv) {
   parex::init(argc, argv);
-  bool json = false;
-  int repeats = 3;
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--json")) json = true;
-    else if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = std::max(1, std::atoi(argv[++i]));
-  }
+  const bench::Args args = bench::parse_args(argc, argv);
   std::map<std::string, std::vector<double>> r;
-  for (int k = 0; k < repeats; ++k) {
+  for (int k = 0; k < args.repeats; ++k) {
     r["queue_int_per_s"].push_back(queue_ints(400000));
     r["queue_1k_per_s"].push_back(queue_strings(200000));
     r["pipe_per_s"].push_back(pipe_one_way(400000));
@@ -196,13 +189,5 @@ int main(int argc, char** argv) {
     r["increments_ms"].push_back(increments_ms());
     r["start_join_ms"].push_back(start_join_ms(20));
   }
-  if (json) {
-    std::printf("{");
-    const char* sep = "";
-    for (auto& [k, v] : r) std::printf("%s\"%s\": %.6g", std::exchange(sep, ", "), k.c_str(), median(v));
-    std::printf("}\n");
-  } else {
-    std::printf("bench_mp (parex), medians of %d\n", repeats);
-    for (auto& [k, v] : r) std::printf("  %-18s %14.6g\n", k.c_str(), median(v));
-  }
+  bench::print_medians("bench_mp", args, r);
 }

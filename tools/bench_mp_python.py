@@ -11,11 +11,11 @@
   start_join_spawn_ms  the same with the spawn start method
   bench_mp_python.py [--json] [--repeats K]     Standard library only.
 """
-import argparse
-import json
 import multiprocessing as mp
 import statistics
 import time
+
+from bench_vs_python import twin_main
 
 
 def put_ints(q, go, n):
@@ -145,13 +145,9 @@ def start_join_ms(ctx, n):
     return statistics.median(t)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--json", action="store_true")
-    ap.add_argument("--repeats", type=int, default=3)
-    a = ap.parse_args()
+def measure(repeats):
     r = {}
-    for _ in range(a.repeats):
+    for _ in range(repeats):
         for k, v in (("queue_int_per_s", queue_rate(put_ints, 100000)),
                      ("queue_1k_per_s", queue_rate(put_strings, 50000)),
                      ("pipe_per_s", pipe_one_way(100000)),
@@ -161,15 +157,9 @@ def main():
                      ("start_join_ms", start_join_ms(mp.get_context("fork"), 20)),
                      ("start_join_spawn_ms", start_join_ms(mp.get_context("spawn"), 5))):
             r.setdefault(k, []).append(v)
-    med = {k: statistics.median(v) for k, v in r.items()}
-    if a.json:
-        print(json.dumps(med))
-    else:
-        print(f"bench_mp_python (Python {'.'.join(map(str, __import__('sys').version_info[:3]))}), medians of {a.repeats}")
-        for k, v in sorted(med.items()):
-            print(f"  {k:20} {v:14.6g}")
+    return r
 
 
 if __name__ == "__main__":
     mp.set_start_method("fork")
-    main()
+    twin_main("bench_mp_python", measure)

@@ -9,13 +9,9 @@ one table with ratios ("> 1: parex is better") and the bars of issue 9:
     Queue items/s >= 10x, Pipe one-way messages/s >= 5x, Process start+join <= Python's fork.
 Standard library only; the exit code is 0 whether or not the bars are met.
 """
-import argparse
-import statistics
-import subprocess
-import sys
 from pathlib import Path
 
-from bench_vs_python import run_json  # the same tool-runner as the pools' comparison
+from bench_vs_python import side_by_side_main  # the same tool-runner as the pools' comparison
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_PAREX = HERE.parent / "build" / "release" / "tools" / "bench_mp"
@@ -32,24 +28,8 @@ ROWS = [  # key, label, higher is better, bar (ratio parex/python or None)
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--inner", type=int, default=3)
-    ap.add_argument("--parex", default=str(DEFAULT_PAREX))
-    a = ap.parse_args()
-    px, py = [], []
-    for _ in range(a.rounds):
-        px.append(run_json([a.parex, "--json", "--repeats", str(a.inner)]))
-        py.append(run_json([sys.executable, str(HERE / "bench_mp_python.py"), "--json", "--repeats", str(a.inner)]))
-    med = lambda rs, k: statistics.median(r[k] for r in rs)
-    print(f"parex vs Python {sys.version.split()[0]} multiprocessing: medians of {a.rounds} rounds x {a.inner}")
-    print(f"  {'':42} {'parex':>12} {'Python':>12} {'ratio':>8}  bar")
-    for key, label, higher, bar in ROWS:
-        x, y = med(px, key), med(py, key)
-        ratio = x / y if higher else y / x
-        verdict = "" if bar is None else (f">= {bar}x: " + ("met" if ratio >= bar else "NOT met"))
-        print(f"  {label:42} {x:12.4g} {y:12.4g} {ratio:7.1f}x  {verdict}")
-    print(f"  {'Process start + join, Python spawn (ms)':42} {'':12} {med(py, 'start_join_spawn_ms'):12.4g}")
+    py_median = side_by_side_main("multiprocessing", ROWS, DEFAULT_PAREX, HERE / "bench_mp_python.py")
+    print(f"  {'Process start + join, Python spawn (ms)':44} {'':12} {py_median('start_join_spawn_ms'):12.4g}")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,53 @@ def run_json(cmd):
     raise RuntimeError(f"no JSON line in the output of {' '.join(map(str, cmd))}:\n{out}")
 
 
+def side_by_side(title, rows, parex, python_script, rounds, inner):
+    """Runs `parex --json --repeats inner` and `python_script --json --repeats inner`
+    alternately, `rounds` times each; prints one table of medians with ratios ("> 1: parex
+    is better") and each row's bar. rows: (key, label, higher_is_better, bar or None).
+    Returns a function giving the median of a key over the Python rounds."""
+    px, py = [], []
+    for _ in range(rounds):
+        px.append(run_json([parex, "--json", "--repeats", str(inner)]))
+        py.append(run_json([sys.executable, str(python_script), "--json", "--repeats", str(inner)]))
+    med = lambda rs, k: statistics.median(r[k] for r in rs)
+    print(f"parex vs Python {sys.version.split()[0]} {title}: medians of {rounds} rounds x {inner}")
+    print(f"  {'':44} {'parex':>12} {'Python':>12} {'ratio':>8}  bar")
+    for key, label, higher, bar in rows:
+        x, y = med(px, key), med(py, key)
+        ratio = x / y if higher else y / x
+        verdict = "" if bar is None else (f">= {bar}x: " + ("met" if ratio >= bar else "NOT met"))
+        print(f"  {label:44} {x:12.4g} {y:12.4g} {ratio:7.1f}x  {verdict}")
+    return lambda k: med(py, k)
+
+
+def side_by_side_main(title, rows, default_parex, python_script):
+    """main() of a side-by-side runner: --rounds R (default 3), --inner K (default 3),
+    --parex PATH; then side_by_side. Returns its Python-median function."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--inner", type=int, default=3)
+    ap.add_argument("--parex", default=str(default_parex))
+    a = ap.parse_args()
+    return side_by_side(title, rows, a.parex, python_script, a.rounds, a.inner)
+
+
+def twin_main(name, measure):
+    """main() of a Python twin of a C++ benchmark: --json and --repeats K; measure(K)
+    returns {figure: [values]}; prints each figure's median as a table or one JSON line."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3)
+    a = ap.parse_args()
+    med = {k: statistics.median(v) for k, v in measure(a.repeats).items()}
+    if a.json:
+        print(json.dumps(med))
+    else:
+        print(f"{name} (Python {sys.version.split()[0]}), medians of {a.repeats}")
+        for k, v in sorted(med.items()):
+            print(f"  {k:22} {v:14.6g}")
+
+
 def combine(rounds):
     """Median of each key over the rounds; the most frequent value for chunksizes."""
     keys = {k for r in rounds for k in r}

@@ -22,13 +22,9 @@
 
 using namespace std::chrono_literals;
 using namespace manager_test;
+using test::open_fds;
 
 namespace {
-std::size_t open_fds() {
-  std::size_t n = 0;
-  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-  return n;
-}
 std::string private_socket() {
   return (std::filesystem::temp_directory_path() / ("parex-test-" + std::to_string(::getpid()) + ".sock")).string();
 }

@@ -18,11 +18,6 @@ using namespace test;
 using namespace mp_test;
 
 namespace {
-std::size_t open_fds() {
-  std::size_t n = 0;
-  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-  return n;
-}
 template <class T>
 T round_trip(const T& v) {
   parex::detail::Buffer b;

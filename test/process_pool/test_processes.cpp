@@ -26,9 +26,6 @@ using namespace test;
 namespace bp = boost::process;
 
 namespace {
-std::size_t open_fds() {
-  return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator("/proc/self/fd"), {}));
-}
 
 using test::process_state;
 

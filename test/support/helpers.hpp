@@ -13,6 +13,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <iterator>
 #include <mutex>
 #include <source_location>
 #include <stdexcept>
@@ -44,6 +46,11 @@ class Gate {
   std::condition_variable cv_;
   bool open_ = false;
 };
+
+/// How many fds this process has open (for leak checks).
+inline std::size_t open_fds() {
+  return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator("/proc/self/fd"), {}));
+}
 
 /// Polls pred until true or deadlock_timeout; returns pred's last value.
 template <class Pred>
