@@ -156,14 +156,22 @@ Future<T> with_callbacks(Future<T> f, Callbacks<C, E> cbs) {
         p.set_exception(e);
         return;
       }
-      try {
-        if constexpr (std::is_void_v<T>) cbs.callback();
-        else cbs.callback(g.result());
-      } catch (...) {
-        report_callback_error("callback");
+      if constexpr (std::is_void_v<T>) {
+        try {
+          cbs.callback();
+        } catch (...) {
+          report_callback_error("callback");
+        }
+        p.set_result();
+      } else {
+        const T& value = g.result();  // done: no wait
+        try {
+          cbs.callback(value);
+        } catch (...) {
+          report_callback_error("callback");
+        }
+        p.set_result(value);
       }
-      if constexpr (std::is_void_v<T>) p.set_result();
-      else p.set_result(g.result());
     });
     return out;
   }
