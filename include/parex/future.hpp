@@ -1,4 +1,5 @@
-// parex/future.hpp - Future<T>, Promise<T>, wait() and as_completed().
+// parex/future.hpp - Future<T>, Promise<T>, wait() and as_completed(); then(), when_all()
+// and when_any() (detail/future/continuations.hpp).
 //
 // Future<T> is Python's concurrent.futures.Future for C++: a cheap copyable handle to
 // shared state (one atomic reference count). All members are thread-safe; any number of
@@ -82,6 +83,9 @@ template <class... T>
 inline constexpr bool copyable_v<std::variant<T...>> = (copyable_v<T> && ...);
 
 template <class T, class Fn>
+struct then_result;  // detail/future/continuations.hpp
+
+template <class T, class Fn>
 struct UserCallback final : CallbackNode {
   Fn fn;
   explicit UserCallback(Fn f) : fn(std::move(f)) {}
@@ -158,6 +162,15 @@ class Future {
     auto& s = state();
     s.add_callback(new detail::UserCallback<T, std::decay_t<Fn>>(std::forward<Fn>(fn)));
   }
+
+  /// A future of fn's result, run when this one completes; no thread waits for it.
+  /// fn takes the value (const T&, or nothing for void): an error or a cancellation skips
+  /// fn and passes to the result. Or fn takes the Future<T> itself: it runs whatever
+  /// the outcome. A Future returned by fn is waited for the same way (flattened). fn runs
+  /// on the completing thread (at once if this future is done): keep it short, or submit
+  /// from it. Cancelling the returned future does not cancel this one.
+  template <class Fn>
+  auto then(Fn&& fn) const -> Future<typename detail::then_result<T, std::decay_t<Fn>>::type>;
 
   friend bool operator==(const Future& a, const Future& b) noexcept { return a.s_.get() == b.s_.get(); }
 
@@ -394,3 +407,5 @@ AsCompleted<T> as_completed(Range&& fs, Timeout timeout = {}) {
 }
 
 }  // namespace parex
+
+#include <parex/detail/future/continuations.hpp>

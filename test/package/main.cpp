@@ -1,4 +1,5 @@
-// A user of the installed package: find_package(parex), link parex::parex, run both backends.
+// A user of the installed package: find_package(parex), link parex::parex, run both backends,
+// a Pool and a Manager.
 #include <parex/parex.hpp>
 
 #include <cstdio>
@@ -14,6 +15,12 @@ int main(int argc, char** argv) {
   int sum = 0;
   for (parex::Executor* ex : {static_cast<parex::Executor*>(&threads), static_cast<parex::Executor*>(&processes)})
     for (int y : ex->map(square, std::vector{1, 2, 3})) sum += y;
+  parex::Pool pool(2);  // multiprocessing's face over the same engine
+  for (int y : pool.map(square, std::vector{1, 2, 3})) sum += y;
+  parex::Manager manager;  // a server process; the list lives there
+  auto list = manager.list<int>();
+  list.append(pool.apply(square, 4));
+  sum += list.get(0);
   std::printf("consumer: %d\n", sum);
-  return sum == 28 ? 0 : 1;
+  return sum == 58 ? 0 : 1;
 }

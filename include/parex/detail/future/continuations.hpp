@@ -1,0 +1,207 @@
+// parex/detail/future/continuations.hpp - Future<T>::then, when_all and when_any: futures
+// made of futures, with no thread waiting (each is a done callback that completes a
+// Promise). Included by <parex/future.hpp>; see the comments on the public names there.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace parex {
+
+template <class T>
+struct WhenAnyResult;
+
+namespace detail {
+
+template <class T>
+struct is_future : std::false_type {};
+template <class T>
+struct is_future<Future<T>> : std::true_type {};
+
+/// Completes p with what the done future f holds (value, exception or cancellation).
+template <class T>
+void forward_outcome(Promise<T>& p, const Future<T>& f) noexcept {
+  try {
+    std::exception_ptr e;
+    try {
+      e = f.exception();
+    } catch (...) {  // cancelled
+      e = std::current_exception();
+    }
+    if (e) p.set_exception(e);
+    else if constexpr (std::is_void_v<T>) p.set_result();
+    else p.set_result(f.result());
+  } catch (...) {  // the continuation's future was cancelled meanwhile: nothing to do
+  }
+}
+
+template <class U, class Call>
+void continue_with(Promise<U>& p, Call&& call) {
+  using R = std::invoke_result_t<Call&>;
+  if constexpr (is_future<std::decay_t<R>>::value) {
+    auto inner = call();
+    inner.add_done_callback([p = std::move(p)](const std::decay_t<R>& g) mutable { forward_outcome(p, g); });
+  } else if constexpr (std::is_void_v<R>) {
+    call();
+    p.set_result();
+  } else {
+    p.set_result(call());
+  }
+}
+
+/// Runs fn for then(): with the future if fn takes one, else with its value (an error
+/// skips fn and goes on to the result). Completes p with what fn returns or throws; a
+/// returned future is waited for without blocking (flattened).
+template <class T, class U, class Fn>
+void run_continuation(Promise<U>& p, Fn& fn, const Future<T>& f) noexcept {
+  try {
+    if constexpr (std::is_invocable_v<Fn&, const Future<T>&>) {
+      continue_with(p, [&]() -> decltype(auto) { return std::invoke(fn, f); });
+    } else {
+      if (std::exception_ptr e = f.exception()) return p.set_exception(e);
+      if constexpr (std::is_void_v<T>) continue_with(p, [&]() -> decltype(auto) { return std::invoke(fn); });
+      else continue_with(p, [&]() -> decltype(auto) { return std::invoke(fn, f.result()); });
+    }
+  } catch (...) {
+    try {
+      p.set_exception(std::current_exception());
+    } catch (...) {  // cancelled meanwhile
+    }
+  }
+}
+
+template <class T, class Fn, bool ByFuture = std::is_invocable_v<Fn&, const Future<T>&>, bool Void = std::is_void_v<T>>
+struct then_raw;
+template <class T, class Fn, bool Void>
+struct then_raw<T, Fn, true, Void> {
+  using type = std::invoke_result_t<Fn&, const Future<T>&>;
+};
+template <class T, class Fn>
+struct then_raw<T, Fn, false, true> {
+  using type = std::invoke_result_t<Fn&>;
+};
+template <class T, class Fn>
+struct then_raw<T, Fn, false, false> {
+  using type = std::invoke_result_t<Fn&, const T&>;
+};
+template <class R>
+struct unwrap_future {
+  using type = R;
+};
+template <class V>
+struct unwrap_future<Future<V>> {
+  using type = V;
+};
+template <class T, class Fn>
+struct then_result {
+  using type = typename unwrap_future<std::decay_t<typename then_raw<T, Fn>::type>>::type;
+};
+
+}  // namespace detail
+
+template <class T>
+template <class Fn>
+auto Future<T>::then(Fn&& fn) const -> Future<typename detail::then_result<T, std::decay_t<Fn>>::type> {
+  using U = typename detail::then_result<T, std::decay_t<Fn>>::type;
+  Promise<U> p;
+  Future<U> out = p.get_future();
+  add_done_callback([p = std::move(p), fn = std::decay_t<Fn>(std::forward<Fn>(fn))](const Future<T>& f) mutable {
+    detail::run_continuation<T, U>(p, fn, f);
+  });
+  return out;
+}
+
+/// What when_any gives: the index of a future that completed first (SIZE_MAX for an
+/// empty input) and all the futures, in input order.
+template <class T>
+struct WhenAnyResult {
+  std::size_t index = std::numeric_limits<std::size_t>::max();
+  std::vector<Future<T>> futures;
+};
+
+/// A future that completes when every future of the range has (done, failed or
+/// cancelled), with them in input order; no thread waits for it.
+template <std::ranges::input_range Range, class T = typename std::ranges::range_value_t<Range>::value_type>
+Future<std::vector<Future<T>>> when_all(Range&& fs) {
+  struct Shared {
+    Promise<std::vector<Future<T>>> promise;
+    std::vector<Future<T>> futures;
+    std::atomic<std::size_t> left{0};
+  };
+  auto s = std::make_shared<Shared>();
+  for (const Future<T>& f : fs) s->futures.push_back(f);
+  Future<std::vector<Future<T>>> out = s->promise.get_future();
+  s->left.store(s->futures.size() + 1);  // + 1: none completes it while callbacks are added
+  auto one_done = [s] {
+    if (s->left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      try {
+        s->promise.set_result(s->futures);
+      } catch (...) {  // the when_all future was cancelled
+      }
+    }
+  };
+  for (const Future<T>& f : s->futures) f.add_done_callback([one_done](const Future<T>&) { one_done(); });
+  one_done();
+  return out;
+}
+
+/// A future that completes when the first future of the range does (with its index);
+/// at once for an empty range. No thread waits for it.
+template <std::ranges::input_range Range, class T = typename std::ranges::range_value_t<Range>::value_type>
+Future<WhenAnyResult<T>> when_any(Range&& fs) {
+  struct Shared {
+    Promise<WhenAnyResult<T>> promise;
+    std::vector<Future<T>> futures;
+    std::atomic<bool> fired{false};
+  };
+  auto s = std::make_shared<Shared>();
+  for (const Future<T>& f : fs) s->futures.push_back(f);
+  Future<WhenAnyResult<T>> out = s->promise.get_future();
+  auto fire = [](const std::shared_ptr<Shared>& sh, std::size_t i) {
+    if (sh->fired.exchange(true, std::memory_order_acq_rel)) return;
+    try {
+      sh->promise.set_result(WhenAnyResult<T>{i, sh->futures});
+    } catch (...) {  // the when_any future was cancelled
+    }
+  };
+  if (s->futures.empty()) fire(s, std::numeric_limits<std::size_t>::max());
+  for (std::size_t i = 0; i < s->futures.size() && !s->fired.load(); ++i)
+    s->futures[i].add_done_callback([s, i, fire](const Future<T>&) { fire(s, i); });
+  return out;
+}
+
+/// when_all over futures of different types: a future of the tuple of them.
+template <class... T>
+  requires(sizeof...(T) > 0)
+Future<std::tuple<Future<T>...>> when_all(const Future<T>&... fs) {
+  struct Shared {
+    Promise<std::tuple<Future<T>...>> promise;
+    std::tuple<Future<T>...> futures;
+    std::atomic<std::size_t> left{sizeof...(T) + 1};
+  };
+  auto s = std::make_shared<Shared>();
+  s->futures = std::tuple<Future<T>...>(fs...);
+  Future<std::tuple<Future<T>...>> out = s->promise.get_future();
+  auto one_done = [s] {
+    if (s->left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      try {
+        s->promise.set_result(s->futures);
+      } catch (...) {
+      }
+    }
+  };
+  (fs.add_done_callback([one_done](const Future<T>&) { one_done(); }), ...);
+  one_done();
+  return out;
+}
+
+}  // namespace parex
