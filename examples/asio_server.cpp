@@ -90,8 +90,8 @@ asio::awaitable<void> client(tcp::endpoint server, bool& done, tcp::acceptor& ac
 
 int main(int argc, char** argv) {
   parex::init(argc, argv);
+  asio::io_context io;  // one thread: everything below runs on it; it outlives the pool
   parex::ProcessPoolExecutor pool(parex::ProcessPoolOptions{.max_workers = 2});
-  asio::io_context io;  // one thread: everything below runs on it
   tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
   Stats stats;
   bool done = false;

@@ -15,7 +15,10 @@
 // No thread blocks: completion comes from the future's done callback.
 //
 // T must be default-constructible (the value passed with an error, as Asio's own
-// operations do). Header-only; needs Boost.Asio (libboost1.81-dev), not linked by parex.
+// operations do). The handler's executor (an io_context) must outlive the operation:
+// destroy the io_context after the pools whose futures it awaits. Asio's per-operation
+// cancellation is not connected: to give up on a call, cancel the Future (or let an
+// executor's shutdown do it); an empty Future throws InvalidStateError. Header-only; needs Boost.Asio (libboost1.81-dev), not linked by parex.
 #pragma once
 
 #include <parex/future.hpp>
@@ -47,6 +50,7 @@ auto async_result(Future<T> future, CompletionToken&& token) {
   static_assert(std::is_void_v<T> || std::is_default_constructible_v<T>,
                 "parex::async_result: T must be default-constructible (Asio passes a value with an error)");
   using Signature = typename detail::AsioSignature<T>::type;
+  if (!future.valid()) throw InvalidStateError("parex::async_result: an empty future (default-constructed)");
   return boost::asio::async_initiate<CompletionToken, Signature>(
       [](auto handler, Future<T> f) {
         auto work = boost::asio::make_work_guard(boost::asio::get_associated_executor(handler));

@@ -28,8 +28,19 @@ void report_callback_error(std::exception_ptr e) noexcept {
 
 namespace {
 constexpr bool is_done(std::uint32_t w) noexcept { return (w & StateBase::status_mask) >= StateBase::finished; }
-// The state whose callbacks this thread is running (see wait_callbacks).
-thread_local const StateBase* firing_state = nullptr;
+// The states whose callbacks this thread is running, innermost first (see
+// wait_callbacks): a callback that completes another future fires that one's callbacks
+// inside its own, and any of them may read any of these states' results.
+struct FiringFrame {
+  const StateBase* state;
+  const FiringFrame* outer;
+};
+thread_local const FiringFrame* firing = nullptr;
+bool firing_here(const StateBase* s) noexcept {
+  for (const FiringFrame* f = firing; f; f = f->outer)
+    if (f->state == s) return true;
+  return false;
+}
 }  // namespace
 
 StateBase::~StateBase() {
@@ -119,21 +130,21 @@ void StateBase::run_callbacks() noexcept {
   }
   *first_tail = rest;
   *rest_tail = nullptr;
-  const StateBase* outer = firing_state;
-  firing_state = this;
+  const FiringFrame frame{this, firing};
+  firing = &frame;
   for (CallbackNode* n = first; n;) {
     CallbackNode* next = n->next;  // read first: fire() may free the node
     n->fire(*this);
     n = next;
   }
-  firing_state = outer;
+  firing = frame.outer;
   if (word_.fetch_and(~(callbacks_running | has_waiters), std::memory_order_acq_rel) & has_waiters)
     futex_wake_all(word_);
 }
 
 bool StateBase::wait_callbacks(const Clock::time_point* deadline) const noexcept {
   std::uint32_t old = word_.load(std::memory_order_acquire);
-  if (!(old & callbacks_running) || firing_state == this) return true;
+  if (!(old & callbacks_running) || firing_here(this)) return true;
   for (int i = 0; i < 16 && (old & callbacks_running); ++i) {
     sched_yield();
     old = word_.load(std::memory_order_acquire);

@@ -29,8 +29,8 @@ using namespace std::chrono_literals;
 BOOST_AUTO_TEST_SUITE(asio_interop)
 
 BOOST_AUTO_TEST_CASE(a_callback_runs_on_the_io_context_thread_and_run_waits_for_it) {
+  asio::io_context io;  // before the pool: it must outlive the operations
   parex::ThreadPoolExecutor pool(parex::ThreadPoolOptions{.max_workers = 1});
-  asio::io_context io;
   int value = 0;
   std::thread::id ran_on;
   parex::async_result(pool.submit([] {
@@ -50,10 +50,11 @@ BOOST_AUTO_TEST_CASE(use_future_and_deferred_tokens) {
   parex::ProcessPoolExecutor pool(parex::ProcessPoolOptions{.max_workers = 1});
   std::future<int> f = parex::async_result(pool.submit(square, 9), asio::use_future);
   BOOST_TEST(f.get() == 81);
+  auto got = std::make_shared<std::atomic<int>>(0);  // the handler may outlive a failed wait
   auto op = parex::async_result(pool.submit(square, 4), asio::deferred);
-  std::atomic<int> got{0};
-  std::move(op)([&](std::exception_ptr, int v) { got = v; });
-  BOOST_TEST(test::eventually([&] { return got.load() == 16; }));
+  std::move(op)([got](std::exception_ptr, int v) { *got = v; });
+  BOOST_TEST(test::eventually([&] { return got->load() == 16; }));
+  BOOST_CHECK_THROW(parex::async_result(parex::Future<int>(), asio::use_future), parex::InvalidStateError);
 }
 
 asio::awaitable<void> await_all(parex::ProcessPoolExecutor& pool, parex::ThreadPoolExecutor& threads, int& sum,
@@ -78,9 +79,9 @@ asio::awaitable<void> await_all(parex::ProcessPoolExecutor& pool, parex::ThreadP
 }
 
 BOOST_AUTO_TEST_CASE(co_await_a_process_pool_future_in_an_asio_coroutine) {
+  asio::io_context io;
   parex::ProcessPoolExecutor pool(parex::ProcessPoolOptions{.max_workers = 2});
   parex::ThreadPoolExecutor threads(parex::ThreadPoolOptions{.max_workers = 1});
-  asio::io_context io;
   int sum = 0, errors = 0;
   std::thread::id resumed_on;
   bool finished = false;

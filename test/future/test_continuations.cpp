@@ -82,11 +82,63 @@ BOOST_AUTO_TEST_CASE(then_with_the_future_sees_every_outcome_and_flattens) {
 BOOST_AUTO_TEST_CASE(cancelling_the_continuation_leaves_the_source_alone) {
   parex::Promise<int> p;
   auto src = p.get_future();
-  auto f = src.then([](int x) { return x; });
+  std::atomic<int> runs{0};
+  auto f = src.then([&](int x) { ++runs; return x; });
   BOOST_TEST(f.cancel());
-  p.set_result(5);  // completing the source finds the continuation cancelled: no error
+  p.set_result(5);  // completing the source finds the continuation cancelled: fn never runs
   BOOST_TEST(src.result() == 5);
   BOOST_TEST(f.cancelled());
+  BOOST_TEST(runs.load() == 0);
+  parex::Promise<int> q;  // once fn has started, cancel() says no
+  auto g = q.get_future().then([&](int x) {
+    ++runs;
+    return x;
+  });
+  q.set_result(1);
+  BOOST_TEST(!g.cancel());
+  BOOST_TEST(g.result() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_continuation_may_move_out_an_earlier_result_of_its_chain) {
+  // a's callbacks complete b, whose callbacks run inside them: moving a's result out
+  // there must not wait for a's callbacks to end (they are this thread's).
+  parex::Promise<int> p;
+  auto a = p.get_future();
+  auto b = a.then([](int x) { return x + 1; });
+  auto c = b.then([a](int y) mutable { return std::move(a).result() + y; });
+  p.set_result(1);
+  BOOST_TEST(c.result(test::deadlock_timeout) == 3);
+  std::vector<parex::Promise<int>> ps(2);
+  std::vector<parex::Future<int>> fs{ps[0].get_future(), ps[1].get_future()};
+  auto sum = parex::when_all(fs).then([fs](const std::vector<parex::Future<int>>&) mutable {
+    return std::move(fs[0]).result() + std::move(fs[1]).result();
+  });
+  ps[0].set_result(2);
+  ps[1].set_result(3);  // the last: when_all's callback runs inside ps[1]'s
+  BOOST_TEST(sum.result(test::deadlock_timeout) == 5);
+}
+
+BOOST_AUTO_TEST_CASE(a_generic_lambda_gets_the_value) {
+  parex::Promise<int> p;
+  auto f = p.get_future().then([](auto v) { return v + 1; });
+  p.set_result(1);
+  BOOST_TEST(f.result() == 2);
+}
+
+BOOST_AUTO_TEST_CASE(when_all_and_when_any_under_concurrent_completions) {
+  parex::ThreadPoolExecutor pool(parex::ThreadPoolOptions{.max_workers = 2});
+  for (int round = 0; round < 300; ++round) {
+    test::Gate gate;
+    auto a = pool.submit([&gate] { gate.wait(); return 1; });
+    auto b = pool.submit([&gate] { gate.wait(); return 2; });
+    auto all = parex::when_all(std::vector<parex::Future<int>>{a, b});
+    auto any = parex::when_any(std::vector<parex::Future<int>>{a, b});
+    gate.open();
+    BOOST_REQUIRE(all.result(test::deadlock_timeout).size() == 2u);
+    const auto& r = any.result(test::deadlock_timeout);
+    BOOST_REQUIRE(r.index < 2u);
+    BOOST_REQUIRE(r.futures[r.index].done());
+  }
 }
 
 BOOST_AUTO_TEST_CASE(when_all_completes_after_the_last_with_all_in_order) {
@@ -139,12 +191,10 @@ BOOST_AUTO_TEST_CASE(over_real_pools_nothing_waits) {
   long sum = 0;
   for (const auto& f : all.result(test::deadlock_timeout)) sum += f.result();
   BOOST_TEST(sum == 2470 + 20 + 190);  // sum of i*i for i < 20, plus 20 ones, plus sum of i
-  auto slow = threads.submit([] {
-    std::this_thread::sleep_for(300ms);
-    return 1;
-  });
+  parex::Promise<int> later;  // completes only after the check: the order is certain
   auto fast = procs.submit(square, 3);
-  BOOST_TEST(parex::when_any(std::vector<parex::Future<int>>{slow, fast}).result(test::deadlock_timeout).index == 1u);
+  BOOST_TEST(parex::when_any(std::vector<parex::Future<int>>{later.get_future(), fast}).result(test::deadlock_timeout).index == 1u);
+  later.set_result(0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -27,6 +27,15 @@ struct is_future : std::false_type {};
 template <class T>
 struct is_future<Future<T>> : std::true_type {};
 
+/// then(fn) hands fn the value when fn can take it (nothing, for Future<void>), else the
+/// Future itself. The value is tried first: a generic lambda gets the value.
+template <class T, class Fn, bool Void = std::is_void_v<T>>
+struct takes_value : std::is_invocable<Fn&, const T&> {};
+template <class T, class Fn>
+struct takes_value<T, Fn, true> : std::is_invocable<Fn&> {};
+template <class T, class Fn>
+inline constexpr bool takes_value_v = takes_value<T, Fn>::value;
+
 /// Completes p with what the done future f holds (value, exception or cancellation).
 template <class T>
 void forward_outcome(Promise<T>& p, const Future<T>& f) noexcept {
@@ -49,6 +58,7 @@ void continue_with(Promise<U>& p, Call&& call) {
   using R = std::invoke_result_t<Call&>;
   if constexpr (is_future<std::decay_t<R>>::value) {
     auto inner = call();
+    if (!inner.valid()) throw InvalidStateError("then: the continuation returned an empty future");
     inner.add_done_callback([p = std::move(p)](const std::decay_t<R>& g) mutable { forward_outcome(p, g); });
   } else if constexpr (std::is_void_v<R>) {
     call();
@@ -64,7 +74,8 @@ void continue_with(Promise<U>& p, Call&& call) {
 template <class T, class U, class Fn>
 void run_continuation(Promise<U>& p, Fn& fn, const Future<T>& f) noexcept {
   try {
-    if constexpr (std::is_invocable_v<Fn&, const Future<T>&>) {
+    if (!p.set_running_or_notify_cancel()) return;  // the continuation was cancelled: fn never runs
+    if constexpr (!takes_value_v<T, Fn>) {
       continue_with(p, [&]() -> decltype(auto) { return std::invoke(fn, f); });
     } else {
       if (std::exception_ptr e = f.exception()) return p.set_exception(e);
@@ -79,18 +90,18 @@ void run_continuation(Promise<U>& p, Fn& fn, const Future<T>& f) noexcept {
   }
 }
 
-template <class T, class Fn, bool ByFuture = std::is_invocable_v<Fn&, const Future<T>&>, bool Void = std::is_void_v<T>>
+template <class T, class Fn, bool ByValue = takes_value_v<T, Fn>, bool Void = std::is_void_v<T>>
 struct then_raw;
 template <class T, class Fn, bool Void>
-struct then_raw<T, Fn, true, Void> {
+struct then_raw<T, Fn, false, Void> {
   using type = std::invoke_result_t<Fn&, const Future<T>&>;
 };
 template <class T, class Fn>
-struct then_raw<T, Fn, false, true> {
+struct then_raw<T, Fn, true, true> {
   using type = std::invoke_result_t<Fn&>;
 };
 template <class T, class Fn>
-struct then_raw<T, Fn, false, false> {
+struct then_raw<T, Fn, true, false> {
   using type = std::invoke_result_t<Fn&, const T&>;
 };
 template <class R>
@@ -168,14 +179,18 @@ Future<WhenAnyResult<T>> when_any(Range&& fs) {
   Future<WhenAnyResult<T>> out = s->promise.get_future();
   auto fire = [](const std::shared_ptr<Shared>& sh, std::size_t i) {
     if (sh->fired.exchange(true, std::memory_order_acq_rel)) return;
+    // Out of the shared block: the callbacks left on unfinished inputs then hold only a
+    // flag, not the inputs and the result (no chain of states kept alive by them).
+    Promise<WhenAnyResult<T>> p = std::move(sh->promise);
     try {
-      sh->promise.set_result(WhenAnyResult<T>{i, sh->futures});
+      p.set_result(WhenAnyResult<T>{i, std::move(sh->futures)});
     } catch (...) {  // the when_any future was cancelled
     }
   };
-  if (s->futures.empty()) fire(s, std::numeric_limits<std::size_t>::max());
-  for (std::size_t i = 0; i < s->futures.size() && !s->fired.load(); ++i)
-    s->futures[i].add_done_callback([s, i, fire](const Future<T>&) { fire(s, i); });
+  const std::vector<Future<T>> inputs = s->futures;  // fire() may move s->futures away
+  if (inputs.empty()) fire(s, std::numeric_limits<std::size_t>::max());
+  for (std::size_t i = 0; i < inputs.size() && !s->fired.load(); ++i)
+    inputs[i].add_done_callback([s, i, fire](const Future<T>&) { fire(s, i); });
   return out;
 }
 
