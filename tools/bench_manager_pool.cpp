@@ -54,8 +54,7 @@ double manager_start_ms(int n) {
     }
     t.push_back(seconds_since(t0) * 1e3);
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return bench::median(std::move(t));
 }
 
 double pool_map(parex::Pool& pool, int n) {

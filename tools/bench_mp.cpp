@@ -132,8 +132,7 @@ double pipe_round_trip_us(int n) {
   a.send(-1);
   a.recv<int>();
   p.join();
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return bench::median(std::move(t));
 }
 
 double lock_ops(int n) {
@@ -170,8 +169,7 @@ double start_join_ms(int n) {
     p.join();
     t.push_back(seconds_since(t0) * 1e3);
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return bench::median(std::move(t));
 }
 
 }  // namespace

@@ -13,7 +13,6 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <system_error>
@@ -124,13 +123,7 @@ struct Manager::State {
 namespace {
 std::string random_key() {
   std::string k(32, '\0');
-  std::size_t got = 0;
-  while (got < k.size()) {
-    const ssize_t n = ::getrandom(k.data() + got, k.size() - got, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw std::system_error(errno, std::generic_category(), "getrandom");
-    got += static_cast<std::size_t>(n);
-  }
+  detail::random_bytes(reinterpret_cast<std::uint8_t*>(k.data()), k.size());
   return k;
 }
 }  // namespace

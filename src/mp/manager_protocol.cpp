@@ -23,9 +23,6 @@
 #include <unistd.h>
 
 namespace parex::detail {
-namespace {
-constexpr char magic[8] = {'P', 'A', 'R', 'E', 'X', 'M', 'G', '1'};
-
 void random_bytes(std::uint8_t* p, std::size_t n) {
   while (n) {
     const ssize_t got = ::getrandom(p, n, 0);
@@ -37,6 +34,9 @@ void random_bytes(std::uint8_t* p, std::size_t n) {
     n -= static_cast<std::size_t>(got);
   }
 }
+
+namespace {
+constexpr char magic[8] = {'P', 'A', 'R', 'E', 'X', 'M', 'G', '1'};
 
 Digest256 answer(const std::string& key, const char* side, const std::uint8_t* challenge) {
   std::uint8_t msg[6 + 32];

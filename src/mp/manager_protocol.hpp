@@ -61,6 +61,8 @@ class MessageReader {
 
 /// recv, after a short spin (see the .cpp). <= 0: closed or failed.
 ssize_t receive(int fd, std::byte* p, std::size_t n);
+/// n bytes from the kernel's random source (challenges, keys, ids). @throws std::system_error.
+void random_bytes(std::uint8_t* p, std::size_t n);
 /// Reads or writes exactly n bytes; false at EOF, on error or timeout.
 bool read_exact(int fd, void* p, std::size_t n);
 bool write_all(int fd, const void* p, std::size_t n);

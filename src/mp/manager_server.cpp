@@ -20,7 +20,6 @@
 #include <map>
 #include <mutex>
 #include <shared_mutex>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
@@ -231,7 +230,7 @@ class Server {
       : key_(std::move(key)), max_connections_(max_connections), max_bytes_(max_bytes) {
     // Ids start at a random point: a proxy of an earlier server at the same address
     // finds no object here (SharedObjectError), never another one's.
-    if (::getrandom(&last_id_, sizeof last_id_, 0) != sizeof last_id_) last_id_ = static_cast<std::uint64_t>(::getpid()) << 32;
+    random_bytes(reinterpret_cast<std::uint8_t*>(&last_id_), sizeof last_id_);
     last_id_ >>= 2;
   }
 
@@ -321,7 +320,6 @@ class Server {
     } catch (...) {
       out.clear();
       out.put_byte(1);
-      Buffer e;
       try {
         encode_exception(out, std::current_exception());
       } catch (...) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <parex/detail/wire/buffer.hpp>
+#include <parex/registry.hpp>
 #include <parex/serialize.hpp>
 
 #include <cstddef>
@@ -176,8 +177,6 @@ void destroy_managed(void* p) {
   template <>                           \
   inline constexpr std::string_view managed_method_name<&T::m> = #T "::" #m;
 #define PAREX_DETAIL_MANAGED_ENTRY(T, m) {#T "::" #m, &::parex::detail::invoke_managed<&T::m>},
-#define PAREX_DETAIL_MANAGED_CAT2(a, b) a##b
-#define PAREX_DETAIL_MANAGED_CAT(a, b) PAREX_DETAIL_MANAGED_CAT2(a, b)
 
 /// Makes a default-constructible class servable by a Manager (Python's
 /// BaseManager.register), with the member functions a proxy may call, by name:
@@ -192,7 +191,7 @@ void destroy_managed(void* p) {
   inline constexpr std::string_view managed_type_name<Type> = #Type;                                          \
   PAREX_DETAIL_FOR_EACH(PAREX_DETAIL_MANAGED_NAME, Type, __VA_ARGS__)                                          \
   }                                                                                                            \
-  [[maybe_unused]] static const bool PAREX_DETAIL_MANAGED_CAT(parex_managed_, __COUNTER__) =                  \
+  [[maybe_unused]] static const bool PAREX_DETAIL_CAT(parex_managed_, __COUNTER__) =                  \
       ::parex::detail::register_managed_type(#Type, &::parex::detail::create_managed<Type>,                    \
                                              &::parex::detail::destroy_managed<Type>,                          \
                                              {PAREX_DETAIL_FOR_EACH(PAREX_DETAIL_MANAGED_ENTRY, Type, __VA_ARGS__)})
