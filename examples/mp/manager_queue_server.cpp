@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   m.publish("queue", queue);
   m.publish("done", done);
   std::printf("serving at %s\n", m.address().c_str());
+  std::fflush(stdout);  // the line says that clients may come: "queue" is published
   std::fflush(stdout);
   for (int i = 0; i < 3; ++i) std::printf("server got %s\n", queue.get().c_str());
   done.set();  // the client may stop waiting

@@ -9,7 +9,8 @@ trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 sock=$dir/queue.sock
 "$server" "$sock" >"$dir/server.out" &
 pid=$!
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+# The socket appears when the server listens; "serving at" once it has published the queue.
+for _ in $(seq 100); do grep -q '^serving at' "$dir/server.out" 2>/dev/null && break; sleep 0.1; done
 "$client" "$sock" >"$dir/client.out"
 wait $pid
 printf 'wrong key refused\nclient put 3 items\n' | diff - "$dir/client.out"

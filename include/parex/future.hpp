@@ -115,6 +115,12 @@ class Future {
 
   /// Cancels the call if it has not started; true if the future is now cancelled.
   bool cancel() const { return state().cancel(); }
+  /// Beyond Python: also stops a running process-pool call. Its worker is stopped (SIGTERM,
+  /// then SIGKILL after ProcessPoolOptions::stop_grace), the call fails with CancelledError,
+  /// the calls that worker held but had not started run elsewhere. A call not started is
+  /// cancelled, as by cancel(). A thread-pool call that runs cannot be stopped: false.
+  /// True if the future is cancelled now or will fail with CancelledError.
+  bool interrupt() const { return state().interrupt(); }
   bool cancelled() const { return state().status() == detail::StateBase::cancelled; }
   /// True while the call runs (for a process pool: once it has been sent to a worker).
   bool running() const { return state().status() == detail::StateBase::running; }

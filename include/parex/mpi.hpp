@@ -70,9 +70,16 @@ class MpiExecutor final : public Executor, public detail::MapOverloads<MpiExecut
 
   /// Executor::submit with the process pool's compile-time checks.
   template <class F, class... A>
+    requires(!std::is_same_v<std::remove_cvref_t<F>, CallOptions>)
   auto submit(F&& fn, A&&... args) {
     check<F, A...>();
     return Executor::submit(std::forward<F>(fn), std::forward<A>(args)...);
+  }
+  /// submit with CallOptions (a deadline, retries), with the same checks.
+  template <class F, class... A>
+  auto submit(const CallOptions& options, F&& fn, A&&... args) {
+    check<F, A...>();
+    return Executor::submit(options, std::forward<F>(fn), std::forward<A>(args)...);
   }
   using detail::MapOverloads<MpiExecutor>::map;
 
@@ -95,6 +102,8 @@ class MpiExecutor final : public Executor, public detail::MapOverloads<MpiExecut
   void dispatch(detail::LocalTask* task) override;
   void dispatch_remote(detail::RemoteCall* call) override;
   void do_shutdown(bool wait, bool cancel_futures) override;
+  // A rank cannot be stopped and replaced: CallOptions::timeout is refused (retries work).
+  bool supports_deadlines() const noexcept override { return false; }
   std::shared_ptr<Impl> impl_;
 };
 

@@ -67,6 +67,9 @@ struct ProcessPoolOptions {
   std::chrono::milliseconds handshake_timeout{10'000};
   /// The largest frame accepted from a worker (a corrupt length beyond it is a ProtocolError).
   std::uint64_t max_frame_bytes = std::uint64_t{64} << 30;
+  /// A worker stopped for a call's deadline or an interrupt gets SIGTERM, then SIGKILL
+  /// after this long if it has not exited.
+  std::chrono::milliseconds stop_grace{250};
 };
 
 /// An Executor that runs registered functions in worker processes.
@@ -83,9 +86,16 @@ class ProcessPoolExecutor final : public Executor, public detail::MapOverloads<P
   /// and the result are Serializable. An unregistered plain function is known only at
   /// run time: submit throws UnregisteredFunction.
   template <class F, class... A>
+    requires(!std::is_same_v<std::remove_cvref_t<F>, CallOptions>)
   auto submit(F&& fn, A&&... args) {
     check<F, A...>();
     return Executor::submit(std::forward<F>(fn), std::forward<A>(args)...);
+  }
+  /// submit with CallOptions (a deadline, retries), with the same checks.
+  template <class F, class... A>
+  auto submit(const CallOptions& options, F&& fn, A&&... args) {
+    check<F, A...>();
+    return Executor::submit(options, std::forward<F>(fn), std::forward<A>(args)...);
   }
   /// Executor::map (one range, or several in lock-step) with the same compile-time
   /// checks (chunksize > 1 pays off here: one frame record and one future per chunk

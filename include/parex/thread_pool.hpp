@@ -40,8 +40,16 @@ class ThreadPoolExecutor final : public Executor, public detail::MapOverloads<Th
 
   /// Executor::submit: any callable, any arguments (copied or moved now).
   template <class F, class... A>
+    requires(!std::is_same_v<std::remove_cvref_t<F>, CallOptions>)
   Future<detail::call_result_t<F, A...>> submit(F&& fn, A&&... args) {
     return submit_local(std::forward<F>(fn), std::forward<A>(args)...);
+  }
+  /// submit with a deadline and retries (CallOptions). A thread cannot be stopped: past
+  /// its deadline the future fails with TimeoutError and the call runs on, holding its
+  /// thread; its result is dropped.
+  template <class F, class... A>
+  Future<detail::call_result_t<F, A...>> submit(const CallOptions& options, F&& fn, A&&... args) {
+    return submit_with<true>(options, std::forward<F>(fn), std::forward<A>(args)...);
   }
   using detail::MapOverloads<ThreadPoolExecutor>::map;
 

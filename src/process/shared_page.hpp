@@ -42,6 +42,9 @@ struct WorkerShared {
   std::atomic<std::uint64_t> started{0};   // items whose decoding began
   std::atomic<std::uint64_t> finished{0};  // items whose outcome is complete in the buffer (or sent)
   std::atomic<std::uint64_t> out_end{0};   // buffer offset after the last complete outcome
+  /// When the last timed item started (steady_clock, which is CLOCK_MONOTONIC: one clock
+  /// for every process): written before `started`, read by the pool's deadline watch.
+  std::atomic<std::int64_t> started_ns{0};
 
   /// The two halves of the pair are written into the slot not in use, then `unsent_gen`
   /// flips to it: a worker that dies between the stores leaves the previous pair intact

@@ -62,18 +62,26 @@ void ProcessPoolExecutor::Impl::worker_ended(const WorkerPtr& wp) {
   const auto lost = std::make_exception_ptr(BrokenProcessPool(how + "; the results of calls it finished were lost"));
   while (w.received < p.finished && !w.outstanding.empty()) fail_front(w, lost);
   // 2. The item it was running: exactly that one fails.
+  //    Stopped by the pool for it (a deadline, an interrupt): TimeoutError or CancelledError.
   if (p.started > p.finished && w.received == p.finished && !w.outstanding.empty()) {
-    const auto& name = w.outstanding.front()->fn->name;
-    const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    fail_front(w, std::make_exception_ptr(WorkerCrashed(how + " while running '" + name + "'", w.pid, sig, code, name)));
+    RemoteCall& c = *w.outstanding.front();
+    auto e = w.stopped_for_call ? stopped_call_error(w, c, p.finished, how) : nullptr;
+    if (!e) {
+      const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+      const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      e = std::make_exception_ptr(
+          WorkerCrashed(how + " while running '" + c.fn->name + "'", w.pid, sig, code, c.fn->name));
+    }
+    fail_front(w, e);
   }
+  if (w.stopped_for_call) fail_interrupted(w);
   if (terminate_signal) {  // terminate_workers: what it held fails, nothing is re-sent
     const auto e = std::make_exception_ptr(BrokenProcessPool(how));
     for (RemoteCall* c : w.outstanding) c->fail_rest(e);
     w.outstanding.clear();
   }
-  if (p.started == p.finished && w.received == p.finished && !w.outstanding.empty() && !died_idle(w, status, how))
+  if (p.started == p.finished && w.received == p.finished && !w.outstanding.empty() && !w.stopped_for_call &&
+      !died_idle(w, status, how))
     return;
   // 3. What it held but had not started goes back to the front of the queue, in order.
   for (auto it = w.outstanding.rbegin(); it != w.outstanding.rend(); ++it) pending.push_front(*it);

@@ -38,7 +38,8 @@ void ProcessPoolExecutor::Impl::send_calls(const WorkerPtr& wp) {
     c->seek_resume();  // a re-send after a crash starts at the first item without an outcome
     const auto bytes = c->args.bytes().subspan(c->resume_offset);
     const bool in_arena = arena && c->args.block_owner() == arena.get();
-    detail::put_call_head(f, {c->fn->id, n, in_arena});
+    const bool timed = c->timeout.count() != 0;
+    detail::put_call_head(f, {c->fn->id, n, in_arena, timed});
     if (in_arena) {  // the worker reads the arguments where they are
       detail::put_arena_ref(f, {arena->offset_of(bytes.data()), bytes.size()});
     } else if (bytes.size() >= splice_threshold) {
@@ -50,6 +51,7 @@ void ProcessPoolExecutor::Impl::send_calls(const WorkerPtr& wp) {
       f.put(bytes.data(), bytes.size());
     }
     w.outstanding.push_back(c);
+    if (timed) watch_deadline(wp, Clock::now() + c->timeout);  // it cannot run out before
     w.sent += n;
     items += n;
     if (options.max_tasks_per_child && ++w.calls_sent >= options.max_tasks_per_child) {

@@ -49,6 +49,7 @@ using detail::Frame;
 using detail::FrameKind;
 using detail::Reader;
 using detail::RemoteCall;
+using Clock = std::chrono::steady_clock;
 
 namespace pool_tuning {
 
@@ -95,7 +96,7 @@ struct ProcessPoolExecutor::Impl {
     enum class Phase { starting, initializing, ready, retiring, dead };
 
     WorkerProcess(asio::io_context& io, std::uint64_t max_frame)
-        : to(io), from(io), exit_watch(io), timer(io), grace(io), reader(max_frame) {}
+        : to(io), from(io), exit_watch(io), timer(io), grace(io), watch(io), reader(max_frame) {}
 
     // Counts towards max_workers: not retiring, not told to stop.
     bool active() const noexcept { return phase <= Phase::ready && !input_closed; }
@@ -109,6 +110,9 @@ struct ProcessPoolExecutor::Impl {
     int shm_fd = -1;
     asio::steady_timer timer;             // the handshake deadline
     asio::steady_timer grace;             // after EOF or EPIPE: time left to exit on its own
+    asio::steady_timer watch;             // the next deadline of a timed call it holds
+    Clock::time_point watch_at = Clock::time_point::max();
+    const detail::WorkerShared* page = nullptr;  // its shared page, read-only (deadlines)
     detail::FrameReader reader;
     Phase phase = Phase::starting;
     std::deque<RemoteCall*> outstanding;     // sent, not finished, in send order
@@ -125,13 +129,17 @@ struct ProcessPoolExecutor::Impl {
                                   // junk): its status is ours, not its own
     int status = 0;             // once reaped
     std::string stopped_by_pool;  // why we killed it, if we did
+    bool stopped_for_call = false;  // stopped for a deadline or an interrupt (stop_worker)
+    std::uint64_t deadline_item = UINT64_MAX;  // the item (worker's count) past its deadline
     detail::FrameWriter writer;  // the frame being sent to it
   };
   using WorkerPtr = std::shared_ptr<WorkerProcess>;
 
   explicit Impl(ProcessPoolOptions o) : options(std::move(o)), guard(asio::make_work_guard(io)) {
     n_workers = options.max_workers ? options.max_workers : process_cpu_count();
+    enroll();
   }
+  ~Impl() { withdraw(); }
 
   // process_pool.cpp: from any thread, and the reactor loop
   void submit(RemoteCall* c);
@@ -175,6 +183,17 @@ struct ProcessPoolExecutor::Impl {
   void force_stop(RemoteCall* rest, int sig);
   void maybe_finish();
   void break_pool(const std::string& reason) noexcept;
+
+  // interrupts.cpp: stopping a running call (deadlines, Future::interrupt)
+  void enroll();
+  void withdraw() noexcept;
+  void interrupt(RemoteCall* c);
+  void watch_deadline(const WorkerPtr& w, Clock::time_point at);
+  void check_deadlines(const WorkerPtr& w);
+  void stop_worker(const WorkerPtr& w, std::string why);
+  std::exception_ptr stopped_call_error(const WorkerProcess& w, RemoteCall& c, std::uint64_t item,
+                                        const std::string& how) const;
+  void fail_interrupted(WorkerProcess& w);
 
   // crash_policy.cpp: what a death means
   struct Progress {  // how far a dead worker got (its shared page)

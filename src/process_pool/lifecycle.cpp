@@ -44,6 +44,8 @@ void ProcessPoolExecutor::Impl::spawn() {
   w->child = std::move(sp.child);
   w->pid = sp.pid;
   w->shm_fd = sp.shm_fd;
+  if (void* page = ::mmap(nullptr, detail::shm_header_bytes, PROT_READ, MAP_SHARED, sp.shm_fd, 0); page != MAP_FAILED)
+    w->page = static_cast<const detail::WorkerShared*>(page);
   if (sp.pidfd >= 0) w->exit_watch.assign(sp.pidfd);
   w->to.assign(sp.to_fd);
   w->from.assign(sp.from_fd);
@@ -126,6 +128,7 @@ int ProcessPoolExecutor::Impl::reap(WorkerProcess& w) {
   w.from.close(ignored);
   w.timer.cancel();
   w.grace.cancel();
+  w.watch.cancel();
   // It has exited (pidfd), or its output reached EOF and it is past user code: SIGKILL
   // only makes sure of it (a worker that closed its pipe itself must not leave us waiting).
   if (w.child.valid()) {
@@ -142,6 +145,8 @@ int ProcessPoolExecutor::Impl::reap(WorkerProcess& w) {
 void ProcessPoolExecutor::Impl::discard(const WorkerPtr& w) {
   if (w->shm_fd >= 0) ::close(w->shm_fd);
   w->shm_fd = -1;
+  if (w->page) ::munmap(const_cast<detail::WorkerShared*>(w->page), detail::shm_header_bytes);
+  w->page = nullptr;
   std::erase(workers, w);
 }
 

@@ -45,6 +45,7 @@ thread_local const void* this_threads_pool = nullptr;
 
 // ---- submit side (any thread) -----------------------------------------------------
 void ProcessPoolExecutor::Impl::submit(RemoteCall* c) {
+  c->owner = this;  // for Future::interrupt (interrupts.cpp)
   switch (inbox.push(c)) {
     case detail::Inbox<RemoteCall>::Push::first:
       asio::post(io, [this] { guarded([&] { drain_inbox(); }); });

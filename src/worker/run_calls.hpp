@@ -7,6 +7,8 @@
 //   Writer& out()                            where outcomes are appended
 //   void begin_call()                        before a call's items
 //   void item_started()                      before an item is decoded (crash bookkeeping)
+//   void item_started_at(Clock::time_point)  optional: before item_started, for the items
+//                                            of a timed call (CallHead::timed)
 //   void item_finished()                     its outcome is complete in out()
 //   void tick(Clock::time_point now)         every clock_stride items and after a call's
 //                                            last: the moment for time-based decisions
@@ -52,6 +54,9 @@ void run_calls(std::span<const std::byte> payload, Sink& sink) {
     sink.begin_call();
     for (std::uint64_t i = 0; i < head.items; ++i) {
       Reader args = read_item(items);
+      if constexpr (requires { sink.item_started_at(Clock::now()); }) {
+        if (head.timed) sink.item_started_at(Clock::now());
+      }
       sink.item_started();
       e->invoke(*e, args, sink.out());
       sink.item_finished();

@@ -366,6 +366,9 @@ class WorkerLoop {
       since = Clock::now();
       stream.maybe_rewind();
     }
+    void item_started_at(Clock::time_point t) noexcept {
+      shared.started_ns.store(t.time_since_epoch().count(), std::memory_order_relaxed);
+    }
     void item_started() noexcept {
       stream.arm();  // results wait while this item runs: the flusher watches them (once per batch)
       shared.started.store(++loop.started_, std::memory_order_release);

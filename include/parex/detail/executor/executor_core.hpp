@@ -18,6 +18,7 @@
 // A map range is consumed by one thread.
 #pragma once
 
+#include <parex/detail/executor/call_options.hpp>
 #include <parex/detail/executor/callable.hpp>
 #include <parex/detail/executor/map_input.hpp>
 #include <parex/detail/executor/task.hpp>
@@ -47,6 +48,13 @@ struct MapOptions {
   std::size_t buffersize = 0;
   /// false: yield results as calls complete (items of one chunk stay together).
   bool ordered = true;
+  /// Every call's deadline, as CallOptions::timeout: on a process pool it bounds each
+  /// item's run (the item fails with TimeoutError, the rest of its chunk goes on); on a
+  /// thread pool each call's (a chunk's items fail together).
+  Timeout call_timeout{};
+  /// Leaving the loop early (or the map's timeout) also stops the calls that run, as
+  /// Future::interrupt does; by default only calls not started are cancelled.
+  bool interrupt_on_exit = false;
 };
 
 template <class R, class F, class V, bool Local>
@@ -60,6 +68,8 @@ class BlockAllocator;
 /// remote/remote_submit.hpp, which <parex/executor.hpp> includes.
 template <class R>
 struct RemoteSubmit;
+template <class R, bool Local, class F, class... A>
+class RetryCall;
 
 /// The map overloads, written once: one range, or two to four walked in lock-step
 /// (Python's map(fn, *iterables)). Self implements map_ranges(fn, options, ranges...).
@@ -106,10 +116,15 @@ class Executor : public detail::MapOverloads<Executor> {
   /// @throws InvalidStateError after shutdown, BrokenExecutor if the executor is broken,
   ///         and for a process pool UnregisteredFunction / NotSerializable (see README).
   template <class F, class... A>
+    requires(!std::is_same_v<std::remove_cvref_t<F>, CallOptions>)
   Future<detail::call_result_t<F, A...>> submit(F&& fn, A&&... args) {
-    using R = detail::call_result_t<F, A...>;
-    if (remote_) return detail::RemoteSubmit<R>::call(*this, fn, std::forward<A>(args)...);
-    return submit_local(std::forward<F>(fn), std::forward<A>(args)...);
+    return submit_timed<false>(std::chrono::nanoseconds(0), std::forward<F>(fn), std::forward<A>(args)...);
+  }
+  /// submit with a deadline and retries (see CallOptions).
+  /// @throws InvalidStateError if the backend cannot enforce a deadline (MpiExecutor).
+  template <class F, class... A>
+  Future<detail::call_result_t<F, A...>> submit(const CallOptions& options, F&& fn, A&&... args) {
+    return submit_with<false>(options, std::forward<F>(fn), std::forward<A>(args)...);
   }
 
   /// Stops accepting work. wait: block until every accepted call has finished and the
@@ -135,14 +150,41 @@ class Executor : public detail::MapOverloads<Executor> {
   virtual detail::BlockAllocator* block_allocator() noexcept { return nullptr; }
   virtual void do_shutdown(bool wait, bool cancel_futures) = 0;
 
-  /// submit for a backend that runs calls in this process (no encoding instantiated).
-  template <class F, class... A>
-  Future<detail::call_result_t<F, A...>> submit_local(F&& fn, A&&... args) {
+  /// Whether calls' deadlines are enforced (a backend without says no: submit throws).
+  virtual bool supports_deadlines() const noexcept { return true; }
+
+  /// submit with CallOptions. Local: the backend runs calls in this process (no
+  /// encoding instantiated); else as remote_ says.
+  template <bool Local, class F, class... A>
+  Future<detail::call_result_t<F, A...>> submit_with(const CallOptions& options, F&& fn, A&&... args) {
     using R = detail::call_result_t<F, A...>;
+    if (options.retries == 0)
+      return submit_timed<Local>(detail::deadline_of(options.timeout), std::forward<F>(fn), std::forward<A>(args)...);
+    static_assert(std::is_copy_constructible_v<std::decay_t<F>> && (std::is_copy_constructible_v<std::decay_t<A>> && ...),
+                  "CallOptions::retries keeps the function and its arguments for the next attempts: they must be "
+                  "copyable");
+    return detail::RetryCall<R, Local, std::decay_t<F>, std::decay_t<A>...>::start(*this, options, std::forward<F>(fn),
+                                                                                     std::forward<A>(args)...);
+  }
+  /// One attempt, with a deadline (0: none).
+  template <bool Local, class F, class... A>
+  Future<detail::call_result_t<F, A...>> submit_timed(std::chrono::nanoseconds timeout, F&& fn, A&&... args) {
+    using R = detail::call_result_t<F, A...>;
+    if (timeout.count() && !supports_deadlines())
+      throw InvalidStateError("this executor cannot enforce a call's deadline (CallOptions::timeout)");
+    if constexpr (!Local) {
+      if (remote_) return detail::RemoteSubmit<R>::call(*this, timeout, fn, std::forward<A>(args)...);
+    }
     auto* task = new detail::Call<R, std::decay_t<F>, std::decay_t<A>...>(std::forward<F>(fn), std::forward<A>(args)...);
+    task->timeout = timeout;
     auto future = detail::FutureAccess::make(detail::StateRef<detail::State<R>>::adopt(task));
     post(task);
     return future;
+  }
+  /// submit for a backend that runs calls in this process.
+  template <class F, class... A>
+  Future<detail::call_result_t<F, A...>> submit_local(F&& fn, A&&... args) {
+    return submit_timed<true>(std::chrono::nanoseconds(0), std::forward<F>(fn), std::forward<A>(args)...);
   }
 
   /// The map range over one range, or over several in lock-step. Local: chunks are
@@ -164,6 +206,8 @@ class Executor : public detail::MapOverloads<Executor> {
   friend class MapRange;
   template <class R>
   friend struct detail::RemoteSubmit;
+  template <class R, bool Local, class F, class... A>
+  friend class detail::RetryCall;
 
   template <class F, class... Ranges>
   auto map_ranges(F&& fn, MapOptions options, Ranges&&... ranges) {
@@ -182,13 +226,17 @@ class Executor : public detail::MapOverloads<Executor> {
 
   // One map chunk, to whichever kind of backend this is.
   template <class R, class F, class Item>
-  Future<detail::ChunkResult<R>> submit_chunk(const F& fn, std::vector<Item>&& items) {
-    if (remote_) return detail::RemoteSubmit<R>::chunk(*this, fn, std::move(items));
-    return submit_chunk_local<R>(fn, std::move(items));
+  Future<detail::ChunkResult<R>> submit_chunk(const F& fn, std::vector<Item>&& items, std::chrono::nanoseconds timeout) {
+    if (timeout.count() && !supports_deadlines())
+      throw InvalidStateError("this executor cannot enforce a call's deadline (MapOptions::call_timeout)");
+    if (remote_) return detail::RemoteSubmit<R>::chunk(*this, fn, std::move(items), timeout);
+    return submit_chunk_local<R>(fn, std::move(items), timeout);
   }
   template <class R, class F, class Item>
-  Future<detail::ChunkResult<R>> submit_chunk_local(const F& fn, std::vector<Item>&& items) {
+  Future<detail::ChunkResult<R>> submit_chunk_local(const F& fn, std::vector<Item>&& items,
+                                                    std::chrono::nanoseconds timeout) {
     auto* task = new detail::LocalChunk<R, F, Item>(fn, std::move(items));
+    task->timeout = timeout;
     auto future = detail::FutureAccess::make(detail::StateRef<detail::State<detail::ChunkResult<R>>>::adopt(task));
     post(task);
     return future;
@@ -201,3 +249,4 @@ class Executor : public detail::MapOverloads<Executor> {
 }  // namespace parex
 
 #include <parex/detail/executor/map_range.hpp>
+#include <parex/detail/executor/retry.hpp>

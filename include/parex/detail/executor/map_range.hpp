@@ -167,8 +167,9 @@ class MapRange {
     if (!life_->enter()) return stop(detail::map_executor_gone());
     Future<Chunk> f;
     try {
-      if constexpr (Local) f = ex_->template submit_chunk_local<R>(fn_, std::move(items));
-      else f = ex_->template submit_chunk<R>(fn_, std::move(items));
+      const auto timeout = detail::deadline_of(options_.call_timeout);
+      if constexpr (Local) f = ex_->template submit_chunk_local<R>(fn_, std::move(items), timeout);
+      else f = ex_->template submit_chunk<R>(fn_, std::move(items), timeout);
     } catch (...) {
       life_->leave();
       return stop(std::current_exception());
@@ -191,9 +192,13 @@ class MapRange {
     window_.push_back({{}, 0, std::move(e)});
   }
 
+  // Cancels what has not started; with interrupt_on_exit, stops what runs too.
   void cancel_all() noexcept {
-    for (auto& s : window_)
-      if (s.future.valid()) s.future.cancel();
+    for (auto& s : window_) {
+      if (!s.future.valid()) continue;
+      if (options_.interrupt_on_exit) s.future.interrupt();
+      else s.future.cancel();
+    }
   }
 
   // Ends the iteration: cancels what has not started, forgets the rest.
@@ -243,14 +248,17 @@ class MapRange {
         finish();
         std::rethrow_exception(slot.stop);
       }
-      try {
-        // A chunk already done is taken without a deadline: result() may still wait a
-        // moment for its done callbacks (the ready queue's push), and that must not time out.
-        chunk_ = std::move(slot.future).result(slot.future.done() ? Timeout{} : remaining());
-      } catch (const TimeoutError&) {
+      // The map's timeout bounds the wait only: a chunk that failed with a TimeoutError of
+      // its own (a call's deadline) fails its items like any other error. Once done, the
+      // result is taken without a deadline: result() may still wait a moment for its done
+      // callbacks (the ready queue's push), and that must not time out.
+      if (!detail::FutureAccess::state(slot.future)->wait_until(detail::deadline_ptr(deadline_))) {
         window_.push_front(std::move(slot));  // cancelled with the rest
         timed_out();
-      } catch (...) {  // the chunk failed as a whole (cancelled, say): each item fails with it
+      }
+      try {
+        chunk_ = std::move(slot.future).result();
+      } catch (...) {  // the chunk failed as a whole (cancelled, a deadline): each item fails with it
         const std::exception_ptr e = std::current_exception();
         for (std::size_t i = 0; i < slot.items; ++i) chunk_.emplace_back(std::in_place_index<1>, e);
       }
@@ -259,12 +267,6 @@ class MapRange {
       fill();
       if (!chunk_.empty()) return true;
     }
-  }
-
-  Timeout remaining() const {
-    if (deadline_ == detail::Clock::time_point::max()) return {};
-    const auto left = deadline_ - detail::Clock::now();
-    return left > detail::Clock::duration::zero() ? left : detail::Clock::duration::zero();
   }
 
   R& current() {

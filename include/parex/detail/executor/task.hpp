@@ -8,6 +8,7 @@
 #pragma once
 
 #include <parex/detail/executor/callable.hpp>
+#include <parex/detail/executor/deadline.hpp>
 #include <parex/detail/future/state.hpp>
 #include <parex/errors.hpp>
 
@@ -24,6 +25,8 @@ namespace parex::detail {
 /// An intrusive queue node that an executor can run.
 struct LocalTask {
   LocalTask* next = nullptr;
+  /// The call's deadline, counted from its start (0: none): see deadline.hpp.
+  std::chrono::nanoseconds timeout{0};
   /// Runs the call unless it was cancelled, completes the future, drops the queue's reference.
   virtual void run() noexcept = 0;
   /// Never runs it: fails a pending future with e (or leaves a cancelled one), drops the reference.
@@ -77,27 +80,50 @@ class TaskState : public State<R>, public LocalTask {
 
  protected:
   virtual void drop_payload() noexcept = 0;
-  // pending -> running + claimed in one step; false if cancelled.
+  // pending -> running + claimed in one step; false if cancelled. A timed call claims
+  // only once computed (run_timed): its deadline may claim first.
   bool start() noexcept { return this->set_running() && this->try_claim(); }
+  // A timed call: compute() runs under a deadline; its value (or exception) is kept only
+  // if the deadline has not failed the future meanwhile.
+  using Value = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
+  template <class Compute>
+  void run_timed(Compute&& compute) noexcept {
+    if (!this->set_running()) return;
+    try {
+      std::optional<Value> value;
+      {
+        DeadlineGuard guard(*this, this->timeout);
+        value.emplace(compute());
+      }
+      if (!this->try_claim()) return;
+      if constexpr (std::is_void_v<R>) this->emplace_claimed();
+      else this->emplace_claimed(std::move(*value));
+    } catch (...) {
+      if (this->try_claim()) this->finish_with_error(std::current_exception());
+    }
+  }
 };
 
 /// submit(fn, args...) run locally.
 template <class R, class F, class... A>
 class Call final : public TaskState<R> {
+  using Value = typename TaskState<R>::Value;
+
  public:
   template <class G, class... B>
   explicit Call(G&& g, B&&... b) : payload_(std::in_place, std::forward<G>(g), std::forward<B>(b)...) {
     this->retain_producer();  // the future adopts the first reference; the queue holds this one
   }
   void run() noexcept override {
-    if (this->start()) {
+    if (this->timeout.count()) {
+      this->run_timed([this] { return invoke(); });
+    } else if (this->start()) {
       try {
         if constexpr (std::is_void_v<R>) {
-          std::apply([](auto&&... x) { std::invoke(std::move(x)...); }, std::move(*payload_));
+          invoke();
           this->emplace_claimed();
         } else {
-          this->emplace_claimed(
-              std::apply([](auto&&... x) -> R { return std::invoke(std::move(x)...); }, std::move(*payload_)));
+          this->emplace_claimed(invoke());
         }
       } catch (...) {
         this->finish_with_error(std::current_exception());
@@ -108,6 +134,14 @@ class Call final : public TaskState<R> {
   }
 
  private:
+  Value invoke() {
+    if constexpr (std::is_void_v<R>) {
+      std::apply([](auto&&... x) { std::invoke(std::move(x)...); }, std::move(*payload_));
+      return {};
+    } else {
+      return std::apply([](auto&&... x) -> R { return std::invoke(std::move(x)...); }, std::move(*payload_));
+    }
+  }
   void drop_payload() noexcept override { payload_.reset(); }
   std::optional<std::tuple<F, A...>> payload_;
 };
@@ -120,18 +154,11 @@ class LocalChunk final : public TaskState<ChunkResult<R>> {
     this->retain_producer();
   }
   void run() noexcept override {
-    if (this->start()) {
+    if (this->timeout.count()) {
+      this->run_timed([this] { return compute(); });
+    } else if (this->start()) {
       try {
-        ChunkResult<R> out;
-        out.reserve(items_.size());
-        for (auto& item : items_) {
-          try {
-            out.emplace_back(std::in_place_index<0>, invoke_map_item(*fn_, std::move(item)));
-          } catch (...) {
-            out.emplace_back(std::in_place_index<1>, std::current_exception());
-          }
-        }
-        this->emplace_claimed(std::move(out));
+        this->emplace_claimed(compute());
       } catch (...) {  // bad_alloc while building the chunk
         this->finish_with_error(std::current_exception());
       }
@@ -141,6 +168,18 @@ class LocalChunk final : public TaskState<ChunkResult<R>> {
   }
 
  private:
+  ChunkResult<R> compute() {
+    ChunkResult<R> out;
+    out.reserve(items_.size());
+    for (auto& item : items_) {
+      try {
+        out.emplace_back(std::in_place_index<0>, invoke_map_item(*fn_, std::move(item)));
+      } catch (...) {
+        out.emplace_back(std::in_place_index<1>, std::current_exception());
+      }
+    }
+    return out;
+  }
   void drop_payload() noexcept override {
     fn_.reset();
     std::vector<Item>().swap(items_);

@@ -88,6 +88,10 @@ class StateBase {
   bool cancel() noexcept;
   /// pending -> running; false if it was cancelled (Python's set_running_or_notify_cancel).
   bool set_running() noexcept;
+  /// Future::interrupt: cancels a call not started; a producer that can stop a running
+  /// call (a process pool) overrides this. True if the call is cancelled now, or will be
+  /// stopped and fail with CancelledError.
+  virtual bool interrupt() noexcept { return cancel(); }
   /// Takes the exclusive right to store a result; false if done or already claimed.
   bool try_claim() noexcept;
   /// After try_claim(): stores the exception and completes.

@@ -14,6 +14,7 @@
 #include <parex/registry.hpp>
 #include <parex/serialize.hpp>
 
+#include <chrono>
 #include <exception>
 #include <string>
 #include <type_traits>
@@ -31,6 +32,9 @@ class RemoteCall {
   std::uint32_t resume_item = 0;        // the item that starts at resume_offset
   std::size_t resume_offset = 0;        // computed only when a call is re-sent after a crash
   Buffer args;                          // count x (varint length, encoded arguments)
+  std::chrono::nanoseconds timeout{0};  // each item's deadline from its start (0: none)
+  const void* owner = nullptr;          // the pool that holds it (set by the pool)
+  bool interrupted = false;             // reactor thread only: Future::interrupt reached it
 
   virtual StateBase& state() noexcept = 0;
   /// Reads the outcomes of items done .. done+n-1 from r (n <= count - done): one virtual
@@ -75,6 +79,11 @@ class RemoteCall {
   virtual void state_release() noexcept = 0;
 };
 
+/// Future::interrupt of a call that has left the submitting thread: asks the pool that
+/// holds it to stop it (process_pool/interrupts.cpp). False if no pool can (done, or a
+/// backend that cannot stop calls).
+bool request_interrupt(RemoteCall& call) noexcept;
+
 [[noreturn]] void throw_unregistered(const void* fn, const std::type_info* object_type);
 // Decodes an error outcome's body into an exception, wrapping codec-stage failures as
 // NotSerializable (with the original nested) and naming the function.
@@ -91,6 +100,7 @@ class SingleCall final : public State<R>, public RemoteCall {
     this->retain_producer();
   }
   StateBase& state() noexcept override { return *this; }
+  bool interrupt() noexcept override { return this->cancel() || (!StateBase::done() && request_interrupt(*this)); }
   void take_outcomes(Reader& r, std::uint32_t) override {
     OutcomeView o = read_outcome(r);
     args = Buffer();
@@ -129,6 +139,7 @@ class ChunkCall final : public State<ChunkResult<R>>, public RemoteCall {
     --count;
   }
   StateBase& state() noexcept override { return *this; }
+  bool interrupt() noexcept override { return this->cancel() || (!StateBase::done() && request_interrupt(*this)); }
   void take_outcomes(Reader& r, std::uint32_t n) override {
     const std::size_t before = results_.size();
     const std::size_t holes_before = next_left_out_;

@@ -40,7 +40,7 @@ struct MapItem<ArgPack<T...>> {
 template <class R>
 struct RemoteSubmit {
   template <class F, class... A>
-  static Future<R> call(Executor& ex, const F& fn, A&&... args) {
+  static Future<R> call(Executor& ex, std::chrono::nanoseconds timeout, const F& fn, A&&... args) {
     using Check = Remotable<F, A...>;
     if constexpr (!Check::value) {
       throw NotSerializable(Check::why());
@@ -55,6 +55,7 @@ struct RemoteSubmit {
         call->drop();
         throw_encode_error(entry);
       }
+      call->timeout = timeout;
       ex.post(call);
       return future;
     }
@@ -63,7 +64,8 @@ struct RemoteSubmit {
   // One map chunk. An item whose arguments fail to encode does not fail its neighbours:
   // it is left out of the call and gets its NotSerializable at its own position.
   template <class F, class Item>
-  static Future<ChunkResult<R>> chunk(Executor& ex, const F& fn, std::vector<Item>&& items) {
+  static Future<ChunkResult<R>> chunk(Executor& ex, const F& fn, std::vector<Item>&& items,
+                                      std::chrono::nanoseconds timeout) {
     using Check = typename MapItem<Item>::template remotable<F>;
     if constexpr (!Check::value) {
       throw NotSerializable(Check::why());
@@ -86,6 +88,7 @@ struct RemoteSubmit {
           }
         }
       }
+      call->timeout = timeout;
       if (call->count == 0) call->finish();  // nothing left to send: complete it here
       else ex.post(call);
       return future;

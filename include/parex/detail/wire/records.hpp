@@ -94,19 +94,20 @@ struct CallHead {
   std::uint32_t fn_id = 0;
   std::uint64_t items = 0;
   bool in_arena = false;
+  bool timed = false;  // the pool watches its items' run time: the worker stamps each start
 };
 struct ArenaRef {
   std::uint64_t offset = 0, length = 0;
 };
 
 inline void put_call_head(Writer& w, const CallHead& h) {
-  w.put_varint(std::uint64_t{h.fn_id} << 1 | std::uint64_t{h.in_arena});
+  w.put_varint(std::uint64_t{h.fn_id} << 2 | std::uint64_t{h.timed} << 1 | std::uint64_t{h.in_arena});
   w.put_varint(h.items);
 }
 inline CallHead read_call_head(Reader& r) {
   const std::uint64_t head = r.get_varint();
-  if ((head >> 1) > UINT32_MAX) throw ProtocolError("function id out of range");
-  return {static_cast<std::uint32_t>(head >> 1), r.get_varint(), (head & 1) != 0};
+  if ((head >> 2) > UINT32_MAX) throw ProtocolError("function id out of range");
+  return {static_cast<std::uint32_t>(head >> 2), r.get_varint(), (head & 1) != 0, (head & 2) != 0};
 }
 inline void put_arena_ref(Writer& w, const ArenaRef& a) {
   w.put_varint(a.offset);

@@ -1,0 +1,281 @@
+// Beyond Python: a call's deadline (CallOptions::timeout, MapOptions::call_timeout),
+// Future::interrupt, MapOptions::interrupt_on_exit and retries, on both pools. Process
+// pool calls that hang write their worker's pid into a shared Array first, so that the
+// tests can check that the worker the pool stopped is gone. Only this thread asserts.
+#define BOOST_TEST_DYN_LINK
+#include <boost/test/unit_test.hpp>
+
+#include <parex/parex.hpp>
+
+#include "support/helpers.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace deadline_test {
+int twice(int x) { return 2 * x; }
+// Records its pid in pids[slot], then never returns (until stopped).
+int hang(parex::Array<int> pids, int slot) {
+  pids[static_cast<std::size_t>(slot)] = static_cast<int>(::getpid());
+  for (;;) std::this_thread::sleep_for(1h);
+}
+// Hangs when x is a multiple of every (x != 0), else returns 2x.
+int hang_every(int x, int every) {
+  if (every && x % every == 0)
+    for (;;) std::this_thread::sleep_for(1h);
+  return 2 * x;
+}
+int sleep_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+// Counts its attempts in tries; the first `bad` ones crash (SIGKILL), then it returns 42.
+int crash_first(parex::Value<int> tries, int bad) {
+  if (++tries.value() <= bad) ::kill(::getpid(), SIGKILL);
+  return 42;
+}
+// The first `bad` attempts throw ValueError, then it returns 7.
+int fail_first(parex::Value<int> tries, int bad) {
+  if (++tries.value() <= bad) throw parex::ValueError("attempt " + std::to_string(tries.value()));
+  return 7;
+}
+// Always throws std::runtime_error (not retried unless named).
+int always_fails(parex::Value<int> tries) {
+  ++tries.value();
+  throw std::runtime_error("no");
+}
+}  // namespace deadline_test
+
+using namespace deadline_test;
+PAREX_REGISTER_AS("deadline_test::twice", twice);
+PAREX_REGISTER_AS("deadline_test::hang", hang);
+PAREX_REGISTER_AS("deadline_test::hang_every", hang_every);
+PAREX_REGISTER_AS("deadline_test::sleep_ms", sleep_ms);
+PAREX_REGISTER_AS("deadline_test::crash_first", crash_first);
+PAREX_REGISTER_AS("deadline_test::fail_first", fail_first);
+PAREX_REGISTER_AS("deadline_test::always_fails", always_fails);
+
+namespace {
+bool gone(int pid) { return pid > 0 && ::kill(pid, 0) == -1 && errno == ESRCH; }
+bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(deadlines)
+
+BOOST_AUTO_TEST_CASE(process_pool_deadline_fails_only_the_hung_calls) {
+  parex::ProcessPoolExecutor pool{{.max_workers = 2}};
+  parex::Array<int> pids(4);
+  std::vector<parex::Future<int>> fs;
+  int hung = 0;
+  for (int i = 0; i < 24; ++i) {
+    if (i % 6 == 5) fs.push_back(pool.submit(parex::CallOptions{.timeout = 150ms}, hang, pids, hung++));
+    else fs.push_back(pool.submit(parex::CallOptions{.timeout = 150ms}, twice, i));
+  }
+  for (int i = 0; i < 24; ++i) {
+    if (i % 6 == 5) {
+      auto e = test::expect_error<parex::TimeoutError>([&] { fs[i].result(test::deadlock_timeout); });
+      BOOST_TEST(contains(e.what(), "deadline_test::hang"));
+      BOOST_TEST(contains(e.what(), "deadline of 150 ms"));
+    } else {
+      BOOST_TEST(fs[i].result(test::deadlock_timeout) == 2 * i);
+    }
+  }
+  for (int k = 0; k < 4; ++k) BOOST_TEST(test::eventually([&] { return gone(pids[k]); }));
+  BOOST_TEST(pool.submit(twice, 21).result(test::deadlock_timeout) == 42);  // the pool goes on
+}
+
+BOOST_AUTO_TEST_CASE(deadline_counts_from_the_start_not_from_submit) {
+  parex::ProcessPoolExecutor pool{{.max_workers = 1}};
+  auto slow = pool.submit(sleep_ms, 400);  // no deadline; the timed calls wait behind it
+  std::vector<parex::Future<int>> timed;
+  for (int i = 0; i < 5; ++i) timed.push_back(pool.submit(parex::CallOptions{.timeout = 100ms}, twice, i));
+  BOOST_TEST(slow.result(test::deadlock_timeout) == 400);
+  for (int i = 0; i < 5; ++i) BOOST_TEST(timed[i].result(test::deadlock_timeout) == 2 * i);
+}
+
+BOOST_AUTO_TEST_CASE(map_call_timeout_fails_the_item_and_its_chunk_goes_on) {
+  parex::ProcessPoolExecutor pool{{.max_workers = 2}};
+  std::vector<int> xs{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
+  std::vector<int> every(xs.size(), 5);  // 5 and 10 hang
+  int ok = 0, timeouts = 0, i = 0;
+  auto results = pool.map(hang_every, xs, every, {.chunksize = 4, .call_timeout = 150ms});
+  for (auto it = results.begin(); it != results.end(); ++i) {
+    try {
+      const int y = *it;
+      BOOST_TEST(y == 2 * xs[static_cast<std::size_t>(i)]);
+      ++ok;
+    } catch (const parex::TimeoutError&) {
+      BOOST_TEST(xs[static_cast<std::size_t>(i)] % 5 == 0);
+      ++timeouts;
+    }
+    try {
+      ++it;
+    } catch (const parex::TimeoutError&) {
+      BOOST_FAIL("advancing threw");
+    }
+  }
+  BOOST_TEST(ok == 11);
+  BOOST_TEST(timeouts == 2);
+}
+
+BOOST_AUTO_TEST_CASE(interrupt_stops_a_running_call_and_the_pool_goes_on) {
+  parex::ProcessPoolExecutor pool{{.max_workers = 1, .stop_grace = 200ms}};
+  parex::Array<int> pids(1);
+  auto f = pool.submit(hang, pids, 0);
+  auto queued = pool.submit(twice, 5);  // behind it: runs on the replacement
+  BOOST_TEST(test::eventually([&] { return pids[0] != 0; }));
+  BOOST_TEST(f.running());
+  BOOST_TEST(!f.cancel());  // Python's meaning: a running call is not cancelled
+  BOOST_TEST(f.interrupt());
+  auto e = test::expect_error<parex::CancelledError>([&] { f.result(test::deadlock_timeout); });
+  BOOST_TEST(contains(e.what(), "interrupted"));
+  BOOST_TEST(test::eventually([&] { return gone(pids[0]); }));
+  BOOST_TEST(queued.result(test::deadlock_timeout) == 10);
+  BOOST_TEST(!queued.interrupt());  // done: nothing to stop
+  BOOST_TEST(pool.submit(twice, 8).result(test::deadlock_timeout) == 16);
+}
+
+BOOST_AUTO_TEST_CASE(interrupt_of_a_call_not_started_cancels_it) {
+  parex::ProcessPoolExecutor pool{{.max_workers = 1}};
+  auto slow = pool.submit(sleep_ms, 300);
+  auto waiting = pool.submit(twice, 1);
+  BOOST_TEST(waiting.interrupt());
+  BOOST_TEST(waiting.cancelled());
+  BOOST_TEST(slow.result(test::deadlock_timeout) == 300);  // nobody else was stopped
+}
+
+BOOST_AUTO_TEST_CASE(interrupt_a_call_queued_in_a_worker_behind_another) {
+  // Both calls are sent to the worker at once (a batch); interrupting the second stops
+  // the worker, which was running the first: the first fails as a crash would, the second
+  // with CancelledError. Nothing hangs and the pool goes on.
+  parex::ProcessPoolExecutor pool{{.max_workers = 1}};
+  parex::Array<int> pids(2);
+  auto first = pool.submit(hang, pids, 0);
+  BOOST_TEST(test::eventually([&] { return pids[0] != 0; }));
+  auto second = pool.submit(twice, 3);
+  std::this_thread::sleep_for(20ms);  // let it reach the worker or stay queued: either is fine
+  BOOST_TEST(second.interrupt());
+  test::expect_error<parex::CancelledError>([&] { second.result(test::deadlock_timeout); });
+  BOOST_TEST(first.interrupt());
+  test::expect_error<parex::Error>([&] { first.result(test::deadlock_timeout); });
+  BOOST_TEST(test::eventually([&] { return gone(pids[0]); }));
+  BOOST_TEST(pool.submit(twice, 4).result(test::deadlock_timeout) == 8);
+}
+
+BOOST_AUTO_TEST_CASE(leaving_a_map_early_interrupts_running_calls) {
+  parex::ProcessPoolExecutor pool{{.max_workers = 2}};
+  parex::Array<int> pids(2);
+  {
+    std::vector<int> xs{1, 5, 10};  // 5 and 10 hang
+    std::vector<int> every(3, 5);
+    auto results = pool.map(hang_every, xs, every, {.interrupt_on_exit = true});
+    BOOST_TEST(*results.begin() == 2);
+  }  // the two hung calls are stopped here
+  // The workers that ran them are replaced: both workers answer at once.
+  auto a = pool.submit(sleep_ms, 50), b = pool.submit(sleep_ms, 50);
+  BOOST_TEST(a.result(test::deadlock_timeout) == 50);
+  BOOST_TEST(b.result(test::deadlock_timeout) == 50);
+}
+
+BOOST_AUTO_TEST_CASE(thread_pool_deadline_fails_the_future_and_the_call_runs_on) {
+  parex::ThreadPoolExecutor pool{{.max_workers = 2}};
+  std::atomic<int> finished{0};
+  auto slow = pool.submit(parex::CallOptions{.timeout = 50ms}, [&] {
+    std::this_thread::sleep_for(300ms);
+    ++finished;
+    return 1;
+  });
+  auto quick = pool.submit(parex::CallOptions{.timeout = 5s}, [] { return 2; });
+  auto e = test::expect_error<parex::TimeoutError>([&] { slow.result(test::deadlock_timeout); });
+  BOOST_TEST(contains(e.what(), "deadline of 50 ms"));
+  BOOST_TEST(quick.result(test::deadlock_timeout) == 2);
+  BOOST_TEST(test::eventually([&] { return finished.load() == 1; }));  // it ran on to its end
+  BOOST_TEST(static_cast<bool>(slow.exception()));                        // its result was dropped
+  auto chunks = pool.map([](int ms) { return sleep_ms(ms); }, std::vector{1, 200, 1}, {.call_timeout = 50ms});
+  std::vector<int> got;
+  for (auto it = chunks.begin(); it != chunks.end(); ++it) {
+    try {
+      got.push_back(*it);
+    } catch (const parex::TimeoutError&) {
+      got.push_back(-1);
+    }
+  }
+  BOOST_TEST((got == std::vector{1, -1, 1}));
+}
+
+BOOST_AUTO_TEST_CASE(retries_on_a_crash_and_on_named_exceptions) {
+  parex::ProcessPoolExecutor pool{{.max_workers = 2}};
+  parex::Value<int> tries(0);
+  BOOST_TEST(pool.submit(parex::CallOptions{.retries = 2}, crash_first, tries, 2).result(test::deadlock_timeout) == 42);
+  BOOST_TEST(tries.value() == 3);
+
+  tries.value() = 0;
+  auto e = test::expect_error<parex::WorkerCrashed>(
+      [&] { pool.submit(parex::CallOptions{.retries = 1}, crash_first, tries, 5).result(test::deadlock_timeout); });
+  BOOST_TEST(contains(e.what(), "after 2 attempts"));
+  BOOST_TEST(tries.value() == 2);
+
+  tries.value() = 0;
+  parex::CallOptions named{.retries = 3, .retry = {.error = parex::exception_is<parex::ValueError>}};
+  BOOST_TEST(pool.submit(named, fail_first, tries, 2).result(test::deadlock_timeout) == 7);
+  BOOST_TEST(tries.value() == 3);
+
+  tries.value() = 0;  // not named: one attempt
+  test::expect_error<std::runtime_error>(
+      [&] { pool.submit(named, always_fails, tries).result(test::deadlock_timeout); });
+  BOOST_TEST(tries.value() == 1);
+
+  tries.value() = 0;  // ValueError not named: no retry
+  test::expect_error<parex::ValueError>(
+      [&] { pool.submit(parex::CallOptions{.retries = 3}, fail_first, tries, 1).result(test::deadlock_timeout); });
+  BOOST_TEST(tries.value() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(retries_after_timeouts_then_the_error_counts_attempts) {
+  parex::ProcessPoolExecutor pool{{.max_workers = 1}};
+  auto e = test::expect_error<parex::TimeoutError>([&] {
+    pool.submit(parex::CallOptions{.timeout = 50ms, .retries = 2}, hang_every, 0, 1).result(test::deadlock_timeout);
+  });
+  BOOST_TEST(contains(e.what(), "after 3 attempts"));
+  parex::CallOptions no_timeout_retry{.timeout = 50ms, .retries = 2, .retry = {.timeout = false}};
+  e = test::expect_error<parex::TimeoutError>(
+      [&] { pool.submit(no_timeout_retry, hang_every, 0, 1).result(test::deadlock_timeout); });
+  BOOST_TEST(!contains(e.what(), "attempts"));
+  BOOST_TEST(pool.submit(twice, 1).result(test::deadlock_timeout) == 2);
+}
+
+BOOST_AUTO_TEST_CASE(interrupt_ends_a_retried_call) {
+  parex::ProcessPoolExecutor pool{{.max_workers = 1}};
+  parex::Array<int> pids(1);
+  auto f = pool.submit(parex::CallOptions{.retries = 5}, hang, pids, 0);
+  BOOST_TEST(test::eventually([&] { return pids[0] != 0; }));
+  BOOST_TEST(f.interrupt());
+  test::expect_error<parex::CancelledError>([&] { f.result(test::deadlock_timeout); });
+  BOOST_TEST(test::eventually([&] { return gone(pids[0]); }));
+}
+
+BOOST_AUTO_TEST_CASE(thread_pool_retries_and_executor_reference) {
+  parex::ThreadPoolExecutor threads{{.max_workers = 2}};
+  parex::Executor& ex = threads;
+  std::atomic<int> tries{0};
+  auto flaky = [&tries] {
+    if (++tries < 3) throw parex::ValueError("flaky");
+    return 5;
+  };
+  parex::CallOptions o{.retries = 4, .retry = {.error = parex::exception_is<parex::ValueError>}};
+  BOOST_TEST(ex.submit(o, flaky).result(test::deadlock_timeout) == 5);
+  BOOST_TEST(tries.load() == 3);
+  parex::ProcessPoolExecutor procs{{.max_workers = 1}};
+  parex::Executor& remote = procs;
+  BOOST_TEST(remote.submit(parex::CallOptions{.timeout = 1s}, twice, 4).result(test::deadlock_timeout) == 8);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
