@@ -7,6 +7,8 @@
 //   (d) pool start-up to first result (construct, submit, result)       ms (median)
 //   (e) one call with a 64 MiB argument, against a raw pipe moving the
 //       same bytes to a child process in the same run                   GB/s
+//   (f) one call with a 1 GiB result, against a raw pipe moving 1 GiB from a
+//       child into a fresh vector in the same run                        GB/s
 //
 // 2 workers by default. Prints a human table, or with --json one JSON object that
 // tools/bench_vs_python.py puts side by side with Python's pools.
@@ -31,6 +33,12 @@ int square(int x) { return x * x; }
 PAREX_REGISTER(square);
 std::size_t payload_size(const std::vector<char>& v) { return v.size() + static_cast<unsigned char>(v[v.size() / 2]); }
 PAREX_REGISTER(payload_size);
+std::vector<char> make_bytes(std::size_t n) {
+  std::vector<char> v(n);
+  for (std::size_t i = 0; i < n; i += 4096) v[i] = static_cast<char>(i >> 12);
+  return v;
+}
+PAREX_REGISTER(make_bytes);
 
 namespace {
 
@@ -45,7 +53,7 @@ struct Args {
   std::size_t workers = 2;
   int repeats = 5;
   bool json = false;
-  std::string only = "abcde";
+  std::string only = "abcdef";
   std::size_t tiny_calls = 200'000;
   std::size_t map_items = 1'000'000;
 };
@@ -103,16 +111,18 @@ double payload_gb_per_s(parex::ProcessPoolExecutor& pool, const std::vector<char
 // buffers copy-on-write and charge it ~16k page faults per 64 MiB for the baseline's sake.)
 class RawPipe {
  public:
-  // mode 'e': echo one byte per byte (round trips); 's': sink n bytes, answer n (bandwidth)
+  // mode 'e': echo one byte per byte (round trips); 's': sink n bytes, answer n (bandwidth);
+  // 'w': asked for n, write n bytes back (a result's bandwidth)
   RawPipe(char mode, int pipe_size) {
     int to[2], back[2];
     if (::pipe(to) || ::pipe(back)) std::abort();
-    if (pipe_size) ::fcntl(to[1], F_SETPIPE_SZ, pipe_size);
+    if (pipe_size) ::fcntl(mode == 'w' ? back[1] : to[1], F_SETPIPE_SZ, pipe_size);
     pid_ = ::fork();
     if (pid_ == 0) {
       ::close(to[1]);
       ::close(back[0]);
-      mode == 'e' ? echo(to[0], back[1]) : sink(to[0], back[1]);
+      if (mode == 'w') source(to[0], back[1]);
+      else mode == 'e' ? echo(to[0], back[1]) : sink(to[0], back[1]);
       ::_exit(0);
     }
     ::close(to[0]);
@@ -155,6 +165,33 @@ class RawPipe {
     while (::read(in, &c, 1) == 1)
       if (::write(out, &c, 1) != 1) return;
   }
+
+ public:
+  // n bytes from the child into a fresh vector, as a result arrives (GB/s).
+  double result_gb_per_s(std::uint64_t n) {
+    const auto t0 = Clock::now();
+    if (::write(out_, &n, sizeof n) != sizeof n) std::abort();
+    std::vector<char> v(n);
+    for (std::size_t got = 0; got < n;) {
+      const ssize_t k = ::read(in_, v.data() + got, n - got);
+      if (k <= 0) std::abort();
+      got += static_cast<std::size_t>(k);
+    }
+    return n / since(t0) / 1e9;
+  }
+
+ private:
+  static void source(int in, int out) {
+    std::vector<char> buf;
+    for (std::uint64_t n; ::read(in, &n, sizeof n) == sizeof n;) {
+      if (buf.size() < n) buf.assign(n, 1);
+      for (std::size_t sent = 0; sent < n;) {
+        const ssize_t k = ::write(out, buf.data() + sent, n - sent);
+        if (k <= 0) return;
+        sent += static_cast<std::size_t>(k);
+      }
+    }
+  }
   static void sink(int in, int out) {
     static char buf[1 << 20];  // pure transfer: the reader keeps nothing
     for (std::uint64_t n; ::read(in, &n, sizeof n) == sizeof n;) {
@@ -174,7 +211,8 @@ class RawPipe {
 
 int main(int argc, char** argv) {
   parex::init(argc, argv);
-  RawPipe echo('e', 0), sink_default('s', 0), sink_big('s', 1 << 20);  // before anything big exists
+  // Before anything big exists.
+  RawPipe echo('e', 0), sink_default('s', 0), sink_big('s', 1 << 20), source_big('w', 1 << 20);
   Args a;
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
@@ -183,7 +221,7 @@ int main(int argc, char** argv) {
     else if (k == "--repeats" && i + 1 < argc) a.repeats = std::stoi(argv[++i]);
     else if (k == "--only" && i + 1 < argc) a.only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--workers W] [--repeats R] [--json] [--only abcde]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--workers W] [--repeats R] [--json] [--only abcdef]\n", argv[0]);
       return 2;
     }
   }
@@ -252,6 +290,20 @@ int main(int argc, char** argv) {
     report("raw_pipe_default_gb_per_s", "    raw pipe, default 64 KiB buffer", median(raw_default), "GB/s");
     report("raw_pipe_1mib_gb_per_s", "    raw pipe, 1 MiB buffer (as parex sets)", median(raw_big), "GB/s");
     report("payload_vs_raw_pipe", "    parex / the faster raw pipe", median(ours) / raw, "x");
+  }
+  if (want('f')) {
+    const std::size_t n = std::size_t{1} << 30;
+    std::vector<double> ours, raw;
+    for (int i = 0; i < std::min(a.repeats, 3); ++i) {
+      const auto t0 = Clock::now();
+      const std::vector<char> v = pool.submit(make_bytes, n).result();
+      ours.push_back(n / since(t0) / 1e9);
+      if (v.size() != n || v[4096 * 5] != 5) std::abort();
+      raw.push_back(source_big.result_gb_per_s(n));
+    }
+    report("result_1gib_gb_per_s", "(f) 1 GiB result, submit to result", median(ours), "GB/s");
+    report("raw_pipe_1gib_result_gb_per_s", "    raw pipe, 1 GiB into a fresh vector", median(raw), "GB/s");
+    report("result_1gib_vs_raw_pipe", "    parex / the raw pipe", median(ours) / median(raw), "x");
   }
   if (a.json) {
     std::printf("{");

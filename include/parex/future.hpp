@@ -118,8 +118,10 @@ class Future {
   /// Beyond Python: also stops a running process-pool call. Its worker is stopped (SIGTERM,
   /// then SIGKILL after ProcessPoolOptions::stop_grace), the call fails with CancelledError,
   /// the calls that worker held but had not started run elsewhere. A call not started is
-  /// cancelled, as by cancel(). A thread-pool call that runs cannot be stopped: false.
-  /// True if the future is cancelled now or will fail with CancelledError.
+  /// cancelled, as by cancel(); one its worker holds behind another call is stopped when
+  /// it starts. A thread-pool call that runs cannot be stopped: false. True if the future
+  /// is cancelled now or its stop is under way (a call that completes before its worker
+  /// is stopped keeps its result).
   bool interrupt() const { return state().interrupt(); }
   bool cancelled() const { return state().status() == detail::StateBase::cancelled; }
   /// True while the call runs (for a process pool: once it has been sent to a worker).

@@ -111,6 +111,9 @@ class ProcessPoolExecutor final : public Executor, public detail::MapOverloads<P
   void kill_workers();
 
   std::size_t max_workers() const noexcept override;
+  /// Executor::stats, read on the pool's reactor thread (a round trip to it, or at once
+  /// from a done callback; the last figures once the pool has shut down).
+  ExecutorStats stats() override;
 
   struct Impl;
 

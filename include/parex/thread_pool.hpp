@@ -37,6 +37,8 @@ class ThreadPoolExecutor final : public Executor, public detail::MapOverloads<Th
   explicit ThreadPoolExecutor(ThreadPoolOptions options = {});
   ~ThreadPoolExecutor() override;
   std::size_t max_workers() const noexcept override;
+  /// Executor::stats (a call past its deadline counts when its thread is done with it).
+  ExecutorStats stats() override;
 
   /// Executor::submit: any callable, any arguments (copied or moved now).
   template <class F, class... A>

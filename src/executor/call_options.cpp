@@ -6,22 +6,29 @@
 
 namespace parex::detail {
 
+namespace {
+// The user's predicate; one that throws says no.
+bool asks_retry(const RetryPolicy& p, const std::exception_ptr& e) noexcept {
+  try {
+    return p.error && p.error(e);
+  } catch (...) {
+    return false;
+  }
+}
+}  // namespace
+
 bool should_retry(const RetryPolicy& p, const std::exception_ptr& e) noexcept {
   try {
     std::rethrow_exception(e);
   } catch (const CancelledError&) {
     return false;
   } catch (const WorkerCrashed&) {
-    return p.crash || (p.error && p.error(e));
+    if (p.crash) return true;
   } catch (const TimeoutError&) {
-    return p.timeout || (p.error && p.error(e));
+    if (p.timeout) return true;
   } catch (...) {
-    try {
-      return p.error && p.error(e);
-    } catch (...) {  // a predicate that throws: no retry
-      return false;
-    }
   }
+  return asks_retry(p, e);
 }
 
 std::exception_ptr with_attempts(const std::exception_ptr& e, std::size_t n) noexcept {

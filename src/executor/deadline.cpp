@@ -61,22 +61,32 @@ class Watch {
         cv_.wait_until(lock, at);
         continue;
       }
-      // Expired: held by a reference of ours, completed outside the lock (callbacks run
-      // there and may arm other deadlines).
+      // Expired: held by a producer's reference of ours (not a handle: a handle would make
+      // the caller's result() copy instead of move), and completed on a thread of their
+      // own: completing runs the future's callbacks, which must hold up neither this
+      // thread (other deadlines) nor, by waiting on a deadline, themselves.
       std::vector<Entry> due;
       const auto now = Clock::now();
       while (!entries_.empty() && entries_.begin()->first.first <= now) {
         Entry e = entries_.begin()->second;
-        e.state->retain();
+        e.state->retain_producer();
         due.push_back(e);
         entries_.erase(entries_.begin());
       }
       lock.unlock();
-      for (const Entry& e : due) {
-        e.state->set_exception(deadline_error(nullptr, e.timeout, "its thread cannot be stopped and runs on"));
-        e.state->release();
+      try {
+        std::thread([due] { complete(due); }).detach();
+      } catch (...) {  // no thread to be had: complete them here
+        complete(due);
       }
       lock.lock();
+    }
+  }
+
+  static void complete(const std::vector<Entry>& due) noexcept {
+    for (const Entry& e : due) {
+      e.state->set_exception(deadline_error(nullptr, e.timeout, "its thread cannot be stopped and runs on"));
+      e.state->release_producer();
     }
   }
 

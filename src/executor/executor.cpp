@@ -7,6 +7,8 @@ namespace parex {
 
 Executor::~Executor() = default;
 
+ExecutorStats Executor::stats() { throw InvalidStateError("this executor keeps no statistics"); }
+
 void Executor::post(detail::LocalTask* task) {
   try {
     dispatch(task);

@@ -1,5 +1,6 @@
 #include "process/arena.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -42,6 +43,7 @@ std::byte* ArgArena::allocate(std::size_t n, std::size_t& cap) noexcept {
   const std::size_t want = (n + granule - 1) / granule * granule;
   std::size_t offset = 0;
   bool fresh = false;
+  std::size_t populated_start = 0;  // pages from here on were never populated
   {
     std::lock_guard lock(mutex_);
     auto it = free_.begin();
@@ -57,6 +59,8 @@ std::byte* ArgArena::allocate(std::size_t n, std::size_t& cap) noexcept {
       offset = top_;
       top_ += want;
       fresh = true;
+      populated_start = populated_top_;
+      if (populated_top_ >= offset) populated_top_ = std::max(populated_top_, top_);  // contiguous only
       // Blocks merged back into the tail may have left pages there: count them as reused.
       free_populated_ -= std::min(free_populated_, want);
     } else {
@@ -65,7 +69,12 @@ std::byte* ArgArena::allocate(std::size_t n, std::size_t& cap) noexcept {
     ++live_;
   }
   cap = want;
-  if (fresh) ::madvise(base_ + offset, want, MADV_POPULATE_WRITE);  // one syscall, not a fault per page
+  // One syscall, not a fault per page; only for pages never populated (or given back):
+  // on pages that are there it still costs ~1 ms per 16 MiB (measured on 64 MiB arguments).
+  if (fresh && offset + want > populated_start) {
+    const std::size_t from = std::max(offset, populated_start);
+    ::madvise(base_ + from, offset + want - from, MADV_POPULATE_WRITE);
+  }
   return base_ + offset;
 }
 
@@ -101,6 +110,7 @@ void ArgArena::release(std::byte* p, std::size_t cap) noexcept {
 // Returns the pages of a free range to the system (mutex_ held).
 void ArgArena::give_back(std::size_t offset, std::size_t length) noexcept {
   ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset), static_cast<off_t>(length));
+  populated_top_ = std::min(populated_top_, offset);  // conservative: what lies above may be gone
   free_populated_ -= std::min(free_populated_, length);
 }
 

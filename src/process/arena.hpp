@@ -49,6 +49,7 @@ class ArgArena final : public BlockAllocator {
   std::map<std::size_t, std::size_t> free_;  // offset -> length, coalesced; guarded by mutex_
   std::size_t free_populated_ = 0;            // bytes in free_ still backed by pages
   std::size_t top_ = 0;                       // never handed out beyond this
+  std::size_t populated_top_ = 0;             // pages below it are populated, in the tail too
   std::size_t live_ = 0;                      // blocks handed out and not released
 };
 

@@ -118,6 +118,8 @@ struct ProcessPoolExecutor::Impl {
     std::deque<RemoteCall*> outstanding;     // sent, not finished, in send order
     std::uint64_t sent = 0, received = 0; // items
     std::size_t calls_sent = 0;
+    std::size_t calls_done = 0, calls_failed = 0;  // stats
+    std::uint64_t busy_us = 0;                     // stats: as its results frames report
     detail::CostEstimate cost;
     bool writing = false;
     bool input_closed = false;  // we sent EOF: it finishes what it holds and exits
@@ -147,6 +149,7 @@ struct ProcessPoolExecutor::Impl {
   void end_workers(int sig);
   void run();
   void drain_inbox();
+  void take_rest(RemoteCall* chain);
 
   // dispatcher.cpp: calls to workers
   bool has_room(const WorkerProcess& w) const;
@@ -183,6 +186,10 @@ struct ProcessPoolExecutor::Impl {
   void force_stop(RemoteCall* rest, int sig);
   void maybe_finish();
   void break_pool(const std::string& reason) noexcept;
+
+  // process_pool.cpp: Executor::stats
+  ExecutorStats snapshot() const;
+  ExecutorStats stats();
 
   // interrupts.cpp: stopping a running call (deadlines, Future::interrupt)
   void enroll();
@@ -244,6 +251,12 @@ struct ProcessPoolExecutor::Impl {
   bool respawn_scheduled = false;
   int terminate_signal = 0;  // set by terminate_workers / kill_workers
   int idle_deaths = 0;  // see max_idle_deaths
+  std::size_t calls_done = 0, calls_failed = 0;  // by workers that are gone (stats)
+  std::size_t spawned = 0;                       // workers ever started (stats: restarts)
+  std::atomic<std::size_t> in_inbox{0};          // calls submitted, not yet drained (stats)
+  std::mutex stats_mutex;                        // final_stats, reactor_done
+  ExecutorStats final_stats;                     // once the reactor has ended
+  bool reactor_done = false;
 
   const detail::FunctionEntry* init_fn = nullptr;
   std::vector<std::byte> init_args;

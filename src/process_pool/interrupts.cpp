@@ -13,10 +13,15 @@
 #include <parex/detail/executor/deadline.hpp>
 
 #include <unordered_set>
+#include <utility>
 
 namespace parex {
 
 namespace {
+// How often the watch looks at a worker holding an interrupted call that has not started
+// (it runs behind another call), and the shortest wait for a timed one not started.
+constexpr auto interrupt_poll = std::chrono::milliseconds(1);
+constexpr auto min_watch_poll = std::chrono::milliseconds(1);
 // The pools alive in this process: Future::interrupt reaches a pool only through here,
 // under this mutex, so that a pool being destroyed is never posted to.
 std::mutex pools_mutex;
@@ -44,9 +49,17 @@ bool detail::request_interrupt(RemoteCall& c) noexcept {
     auto* impl = static_cast<ProcessPoolExecutor::Impl*>(const_cast<void*>(c.owner));
     if (impl->broken.load(std::memory_order_acquire)) return false;
     // The reference keeps the call alive until the reactor has looked (a handler never
-    // run is destroyed with the io_context, releasing it).
-    auto keep = StateRef<StateBase>::share(&c.state());
-    asio::post(impl->io, [impl, &c, keep = std::move(keep)] { impl->guarded([&] { impl->interrupt(&c); }); });
+    // run is destroyed with the io_context, releasing it). A producer's reference, not a
+    // handle: a handle would make the caller's result() copy instead of move.
+    struct Keep {
+      StateBase* s;
+      explicit Keep(StateBase* p) noexcept : s(p) { s->retain_producer(); }
+      Keep(Keep&& o) noexcept : s(std::exchange(o.s, nullptr)) {}
+      ~Keep() {
+        if (s) s->release_producer();
+      }
+    };
+    asio::post(impl->io, [impl, &c, keep = Keep(&c.state())] { impl->guarded([&] { impl->interrupt(&c); }); });
     return true;
   } catch (...) {  // no memory for the handler
     return false;
@@ -61,8 +74,10 @@ void ProcessPoolExecutor::Impl::interrupt(RemoteCall* c) {
   }
   for (const WorkerPtr& w : workers) {
     if (std::find(w->outstanding.begin(), w->outstanding.end(), c) == w->outstanding.end()) continue;
+    // Its worker may be running another call: the watch stops the worker once one of its
+    // items runs (at once, if one does), and a call that finishes first keeps its result.
     c->interrupted = true;
-    return stop_worker(w, "was stopped: its call '" + c->fn->name + "' was interrupted");
+    return check_deadlines(w);
   }
 }
 
@@ -79,7 +94,10 @@ void ProcessPoolExecutor::Impl::watch_deadline(const WorkerPtr& wp, Clock::time_
 void ProcessPoolExecutor::Impl::check_deadlines(const WorkerPtr& wp) {
   WorkerProcess& w = *wp;
   w.watch_at = Clock::time_point::max();
-  if (w.phase == WorkerProcess::Phase::dead || w.stopped_for_call || !w.page) return;
+  if (w.phase == WorkerProcess::Phase::dead || w.stopped_for_call) return;
+  if (!w.page) {  // its mapping failed at spawn: a worker nobody can watch is stopped
+    return stop_worker(wp, "was stopped: its shared page could not be mapped to watch its deadlines");
+  }
   const auto now = Clock::now();
   const std::uint64_t started = w.page->started.load(std::memory_order_acquire);
   const std::uint64_t finished = w.page->finished.load(std::memory_order_acquire);
@@ -87,8 +105,13 @@ void ProcessPoolExecutor::Impl::check_deadlines(const WorkerPtr& wp) {
   std::uint64_t first = w.received;  // the worker's number of the call's first item not received
   for (RemoteCall* c : w.outstanding) {
     const std::uint64_t end = first + (c->count - c->done);
+    const bool runs = started > finished && finished >= first && finished < end;  // its item `finished` runs
+    if (c->interrupted && finished < end) {
+      if (runs) return stop_worker(wp, "was stopped: its call '" + c->fn->name + "' was interrupted");
+      next = std::min(next, now + interrupt_poll);  // not started: looked at again soon
+    }
     if (c->timeout.count() && finished < end) {
-      if (started > finished && finished >= first) {  // its item `finished` runs
+      if (runs) {
         // A stamp newer than that item's start (it moved on meanwhile) only delays this.
         const Clock::time_point t0{Clock::duration(w.page->started_ns.load(std::memory_order_relaxed))};
         if (now - t0 >= c->timeout) {
@@ -98,8 +121,8 @@ void ProcessPoolExecutor::Impl::check_deadlines(const WorkerPtr& wp) {
                                      std::to_string(static_cast<long long>(ms + 0.5)) + " ms");
         }
         next = std::min(next, t0 + c->timeout);
-      } else {  // not started yet: not before now
-        next = std::min(next, now + c->timeout);
+      } else {  // not started yet: not before now (and never a busy poll)
+        next = std::min(next, now + std::max<Clock::duration>(c->timeout, min_watch_poll));
       }
     }
     first = end;

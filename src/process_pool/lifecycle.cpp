@@ -52,6 +52,7 @@ void ProcessPoolExecutor::Impl::spawn() {
   w->to.non_blocking(true);
   w->from.non_blocking(true);
   workers.push_back(w);
+  ++spawned;
 
   // The first frame: the initializer (or none).
   w->writer.begin();
@@ -143,6 +144,9 @@ int ProcessPoolExecutor::Impl::reap(WorkerProcess& w) {
 }
 
 void ProcessPoolExecutor::Impl::discard(const WorkerPtr& w) {
+  calls_done += w->calls_done;  // its figures stay in the pool's
+  calls_failed += w->calls_failed;
+  w->calls_done = w->calls_failed = 0;
   if (w->shm_fd >= 0) ::close(w->shm_fd);
   w->shm_fd = -1;
   if (w->page) ::munmap(const_cast<detail::WorkerShared*>(w->page), detail::shm_header_bytes);
@@ -153,11 +157,7 @@ void ProcessPoolExecutor::Impl::discard(const WorkerPtr& w) {
 // ---- shutdown and breakage ---------------------------------------------------------
 void ProcessPoolExecutor::Impl::begin_shutdown(RemoteCall* rest, bool cancel_futures) {
   stopping = true;
-  for (RemoteCall* c = rest; c;) {
-    RemoteCall* next = c->next;
-    pending.push_back(c);
-    c = next;
-  }
+  take_rest(rest);
   if (cancel_futures) {
     std::deque<RemoteCall*> keep;
     for (RemoteCall* c : pending) {
@@ -177,11 +177,7 @@ void ProcessPoolExecutor::Impl::begin_shutdown(RemoteCall* rest, bool cancel_fut
 void ProcessPoolExecutor::Impl::force_stop(RemoteCall* rest, int sig) {
   stopping = true;
   terminate_signal = sig;
-  for (RemoteCall* c = rest; c;) {
-    RemoteCall* next = c->next;
-    pending.push_back(c);
-    c = next;
-  }
+  take_rest(rest);
   const char* by = sig == SIGKILL ? "kill_workers()" : "terminate_workers()";
   const auto e = std::make_exception_ptr(BrokenProcessPool(std::string("the pool was ended by ") + by));
   for (RemoteCall* c : pending) {
@@ -212,6 +208,7 @@ void ProcessPoolExecutor::Impl::break_pool(const std::string& reason) noexcept {
     const auto e = std::make_exception_ptr(BrokenProcessPool(reason));
     for (RemoteCall* c = inbox.close(); c;) {
       RemoteCall* next = c->next;
+      in_inbox.fetch_sub(1, std::memory_order_relaxed);
       c->fail_rest(e);
       c = next;
     }

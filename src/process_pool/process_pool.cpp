@@ -35,6 +35,7 @@
 #include "process_pool/impl.hpp"
 
 #include <cstdlib>
+#include <future>
 
 namespace parex {
 
@@ -46,6 +47,7 @@ thread_local const void* this_threads_pool = nullptr;
 // ---- submit side (any thread) -----------------------------------------------------
 void ProcessPoolExecutor::Impl::submit(RemoteCall* c) {
   c->owner = this;  // for Future::interrupt (interrupts.cpp)
+  in_inbox.fetch_add(1, std::memory_order_relaxed);
   switch (inbox.push(c)) {
     case detail::Inbox<RemoteCall>::Push::first:
       asio::post(io, [this] { guarded([&] { drain_inbox(); }); });
@@ -53,6 +55,7 @@ void ProcessPoolExecutor::Impl::submit(RemoteCall* c) {
     case detail::Inbox<RemoteCall>::Push::more:
       break;
     case detail::Inbox<RemoteCall>::Push::closed:
+      in_inbox.fetch_sub(1, std::memory_order_relaxed);
       if (broken.load(std::memory_order_acquire)) throw BrokenProcessPool(broken_reason);
       throw InvalidStateError("cannot submit after shutdown");
   }
@@ -98,15 +101,60 @@ void ProcessPoolExecutor::Impl::run() {
     }
     if (!ran && io.run_one() == 0) break;
   }
+  std::lock_guard lock(stats_mutex);
+  final_stats = snapshot();
+  reactor_done = true;
 }
 
 void ProcessPoolExecutor::Impl::drain_inbox() {
-  for (RemoteCall* c = inbox.take_all(); c;) {
+  take_rest(inbox.take_all());
+  pump();
+}
+
+// Calls taken from the inbox (a chain) go to the end of pending.
+void ProcessPoolExecutor::Impl::take_rest(RemoteCall* chain) {
+  std::size_t n = 0;
+  for (RemoteCall* c = chain; c; ++n) {
     RemoteCall* next = c->next;
     pending.push_back(c);
     c = next;
   }
-  pump();
+  in_inbox.fetch_sub(n, std::memory_order_relaxed);
+}
+
+// ---- statistics (Executor::stats) --------------------------------------------------
+ExecutorStats ProcessPoolExecutor::Impl::snapshot() const {
+  ExecutorStats s;
+  s.queued = pending.size() + in_inbox.load(std::memory_order_relaxed);
+  s.done = calls_done;
+  s.failed = calls_failed;
+  s.restarts = spawned > n_workers ? spawned - n_workers : 0;
+  for (const WorkerPtr& w : workers) {
+    s.running += w->outstanding.size();
+    s.done += w->calls_done;
+    s.failed += w->calls_failed;
+    if (w->phase != WorkerProcess::Phase::dead)
+      s.workers.push_back({static_cast<int>(w->pid), w->calls_done, w->calls_failed,
+                           std::chrono::microseconds(w->busy_us)});
+  }
+  return s;
+}
+
+ExecutorStats ProcessPoolExecutor::Impl::stats() {
+  if (this_threads_pool == this) return snapshot();  // a done callback: we are the reactor
+  auto asked = std::make_shared<std::promise<ExecutorStats>>();
+  auto answer = asked->get_future();
+  {
+    std::lock_guard lock(stats_mutex);
+    if (reactor_done) return final_stats;
+    asio::post(io, [this, asked] { asked->set_value(snapshot()); });
+  }
+  // The reactor may end before it gets to the question: then its last figures answer.
+  while (answer.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready) {
+    std::lock_guard lock(stats_mutex);
+    if (reactor_done) return final_stats;
+  }
+  return answer.get();
 }
 
 ProcessPoolExecutor::ProcessPoolExecutor(ProcessPoolOptions options) : Executor(true) {
@@ -151,6 +199,8 @@ void ProcessPoolExecutor::dispatch_remote(RemoteCall* call) { impl_->submit(call
 detail::BlockAllocator* ProcessPoolExecutor::block_allocator() noexcept { return impl_->arena.get(); }
 
 void ProcessPoolExecutor::do_shutdown(bool wait, bool cancel_futures) { impl_->shutdown(wait, cancel_futures); }
+
+ExecutorStats ProcessPoolExecutor::stats() { return impl_->stats(); }
 
 void ProcessPoolExecutor::terminate_workers() { impl_->end_workers(SIGTERM); }
 

@@ -126,6 +126,8 @@ void ProcessPoolExecutor::Impl::fail_front(WorkerProcess& w, const std::exceptio
 void ProcessPoolExecutor::Impl::complete_items(WorkerProcess& w, RemoteCall* c, std::uint32_t k) {
   w.received += k;
   if ((c->done += k) == c->count) {
+    ++w.calls_done;
+    w.calls_failed += c->errors != 0;
     w.outstanding.pop_front();
     c->finish();  // may free c
   }
@@ -135,6 +137,7 @@ void ProcessPoolExecutor::Impl::on_results(WorkerProcess& w, Reader& r, const de
   deliver(w, r, h.items);
   if (!r.empty()) throw ProtocolError("trailing bytes in a results frame");
   w.cost.sample(h.items, h.busy_us);
+  w.busy_us += h.busy_us;
 }
 
 }  // namespace parex

@@ -21,6 +21,7 @@
 
 #include "sync/futex.hpp"
 #include "sync/inbox.hpp"
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -56,6 +57,9 @@ struct ThreadPoolExecutor::Impl {
     std::deque<LocalTask*> queue;      // guarded by mutex; owner pops the front, thieves take the front half
     std::atomic<std::size_t> size{0};  // queue.size(), for lock-free peeking
     std::thread thread;
+    // Statistics (stats()): written by this worker only.
+    std::atomic<std::size_t> calls{0}, failed{0};
+    std::atomic<bool> busy{false};
   };
 
   explicit Impl(ThreadPoolOptions o) : options(std::move(o)) {
@@ -82,10 +86,13 @@ struct ThreadPoolExecutor::Impl {
 
   // ---- producers ---------------------------------------------------------------------
   void push(LocalTask* t) {
+    submitted.fetch_add(1, std::memory_order_relaxed);
     switch (inbox.push(t)) {
       case Inbox::Push::first: return wake_one();
       case Inbox::Push::more: return;
-      case Inbox::Push::closed: throw_closed();
+      case Inbox::Push::closed:
+        submitted.fetch_sub(1, std::memory_order_relaxed);
+        throw_closed();
     }
   }
 
@@ -122,20 +129,46 @@ struct ThreadPoolExecutor::Impl {
     }
     for (;;) {
       if (LocalTask* t = next_task(self)) {
-        t->run();
+        run(self, t);
         continue;
       }
       // Stopping: shutdown handed what was queued to a deque before it set the flag, so
       // one more look finds it (a worker that looked before it arrived must not leave it).
       if (stopping.load(std::memory_order_acquire)) {
         if (LocalTask* t = next_task(self)) {
-          t->run();
+          run(self, t);
           continue;
         }
         return;
       }
       sleep();
     }
+  }
+
+  void run(std::size_t self, LocalTask* t) noexcept {
+    Worker& me = *workers[self];
+    me.busy.store(true, std::memory_order_relaxed);
+    const bool failed = t->run();
+    me.calls.store(me.calls.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (failed) me.failed.store(me.failed.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    me.busy.store(false, std::memory_order_release);
+  }
+
+  ExecutorStats stats() const {
+    ExecutorStats s;
+    std::size_t started = 0;
+    for (const auto& w : workers) {
+      const std::size_t calls = w->calls.load(std::memory_order_relaxed);
+      const bool busy = w->busy.load(std::memory_order_acquire);
+      s.workers.push_back({static_cast<int>(::getpid()), calls, w->failed.load(std::memory_order_relaxed), {}});
+      s.done += calls;
+      s.failed += s.workers.back().failed;
+      s.running += busy;
+      started += calls + busy;
+    }
+    const std::size_t all = submitted.load(std::memory_order_relaxed);
+    s.queued = all > started ? all - started : 0;  // cancelled calls leave without a run: an estimate
+    return s;
   }
 
   LocalTask* next_task(std::size_t self) {
@@ -321,6 +354,7 @@ struct ThreadPoolExecutor::Impl {
   alignas(64) std::atomic<std::uint32_t> sleepers{0};  // workers inside sleep()
   alignas(64) std::atomic<std::uint32_t> epoch{0};     // futex word: bumped to wake sleepers
   std::atomic<bool> stopping{false};
+  std::atomic<std::size_t> submitted{0};  // calls pushed (stats)
   std::atomic<bool> broken{false};
   std::mutex stop_mutex;      // one shutdown or break_pool at a time hands queued tasks over
   int cancelling = 0;         // shutdowns (or break_pool) failing what they took; guarded by stop_mutex
@@ -355,6 +389,8 @@ ThreadPoolExecutor::~ThreadPoolExecutor() {
 std::size_t ThreadPoolExecutor::max_workers() const noexcept { return impl_->workers.size(); }
 
 void ThreadPoolExecutor::dispatch(LocalTask* task) { impl_->push(task); }
+
+ExecutorStats ThreadPoolExecutor::stats() { return impl_->stats(); }
 
 void ThreadPoolExecutor::do_shutdown(bool wait, bool cancel_futures) { impl_->shutdown(wait, cancel_futures); }
 

@@ -36,6 +36,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <malloc.h>
 #include <mutex>
 #include <optional>
 #include <sys/uio.h>
@@ -74,6 +75,15 @@ constexpr auto flusher_latency = std::chrono::microseconds(500);
 // without, 7-12 us with 8-16 yields; throughput unchanged or better. A yield costs
 // ~1 us of CPU when nobody else wants the core, and gives it away when someone does.
 constexpr int idle_yields = 16;
+// Freed memory a worker keeps for its next call. glibc serves blocks past 32 MiB with
+// mmap and unmaps them on free, so that every call with a big argument (a 64 MiB vector)
+// decoded it into fresh pages: a page fault and a zeroed page per 4 KiB, which halved the
+// throughput of big arguments against a bare pipe. Workers take big blocks from the heap
+// instead and keep up to this much freed at its top; a worker idle while it holds more
+// free memory than that (fragments below the top) gives it back, looking at most every
+// trim_check_interval.
+constexpr int keep_freed_bytes = 256 << 20;
+constexpr auto trim_check_interval = std::chrono::milliseconds(100);
 // A frame from the pool larger than this is a ProtocolError: the pool never sends more
 // than one call past max_frame_bytes_out (16 MiB), and a call's arguments beyond 1 TiB are
 // a corrupt length, not a call.
@@ -406,6 +416,7 @@ class WorkerLoop {
     if (errno == EINTR) return;
     if (errno != EAGAIN) die(exit_protocol_error, "reading from the pool failed");
     results_->flush();  // the input ran dry: this is the moment to answer
+    give_back_memory();
     pollfd p{in_, POLLIN, 0};
     for (int i = 0; i < idle_yields; ++i) {  // see idle_yields
       sched_yield();
@@ -413,6 +424,14 @@ class WorkerLoop {
     }
     while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
     }
+  }
+
+  // See keep_freed_bytes.
+  void give_back_memory() {
+    const auto now = Clock::now();
+    if (now - last_trim_check_ < trim_check_interval) return;
+    last_trim_check_ = now;
+    if (::mallinfo2().fordblks > static_cast<std::size_t>(keep_freed_bytes)) ::malloc_trim(keep_freed_bytes);
   }
 
   void read_blocking() {
@@ -442,6 +461,7 @@ class WorkerLoop {
   ArenaView arena_;
   std::optional<ResultStream> results_;
   std::uint64_t started_ = 0, finished_ = 0;
+  Clock::time_point last_trim_check_{};
 };
 
 [[noreturn]] void run_worker(const char* marker_text) {
@@ -461,6 +481,8 @@ class WorkerLoop {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != m.parent) std::_Exit(exit_bad_setup);  // the parent died before prctl
   std::signal(SIGINT, SIG_IGN);
+  ::mallopt(M_MMAP_MAX, 0);  // see keep_freed_bytes
+  ::mallopt(M_TRIM_THRESHOLD, keep_freed_bytes);
   ::fcntl(m.in_fd, F_SETFL, ::fcntl(m.in_fd, F_GETFL) | O_NONBLOCK);
   try {
     Registry::global().freeze();

@@ -1,5 +1,6 @@
 // Beyond Python: a call's deadline (CallOptions::timeout, MapOptions::call_timeout),
-// Future::interrupt, MapOptions::interrupt_on_exit and retries, on both pools. Process
+// Future::interrupt, MapOptions::interrupt_on_exit and retries, on both pools; then
+// Executor::stats and MapOptions::on_progress (suite progress_and_stats). Process
 // pool calls that hang write their worker's pid into a shared Array first, so that the
 // tests can check that the worker the pool stopped is gone. Only this thread asserts.
 #define BOOST_TEST_DYN_LINK
@@ -10,6 +11,8 @@
 #include "support/helpers.hpp"
 
 #include <atomic>
+#include <memory>
+#include <mutex>
 #include <cerrno>
 #include <csignal>
 #include <chrono>
@@ -47,6 +50,10 @@ int fail_first(parex::Value<int> tries, int bad) {
   if (++tries.value() <= bad) throw parex::ValueError("attempt " + std::to_string(tries.value()));
   return 7;
 }
+int fail_if_odd_registered(int x) {
+  if (x % 2) throw parex::ValueError("odd");
+  return x;
+}
 // Always throws std::runtime_error (not retried unless named).
 int always_fails(parex::Value<int> tries) {
   ++tries.value();
@@ -62,6 +69,7 @@ PAREX_REGISTER_AS("deadline_test::sleep_ms", sleep_ms);
 PAREX_REGISTER_AS("deadline_test::crash_first", crash_first);
 PAREX_REGISTER_AS("deadline_test::fail_first", fail_first);
 PAREX_REGISTER_AS("deadline_test::always_fails", always_fails);
+PAREX_REGISTER_AS("deadline_test::fail_if_odd_registered", fail_if_odd_registered);
 
 namespace {
 bool gone(int pid) { return pid > 0 && ::kill(pid, 0) == -1 && errno == ESRCH; }
@@ -153,21 +161,38 @@ BOOST_AUTO_TEST_CASE(interrupt_of_a_call_not_started_cancels_it) {
 }
 
 BOOST_AUTO_TEST_CASE(interrupt_a_call_queued_in_a_worker_behind_another) {
-  // Both calls are sent to the worker at once (a batch); interrupting the second stops
-  // the worker, which was running the first: the first fails as a crash would, the second
-  // with CancelledError. Nothing hangs and the pool goes on.
+  // The second call may reach the worker while the first hangs there (a batch), or wait
+  // in the pool. Interrupting it stops nobody while the first runs: it is stopped when it
+  // starts, or cancelled where it waits. Interrupting the first then stops the worker,
+  // and both fail with CancelledError. The pool goes on.
   parex::ProcessPoolExecutor pool{{.max_workers = 1}};
   parex::Array<int> pids(2);
   auto first = pool.submit(hang, pids, 0);
   BOOST_TEST(test::eventually([&] { return pids[0] != 0; }));
   auto second = pool.submit(twice, 3);
-  std::this_thread::sleep_for(20ms);  // let it reach the worker or stay queued: either is fine
+  std::this_thread::sleep_for(20ms);
   BOOST_TEST(second.interrupt());
-  test::expect_error<parex::CancelledError>([&] { second.result(test::deadlock_timeout); });
+  std::this_thread::sleep_for(50ms);
+  BOOST_TEST(::kill(pids[0], 0) == 0);  // the first call's worker was not stopped for it
   BOOST_TEST(first.interrupt());
-  test::expect_error<parex::Error>([&] { first.result(test::deadlock_timeout); });
+  test::expect_error<parex::CancelledError>([&] { first.result(test::deadlock_timeout); });
+  test::expect_error<parex::CancelledError>([&] { second.result(test::deadlock_timeout); });
   BOOST_TEST(test::eventually([&] { return gone(pids[0]); }));
   BOOST_TEST(pool.submit(twice, 4).result(test::deadlock_timeout) == 8);
+}
+
+BOOST_AUTO_TEST_CASE(an_interrupted_call_queued_in_a_worker_is_stopped_when_it_starts) {
+  // Sent in one batch behind a short call: interrupted while it waits there, it is stopped
+  // as soon as it runs, and the short call keeps its result.
+  parex::ProcessPoolExecutor pool{{.max_workers = 1}};
+  parex::Array<int> pids(1);
+  pool.submit(twice, 0).result(test::deadlock_timeout);  // the worker is up
+  auto slow = pool.submit(sleep_ms, 200);
+  auto hung = pool.submit(hang, pids, 0);
+  BOOST_TEST(hung.interrupt());
+  BOOST_TEST(slow.result(test::deadlock_timeout) == 200);
+  test::expect_error<parex::CancelledError>([&] { hung.result(test::deadlock_timeout); });
+  BOOST_TEST(pool.submit(twice, 2).result(test::deadlock_timeout) == 4);
 }
 
 BOOST_AUTO_TEST_CASE(leaving_a_map_early_interrupts_running_calls) {
@@ -276,6 +301,116 @@ BOOST_AUTO_TEST_CASE(thread_pool_retries_and_executor_reference) {
   parex::ProcessPoolExecutor procs{{.max_workers = 1}};
   parex::Executor& remote = procs;
   BOOST_TEST(remote.submit(parex::CallOptions{.timeout = 1s}, twice, 4).result(test::deadlock_timeout) == 8);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(progress_and_stats)
+
+namespace {
+int fail_if_odd(int x) {
+  if (x % 2) throw parex::ValueError("odd");
+  return x;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(thread_pool_stats_count_calls_and_failures) {
+  parex::ThreadPoolExecutor pool{{.max_workers = 2}};
+  std::vector<parex::Future<int>> fs;
+  for (int i = 0; i < 10; ++i) fs.push_back(pool.submit(fail_if_odd, i));
+  for (auto& f : fs) (void)f.exception();
+  BOOST_TEST(test::eventually([&] { return pool.stats().done == 10; }));
+  const parex::ExecutorStats s = pool.stats();
+  BOOST_TEST(s.failed == 5u);
+  BOOST_TEST(s.queued == 0u);
+  BOOST_TEST(s.running == 0u);
+  BOOST_TEST(s.workers.size() == 2u);
+  std::size_t calls = 0;
+  for (const auto& w : s.workers) calls += w.calls;
+  BOOST_TEST(calls == 10u);
+}
+
+BOOST_AUTO_TEST_CASE(process_pool_stats_count_workers_restarts_and_failures) {
+  parex::ProcessPoolExecutor pool{{.max_workers = 2}};
+  std::vector<parex::Future<int>> fs;
+  for (int i = 0; i < 10; ++i) fs.push_back(pool.submit(twice, i));
+  fs.push_back(pool.submit(parex::CallOptions{.timeout = 50ms}, hang_every, 0, 1));  // stopped: a restart
+  for (auto& f : fs) (void)f.exception();
+  const parex::ExecutorStats s = pool.stats();
+  BOOST_TEST(s.done == 11u);
+  BOOST_TEST(s.failed == 1u);
+  BOOST_TEST(s.restarts == 1u);
+  BOOST_TEST(s.queued == 0u);
+  BOOST_TEST(s.running == 0u);
+  BOOST_TEST(s.workers.size() == 2u);
+  for (const auto& w : s.workers) BOOST_TEST((w.pid > 0 && ::kill(w.pid, 0) == 0));
+  // From a done callback (the reactor thread): answered at once, no deadlock.
+  std::atomic<std::size_t> seen{0};
+  auto g = pool.submit(twice, 1);
+  g.add_done_callback([&](const parex::Future<int>&) { seen = pool.stats().done + 1; });
+  (void)g.exception();
+  BOOST_TEST(test::eventually([&] { return seen.load() >= 12; }));
+  pool.shutdown();
+  BOOST_TEST(pool.stats().done == 12u);  // the last figures, after the pool has ended
+  BOOST_TEST(pool.stats().workers.empty());
+}
+
+BOOST_AUTO_TEST_CASE(map_progress_reports_done_total_and_failed) {
+  for (bool process : {false, true}) {
+    std::unique_ptr<parex::Executor> ex;
+    if (process) ex = std::make_unique<parex::ProcessPoolExecutor>(parex::ProcessPoolOptions{.max_workers = 2});
+    else ex = std::make_unique<parex::ThreadPoolExecutor>(parex::ThreadPoolOptions{.max_workers = 2});
+    std::vector<int> xs(1000);
+    for (int i = 0; i < 1000; ++i) xs[static_cast<std::size_t>(i)] = i;
+    std::mutex m;
+    std::vector<parex::MapProgress> reports;  // appended under m (reports never overlap; checked below)
+    std::atomic<int> inside{0}, overlapped{0};
+    auto on_progress = [&](const parex::MapProgress& p) {
+      if (inside.fetch_add(1) != 0) ++overlapped;
+      {
+        std::lock_guard lock(m);
+        reports.push_back(p);
+      }
+      inside.fetch_sub(1);
+    };
+    std::size_t got = 0;
+    auto results = ex->map(fail_if_odd_registered, xs, {.chunksize = 10, .on_progress = on_progress,
+                                                         .progress_interval = 0ms});
+    for (auto it = results.begin(); it != results.end(); ++it) {
+      try {
+        ++got, (void)*it;
+      } catch (const parex::ValueError&) {
+      }
+    }
+    BOOST_TEST(got == 1000u);
+    std::lock_guard lock(m);
+    BOOST_TEST(overlapped.load() == 0);
+    BOOST_TEST(!reports.empty());
+    for (std::size_t i = 1; i < reports.size(); ++i) BOOST_TEST(reports[i].done >= reports[i - 1].done);
+    BOOST_TEST(reports.back().done == 1000u);
+    BOOST_TEST(reports.back().failed == 500u);
+    BOOST_TEST((reports.back().total && *reports.back().total == 1000u));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(map_progress_is_rate_limited) {
+  parex::ThreadPoolExecutor pool{{.max_workers = 2}};
+  std::vector<int> xs(2000, 2);
+  std::vector<parex::MapProgress> reports;
+  std::mutex m;
+  auto results = pool.map([](int x) { return x; }, xs,
+                          {.on_progress = [&](const parex::MapProgress& p) {
+                             std::lock_guard lock(m);
+                             reports.push_back(p);
+                           },
+                           .progress_interval = 1h});
+  std::size_t n = 0;
+  for (int y : results) n += static_cast<std::size_t>(y == 2);
+  BOOST_TEST(n == 2000u);
+  std::lock_guard lock(m);
+  // The first report (interval counted from nothing), the one at done == total; no more.
+  BOOST_TEST(reports.size() <= 2u);
+  BOOST_TEST(reports.back().done == 2000u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -24,8 +24,11 @@
 #include <parex/detail/executor/task.hpp>
 #include <parex/future.hpp>
 
+#include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <ranges>
 #include <tuple>
 #include <type_traits>
@@ -33,6 +36,31 @@
 #include <vector>
 
 namespace parex {
+
+/// One worker of an executor (Executor::stats).
+struct WorkerStats {
+  int pid = 0;                       // its process (for a thread pool: this process)
+  std::size_t calls = 0;             // calls it finished (a map chunk is one call)
+  std::size_t failed = 0;            // of them, those that failed (for a chunk: one of its items)
+  std::chrono::nanoseconds busy{0};  // time it spent running them (process pools; 0 for threads)
+};
+
+/// A snapshot of an executor's work (Executor::stats).
+struct ExecutorStats {
+  std::size_t queued = 0;    // calls accepted and not yet started (process pool: not yet sent)
+  std::size_t running = 0;   // calls started (process pool: sent to a worker), not finished
+  std::size_t done = 0;      // calls finished, by the workers alive now and before
+  std::size_t failed = 0;    // of them, those that failed (an exception, a deadline, a crash)
+  std::size_t restarts = 0;  // workers started to replace others (crashes, deadlines, max_tasks_per_child)
+  std::vector<WorkerStats> workers;  // the workers alive now
+};
+
+/// How far a map has got (MapOptions::on_progress).
+struct MapProgress {
+  std::size_t done = 0;                // items with an outcome
+  std::optional<std::size_t> total{};  // all items, when the input has a size
+  std::size_t failed = 0;              // of the done, those that failed (or were cancelled)
+};
 
 /// Options of Executor::map (Python: Executor.map's chunksize, timeout, buffersize).
 struct MapOptions {
@@ -55,6 +83,12 @@ struct MapOptions {
   /// Leaving the loop early (or the map's timeout) also stops the calls that run, as
   /// Future::interrupt does; by default only calls not started are cancelled.
   bool interrupt_on_exit = false;
+  /// Called as calls complete (on the completing thread, one call at a time), at most
+  /// once per progress_interval, when the last of `total` items is done, and once at the
+  /// end of the iteration if that report is not out yet. Keep it short: on a process
+  /// pool it runs on the pool's reactor thread.
+  std::function<void(const MapProgress&)> on_progress{};
+  std::chrono::milliseconds progress_interval{100};
 };
 
 template <class R, class F, class V, bool Local>
@@ -133,6 +167,10 @@ class Executor : public detail::MapOverloads<Executor> {
 
   /// The number of workers.
   virtual std::size_t max_workers() const noexcept = 0;
+
+  /// Counters of the work done so far and of each worker (thread and process pools).
+  /// @throws InvalidStateError on a backend that keeps none (MpiExecutor).
+  virtual ExecutorStats stats();
 
  protected:
   /// remote: calls run in other processes (dispatch_remote), else here (dispatch).

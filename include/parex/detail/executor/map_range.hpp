@@ -51,6 +51,37 @@ class ReadyQueue {
   std::condition_variable cv_;
   std::deque<Future<T>> ready_;
 };
+/// MapOptions::on_progress behind a lock, at a bounded rate (executor/map_progress.cpp).
+class MapProgressTracker {
+ public:
+  MapProgressTracker(std::function<void(const MapProgress&)> fn, std::optional<std::size_t> total,
+                     std::chrono::milliseconds interval);
+  /// A chunk completed (any thread).
+  void add(std::size_t done, std::size_t failed) noexcept;
+  /// The iteration ended: the last figures, if not reported yet.
+  void finish() noexcept;
+
+ private:
+  void report(std::unique_lock<std::mutex>& lock) noexcept;
+  std::mutex mutex_;
+  std::function<void(const MapProgress&)> fn_;
+  MapProgress now_;
+  std::size_t reported_done_ = static_cast<std::size_t>(-1);
+  Clock::time_point last_{};
+  std::chrono::milliseconds interval_;
+};
+/// How many items of a done chunk future failed.
+template <class R>
+std::size_t failed_items(const Future<ChunkResult<R>>& f, std::size_t items) noexcept {
+  try {
+    if (f.cancelled() || f.exception()) return items;
+    std::size_t n = 0;
+    for (const auto& o : f.result()) n += o.index() == 1;
+    return n;
+  } catch (...) {
+    return items;
+  }
+}
 [[noreturn]] void throw_map_timeout(std::chrono::nanoseconds timeout);
 std::exception_ptr map_executor_gone();
 }  // namespace detail
@@ -85,6 +116,11 @@ class MapRange {
       options_.buffersize = want < 4096 ? want : 4096;
     }
     if (!options_.ordered) ready_ = std::make_shared<detail::ReadyQueue<Chunk>>();
+    if (options_.on_progress) {
+      std::optional<std::size_t> total;
+      if constexpr (std::ranges::sized_range<V>) total = static_cast<std::size_t>(std::ranges::size(input_));
+      progress_ = std::make_shared<detail::MapProgressTracker>(options_.on_progress, total, options_.progress_interval);
+    }
     next_ = std::ranges::begin(input_);
     fill();
     // Before map() returns, a failing input or submit is map()'s own error (an
@@ -177,6 +213,8 @@ class MapRange {
     life_->leave();
     try {
       window_.push_back({f, n, nullptr});  // first: an unordered map finds it there when it completes
+      if (progress_)
+        f.add_done_callback([t = progress_, n](const Future<Chunk>& g) { t->add(n, detail::failed_items(g, n)); });
       if (ready_) f.add_done_callback([q = ready_](const Future<Chunk>& g) { q->push(g); });
     } catch (...) {  // out of memory: nothing unseen may run on
       f.cancel();
@@ -242,7 +280,10 @@ class MapRange {
     chunk_.clear();
     pos_ = static_cast<std::size_t>(-1);
     for (;;) {
-      if (window_.empty()) return false;
+      if (window_.empty()) {
+        if (progress_) progress_->finish();
+        return false;
+      }
       Slot slot = take_next();
       if (slot.stop) {
         finish();
@@ -285,6 +326,7 @@ class MapRange {
   std::ranges::iterator_t<V> next_;
   std::deque<Slot> window_;                          // submitted, not yet consumed
   std::shared_ptr<detail::ReadyQueue<Chunk>> ready_;  // unordered mode only
+  std::shared_ptr<detail::MapProgressTracker> progress_;  // with on_progress only
   Chunk chunk_;                                      // the chunk being yielded
   std::size_t pos_ = static_cast<std::size_t>(-1);
   bool stopped_ = false;  // no more input is read: it ended badly, or the map timed out

@@ -8,6 +8,7 @@
 #include <parex/detail/executor/call_options.hpp>
 
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <tuple>
 #include <type_traits>
@@ -40,16 +41,29 @@ class RetryCall final : public State<R> {
  private:
   template <class G, class... B>
   RetryCall(Executor& ex, const CallOptions& o, G&& fn, B&&... args)
-      : ex_(ex), options_(o), fn_(std::forward<G>(fn)), args_(std::forward<B>(args)...) {}
+      : ex_(ex), life_(ex.life_), options_(o), fn_(std::forward<G>(fn)), args_(std::forward<B>(args)...) {}
 
+  // Submits the next attempt. Retries are submitted from done callbacks, which may run on
+  // a thread the executor does not wait for (a thread pool's deadline): the executor's
+  // life guard keeps it from being destroyed meanwhile, as a map range's does.
   void attempt() {
+    if (!life_->enter()) throw InvalidStateError("the executor was destroyed before the call's next attempt");
+    Future<R> f;
+    try {
+      f = std::apply(
+          [&](const A&... a) { return ex_.template submit_timed<Local>(deadline_of(options_.timeout), fn_, a...); },
+          args_);
+    } catch (...) {
+      life_->leave();
+      throw;
+    }
+    life_->leave();
     ++attempts_;
-    Future<R> f = std::apply(
-        [&](const A&... a) { return ex_.template submit_timed<Local>(deadline_of(options_.timeout), fn_, a...); }, args_);
     {
       std::lock_guard lock(mutex_);
       current_ = f;
     }
+    if (stopped_.load(std::memory_order_acquire)) f.interrupt();  // interrupt() came while we submitted
     this->retain_producer();  // held by the callback
     f.add_done_callback([this](const Future<R>& g) {
       on_done(g);
@@ -64,10 +78,9 @@ class RetryCall final : public State<R> {
     } catch (...) {  // cancelled
       e = std::current_exception();
     }
-    if (!e) {
-      Future<R> h = g;
+    if (!e) {  // the attempt's state is ours alone: its value moves (never copied, nothrow)
       if constexpr (std::is_void_v<R>) this->set_value();
-      else this->set_value(std::move(h).result());
+      else this->set_value(std::move(FutureAccess::state(g)->value()));
       return;
     }
     if (attempts_ <= options_.retries && !stopped_.load(std::memory_order_acquire) &&
@@ -81,6 +94,7 @@ class RetryCall final : public State<R> {
   }
 
   Executor& ex_;
+  std::shared_ptr<ExecutorLife> life_;
   const CallOptions options_;
   F fn_;
   std::tuple<A...> args_;

@@ -27,8 +27,9 @@ struct LocalTask {
   LocalTask* next = nullptr;
   /// The call's deadline, counted from its start (0: none): see deadline.hpp.
   std::chrono::nanoseconds timeout{0};
-  /// Runs the call unless it was cancelled, completes the future, drops the queue's reference.
-  virtual void run() noexcept = 0;
+  /// Runs the call unless it was cancelled, completes the future, drops the queue's
+  /// reference. Returns whether the call failed (for the pool's statistics).
+  virtual bool run() noexcept = 0;
   /// Never runs it: fails a pending future with e (or leaves a cancelled one), drops the reference.
   virtual void discard(std::exception_ptr e) noexcept = 0;
   /// Cancels a pending future and drops the reference (shutdown with cancel_futures).
@@ -114,7 +115,7 @@ class Call final : public TaskState<R> {
   explicit Call(G&& g, B&&... b) : payload_(std::in_place, std::forward<G>(g), std::forward<B>(b)...) {
     this->retain_producer();  // the future adopts the first reference; the queue holds this one
   }
-  void run() noexcept override {
+  bool run() noexcept override {
     if (this->timeout.count()) {
       this->run_timed([this] { return invoke(); });
     } else if (this->start()) {
@@ -130,7 +131,9 @@ class Call final : public TaskState<R> {
       }
     }
     payload_.reset();
+    const bool failed = this->failed();
     this->release_producer();
+    return failed;
   }
 
  private:
@@ -153,7 +156,7 @@ class LocalChunk final : public TaskState<ChunkResult<R>> {
   LocalChunk(F fn, std::vector<Item> items) : fn_(std::in_place, std::move(fn)), items_(std::move(items)) {
     this->retain_producer();
   }
-  void run() noexcept override {
+  bool run() noexcept override {
     if (this->timeout.count()) {
       this->run_timed([this] { return compute(); });
     } else if (this->start()) {
@@ -164,7 +167,9 @@ class LocalChunk final : public TaskState<ChunkResult<R>> {
       }
     }
     drop_payload();
+    const bool failed = this->failed();
     this->release_producer();
+    return failed;
   }
 
  private:

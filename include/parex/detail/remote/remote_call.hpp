@@ -35,6 +35,7 @@ class RemoteCall {
   std::chrono::nanoseconds timeout{0};  // each item's deadline from its start (0: none)
   const void* owner = nullptr;          // the pool that holds it (set by the pool)
   bool interrupted = false;             // reactor thread only: Future::interrupt reached it
+  std::uint32_t errors = 0;             // items that failed (on_error): the pool's statistics
 
   virtual StateBase& state() noexcept = 0;
   /// Reads the outcomes of items done .. done+n-1 from r (n <= count - done): one virtual
@@ -114,6 +115,7 @@ class SingleCall final : public State<R>, public RemoteCall {
     }
   }
   void on_error(std::exception_ptr e) noexcept override {
+    ++errors;
     args = Buffer();
     if (this->try_claim()) this->finish_with_error(std::move(e));
   }
@@ -164,6 +166,7 @@ class ChunkCall final : public State<ChunkResult<R>>, public RemoteCall {
     }
   }
   void on_error(std::exception_ptr e) noexcept override {
+    ++errors;
     try {
       fill_left_out();
       results_.emplace_back(std::in_place_index<1>, std::move(e));
