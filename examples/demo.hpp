@@ -32,8 +32,11 @@ class ProgressBar {
   ProgressBar(std::string label, std::size_t total) : label_(std::move(label)), total_(total), tty_(isatty(1)) {
     if (tty_) draw();  // piped output gets only the final line
   }
-  void tick() {
-    ++done_;
+  void tick() { show(done_ + 1, 0); }
+  // done items of total so far, failed of them (MapOptions::on_progress calls this).
+  void show(std::size_t done, std::size_t failed) {
+    done_ = done;
+    failed_ = failed;
     if (tty_ || done_ == total_) draw();
   }
   double finish() {
@@ -47,24 +50,37 @@ class ProgressBar {
     const std::size_t width = 30, filled = total_ ? done_ * width / total_ : width;
     std::printf("\r%-28s [%s%s] %zu/%zu", label_.c_str(), std::string(filled, '#').c_str(),
                 std::string(width - filled, ' ').c_str(), done_, total_);
+    if (failed_) std::printf(" (%zu failed)", failed_);
     std::fflush(stdout);
   }
   std::string label_;
-  std::size_t total_, done_ = 0;
+  std::size_t total_, done_ = 0, failed_ = 0;
   bool tty_;
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
 };
 
-// The one piece of code every backend runs: only the Executor& changes.
+// The one piece of code every backend runs: only the Executor& changes. The bar moves as
+// blocks complete (MapOptions::on_progress), not only as the loop reaches them.
 inline std::uint64_t run(parex::Executor& ex, const std::string& label, const std::vector<Block>& blocks, double& seconds) {
   ProgressBar bar(label, blocks.size());
   std::uint64_t total = 0;
-  for (std::uint64_t primes : ex.map(count_primes, blocks)) {
-    total += primes;
-    bar.tick();
-  }
+  parex::MapOptions options{.on_progress = [&bar](const parex::MapProgress& p) { bar.show(p.done, p.failed); },
+                            .progress_interval = std::chrono::milliseconds(50)};
+  for (std::uint64_t primes : ex.map(count_primes, blocks, options)) total += primes;
   seconds = bar.finish();
   return total;
+}
+
+// What the executor says of its workers (Executor::stats), where it keeps statistics.
+inline void print_stats(parex::Executor& ex, const char* name) {
+  try {
+    const parex::ExecutorStats s = ex.stats();
+    std::printf("%-22s %zu calls done, %zu failed, %zu workers restarted; per worker:", name, s.done, s.failed,
+                s.restarts);
+    for (const parex::WorkerStats& w : s.workers) std::printf(" %zu", w.calls);
+    std::printf("\n");
+  } catch (const parex::InvalidStateError&) {  // MpiExecutor keeps none
+  }
 }
 
 struct DemoInput {

@@ -39,5 +39,6 @@ int main(int argc, char** argv) {
   }
   std::printf("primes found: %llu (%s)\n", static_cast<unsigned long long>(serial_total),
               agree ? "all runs agree" : "MISMATCH");
+  for (Row& r : rows) print_stats(r.ex, r.name);
   return agree ? 0 : 1;
 }

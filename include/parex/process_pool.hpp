@@ -70,6 +70,14 @@ struct ProcessPoolOptions {
   /// A worker stopped for a call's deadline or an interrupt gets SIGTERM, then SIGKILL
   /// after this long if it has not exited.
   std::chrono::milliseconds stop_grace{250};
+  /// A worker idle this long ends; workers come back when calls do (up to max_workers).
+  /// 0 means never.
+  std::chrono::milliseconds idle_timeout{0};
+  /// A worker whose resident memory has passed this many bytes (its peak, checked before
+  /// each call) sends its results and ends;
+  /// the calls it held but had not started run elsewhere and a fresh worker takes its
+  /// place. 0 means no limit.
+  std::size_t max_rss_per_child = 0;
 };
 
 /// An Executor that runs registered functions in worker processes.

@@ -20,6 +20,7 @@
 namespace parex::detail {
 
 /// Exit codes a worker uses before it can talk.
+inline constexpr int exit_rss_limit = 95;       // past max_rss_per_child, between calls: replace it
 inline constexpr int exit_no_memory = 96;       // out of memory receiving calls (before running any)
 inline constexpr int exit_forgot_init = 97;     // marked as a worker, but main() did not call parex::init first
 inline constexpr int exit_protocol_error = 98;  // the pool sent something unreadable

@@ -80,8 +80,10 @@ void ProcessPoolExecutor::Impl::worker_ended(const WorkerPtr& wp) {
     for (RemoteCall* c : w.outstanding) c->fail_rest(e);
     w.outstanding.clear();
   }
+  // (A worker that ended itself past max_rss_per_child, between calls, is no crash.)
+  const bool rss_retired = WIFEXITED(status) && WEXITSTATUS(status) == detail::exit_rss_limit;
   if (p.started == p.finished && w.received == p.finished && !w.outstanding.empty() && !w.stopped_for_call &&
-      !died_idle(w, status, how))
+      !rss_retired && !died_idle(w, status, how))
     return;
   // 3. What it held but had not started goes back to the front of the queue, in order.
   for (auto it = w.outstanding.rbegin(); it != w.outstanding.rend(); ++it) pending.push_front(*it);

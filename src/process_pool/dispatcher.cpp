@@ -105,6 +105,33 @@ void ProcessPoolExecutor::Impl::write_failed(const WorkerPtr& w, int error) {
   expect_exit(w, "was stopped: the pool could not write to it (" + std::string(strerror(error)) + ")");
 }
 
+// idle_timeout: a ready worker with nothing to do ends once it has had nothing to do for
+// that long (retiring: EOF, it exits); ensure_workers starts workers again when calls wait.
+void ProcessPoolExecutor::Impl::note_idle(const WorkerPtr& wp) {
+  WorkerProcess& w = *wp;
+  if (!options.idle_timeout.count() || w.phase != WorkerProcess::Phase::ready || !w.outstanding.empty() ||
+      w.writing || stopping)
+    return;
+  w.idle_since = Clock::now();
+  if (!w.idle_armed) arm_idle(wp);  // else the timer looks at idle_since when it fires
+}
+
+void ProcessPoolExecutor::Impl::arm_idle(const WorkerPtr& wp) {
+  wp->idle_armed = true;
+  wp->idle.expires_at(wp->idle_since + options.idle_timeout);
+  wp->idle.async_wait([this, wp](const boost::system::error_code& e) {
+    wp->idle_armed = false;
+    if (e) return;
+    guarded([&] {
+      WorkerProcess& w = *wp;
+      if (w.phase != WorkerProcess::Phase::ready || !w.outstanding.empty() || w.writing || stopping) return;
+      if (Clock::now() - w.idle_since < options.idle_timeout) return arm_idle(wp);  // busy meanwhile
+      w.phase = WorkerProcess::Phase::retiring;
+      maybe_close(w);
+    });
+  });
+}
+
 // A retiring worker gets EOF once it has nothing left to answer; when the pool is stopping,
 // every worker does, once nothing is left to send either.
 void ProcessPoolExecutor::Impl::maybe_close(WorkerProcess& w) {

@@ -6,6 +6,7 @@
 //   results.cpp       reading frames from workers, delivering outcomes to futures
 //   lifecycle.cpp     starting, replacing and stopping workers; shutdown; breaking
 //   crash_policy.cpp  what a worker's death means: salvage, requeue, fail, or break
+//   interrupts.cpp    stopping a running call: deadlines, Future::interrupt
 // Thread-safety: the reactor thread owns everything but `inbox`, `broken`/`broken_reason`
 // and the join; see the fields. Internal: included by those files only.
 #pragma once
@@ -96,7 +97,7 @@ struct ProcessPoolExecutor::Impl {
     enum class Phase { starting, initializing, ready, retiring, dead };
 
     WorkerProcess(asio::io_context& io, std::uint64_t max_frame)
-        : to(io), from(io), exit_watch(io), timer(io), grace(io), watch(io), reader(max_frame) {}
+        : to(io), from(io), exit_watch(io), timer(io), grace(io), watch(io), idle(io), reader(max_frame) {}
 
     // Counts towards max_workers: not retiring, not told to stop.
     bool active() const noexcept { return phase <= Phase::ready && !input_closed; }
@@ -112,6 +113,9 @@ struct ProcessPoolExecutor::Impl {
     asio::steady_timer grace;             // after EOF or EPIPE: time left to exit on its own
     asio::steady_timer watch;             // the next deadline of a timed call it holds
     Clock::time_point watch_at = Clock::time_point::max();
+    asio::steady_timer idle;              // idle_timeout: ends it once idle that long
+    Clock::time_point idle_since{};
+    bool idle_armed = false;
     const detail::WorkerShared* page = nullptr;  // its shared page, read-only (deadlines)
     detail::FrameReader reader;
     Phase phase = Phase::starting;
@@ -159,6 +163,8 @@ struct ProcessPoolExecutor::Impl {
   void continue_write(const WorkerPtr& w);
   void write_failed(const WorkerPtr& w, int error);
   void maybe_close(WorkerProcess& w);
+  void note_idle(const WorkerPtr& w);
+  void arm_idle(const WorkerPtr& w);
 
   // results.cpp: frames from workers
   void read_more(const WorkerPtr& w);
@@ -174,6 +180,7 @@ struct ProcessPoolExecutor::Impl {
 
   // lifecycle.cpp: workers come and go; shutdown; breaking
   std::size_t active_workers() const;
+  std::size_t free_workers() const;
   void ensure_workers();
   void respawn_later();
   void spawn();

@@ -9,11 +9,19 @@ std::size_t ProcessPoolExecutor::Impl::active_workers() const {
 
 // Keeps max_workers workers. While stopping, only as long as accepted calls are left:
 // a worker that crashes during shutdown hands its unstarted calls back, and they still
-// need someone to run them.
+// need someone to run them. With idle_timeout, workers start only for calls that wait.
 void ProcessPoolExecutor::Impl::ensure_workers() {
   if (respawn_scheduled) return;  // the back-off timer calls again
-  while (!broken.load(std::memory_order_relaxed) && active_workers() < n_workers && (!stopping || !pending.empty()))
+  const bool on_demand = stopping || options.idle_timeout.count() != 0;
+  while (!broken.load(std::memory_order_relaxed) && active_workers() < n_workers &&
+         (!on_demand || pending.size() > free_workers()))
     spawn();
+}
+
+// Active workers holding nothing (starting, or idle): each will take a waiting call.
+std::size_t ProcessPoolExecutor::Impl::free_workers() const {
+  return static_cast<std::size_t>(
+      std::count_if(workers.begin(), workers.end(), [](auto& w) { return w->active() && w->outstanding.empty(); }));
 }
 
 // After a start-up failure: the next worker starts after a back-off (see respawn_backoff_first).
@@ -58,6 +66,7 @@ void ProcessPoolExecutor::Impl::spawn() {
   w->writer.begin();
   Buffer& f = w->writer.frame();
   const auto at = detail::begin_frame(f, FrameKind::init);
+  f.put_varint(options.max_rss_per_child);
   if (init_fn) {
     f.put_byte(1);
     f.put_varint(init_fn->id);
@@ -130,6 +139,7 @@ int ProcessPoolExecutor::Impl::reap(WorkerProcess& w) {
   w.timer.cancel();
   w.grace.cancel();
   w.watch.cancel();
+  w.idle.cancel();
   // It has exited (pidfd), or its output reached EOF and it is past user code: SIGKILL
   // only makes sure of it (a worker that closed its pipe itself must not leave us waiting).
   if (w.child.valid()) {

@@ -109,6 +109,7 @@ void ProcessPoolExecutor::Impl::run() {
 void ProcessPoolExecutor::Impl::drain_inbox() {
   take_rest(inbox.take_all());
   pump();
+  if (options.idle_timeout.count() && !pending.empty()) ensure_workers();  // workers on demand
 }
 
 // Calls taken from the inbox (a chain) go to the end of pending.

@@ -48,6 +48,7 @@ void ProcessPoolExecutor::Impl::on_read(const WorkerPtr& w, const boost::system:
   read_more(w);
   pump();
   maybe_close(*w);
+  note_idle(w);
 }
 
 // Handles the complete frames among n more bytes read from w; false if w has ended.

@@ -47,6 +47,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace parex {
@@ -75,13 +76,10 @@ constexpr auto flusher_latency = std::chrono::microseconds(500);
 // without, 7-12 us with 8-16 yields; throughput unchanged or better. A yield costs
 // ~1 us of CPU when nobody else wants the core, and gives it away when someone does.
 constexpr int idle_yields = 16;
-// Freed memory a worker keeps for its next call. glibc serves blocks past 32 MiB with
-// mmap and unmaps them on free, so that every call with a big argument (a 64 MiB vector)
-// decoded it into fresh pages: a page fault and a zeroed page per 4 KiB, which halved the
-// throughput of big arguments against a bare pipe. Workers take big blocks from the heap
-// instead and keep up to this much freed at its top; a worker idle while it holds more
-// free memory than that (fragments below the top) gives it back, looking at most every
-// trim_check_interval.
+// Freed memory a worker keeps for its next call: glibc's mmap for big blocks (off here)
+// gave each big argument fresh zeroed pages, halving its throughput against a bare pipe.
+// An idle worker holding more free memory than this gives it back (checked at most every
+// trim_check_interval).
 constexpr int keep_freed_bytes = 256 << 20;
 constexpr auto trim_check_interval = std::chrono::milliseconds(100);
 // A frame from the pool larger than this is a ProtocolError: the pool never sends more
@@ -341,6 +339,7 @@ class WorkerLoop {
     Reader r(f->payload);
     Buffer reply;
     std::size_t at;
+    max_rss_ = r.get_varint();
     if (r.get_byte()) {
       const FunctionEntry* e = Registry::global().by_id(static_cast<std::uint32_t>(r.get_varint()));
       if (!e) die(exit_protocol_error, "unknown initializer id");
@@ -373,6 +372,7 @@ class WorkerLoop {
 
     Writer& out() noexcept { return stream; }
     void begin_call() {
+      if (loop.max_rss_) loop.check_rss();  // between calls: the one about to start goes elsewhere
       since = Clock::now();
       stream.maybe_rewind();
     }
@@ -426,8 +426,17 @@ class WorkerLoop {
     }
   }
 
-  // See keep_freed_bytes.
-  void give_back_memory() {
+  // max_rss_per_child, before each call: past it, send what is done and end (the pool
+  // sends what this worker held but did not start elsewhere). The peak resident set
+  // (getrusage: one cheap system call) is what grew past the limit.
+  void check_rss() {
+    rusage u{};
+    if (::getrusage(RUSAGE_SELF, &u) != 0 || static_cast<std::uint64_t>(u.ru_maxrss) * 1024 <= max_rss_) return;
+    results_->flush();
+    std::exit(exit_rss_limit);  // a normal exit, as at the end of the pool's input
+  }
+
+  void give_back_memory() {  // see keep_freed_bytes
     const auto now = Clock::now();
     if (now - last_trim_check_ < trim_check_interval) return;
     last_trim_check_ = now;
@@ -462,6 +471,7 @@ class WorkerLoop {
   std::optional<ResultStream> results_;
   std::uint64_t started_ = 0, finished_ = 0;
   Clock::time_point last_trim_check_{};
+  std::uint64_t max_rss_ = 0;
 };
 
 [[noreturn]] void run_worker(const char* marker_text) {

@@ -51,7 +51,8 @@ struct ExecutorStats {
   std::size_t running = 0;   // calls started (process pool: sent to a worker), not finished
   std::size_t done = 0;      // calls finished, by the workers alive now and before
   std::size_t failed = 0;    // of them, those that failed (an exception, a deadline, a crash)
-  std::size_t restarts = 0;  // workers started to replace others (crashes, deadlines, max_tasks_per_child)
+  std::size_t restarts = 0;  // workers started beyond the first max_workers: after crashes, deadlines,
+                             // interrupts, max_tasks_per_child, idle_timeout, max_rss_per_child
   std::vector<WorkerStats> workers;  // the workers alive now
 };
 
