@@ -74,7 +74,7 @@ struct ProcessPoolOptions {
   /// 0 means never.
   std::chrono::milliseconds idle_timeout{0};
   /// A worker whose resident memory has passed this many bytes (its peak, checked before
-  /// each call) sends its results and ends;
+  /// each call but its first) sends its results and ends;
   /// the calls it held but had not started run elsewhere and a fresh worker takes its
   /// place. 0 means no limit.
   std::size_t max_rss_per_child = 0;

@@ -372,7 +372,9 @@ class WorkerLoop {
 
     Writer& out() noexcept { return stream; }
     void begin_call() {
-      if (loop.max_rss_) loop.check_rss();  // between calls: the one about to start goes elsewhere
+      // Between calls (after one at least: a limit below a fresh worker's size must not
+      // turn workers over without running anything): the call about to start goes elsewhere.
+      if (loop.max_rss_ && loop.started_) loop.check_rss();
       since = Clock::now();
       stream.maybe_rewind();
     }

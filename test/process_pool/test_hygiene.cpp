@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <set>
+#include <sys/resource.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -21,6 +22,12 @@ using namespace std::chrono_literals;
 
 namespace hygiene_test {
 int pid_of(int) { return static_cast<int>(::getpid()); }
+// This worker's peak resident set, in bytes.
+long peak_rss(int) {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss * 1024L;
+}
 // Grows this worker by mb MiB (touched, kept), then returns its pid.
 int grow(int mb) {
   static std::vector<std::vector<char>> kept;
@@ -33,6 +40,7 @@ int grow(int mb) {
 using namespace hygiene_test;
 PAREX_REGISTER_AS("hygiene_test::pid_of", pid_of);
 PAREX_REGISTER_AS("hygiene_test::grow", grow);
+PAREX_REGISTER_AS("hygiene_test::peak_rss", peak_rss);
 
 namespace {
 bool gone(int pid) { return ::kill(pid, 0) == -1 && errno == ESRCH; }
@@ -62,7 +70,14 @@ BOOST_AUTO_TEST_CASE(idle_workers_end_and_come_back_on_demand) {
 }
 
 BOOST_AUTO_TEST_CASE(a_worker_past_its_memory_limit_is_replaced_between_calls) {
-  parex::ProcessPoolExecutor pool{{.max_workers = 1, .max_rss_per_child = std::size_t{96} << 20}};
+  // The limit: 64 MiB above what a worker of this build weighs (sanitizers weigh a lot).
+  long baseline = 0;
+  {
+    parex::ProcessPoolExecutor probe{{.max_workers = 1}};
+    baseline = probe.submit(peak_rss, 0).result(test::deadlock_timeout);
+  }
+  const auto limit = static_cast<std::size_t>(baseline) + (std::size_t{64} << 20);
+  parex::ProcessPoolExecutor pool{{.max_workers = 1, .max_rss_per_child = limit}};
   const int before = pool.submit(pid_of, 0).result(test::deadlock_timeout);
   auto big = pool.submit(grow, 128);  // passes the limit: it finishes, then its worker ends
   std::vector<parex::Future<int>> after;
