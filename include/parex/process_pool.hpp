@@ -73,8 +73,8 @@ struct ProcessPoolOptions {
   /// A worker idle this long ends; workers come back when calls do (up to max_workers).
   /// 0 means never.
   std::chrono::milliseconds idle_timeout{0};
-  /// A worker whose resident memory has passed this many bytes (its peak, checked before
-  /// each call but its first) sends its results and ends;
+  /// A worker whose resident memory has passed this many bytes (checked before each call
+  /// but its first) sends its results and ends;
   /// the calls it held but had not started run elsewhere and a fresh worker takes its
   /// place. 0 means no limit.
   std::size_t max_rss_per_child = 0;

@@ -74,7 +74,7 @@ void ProcessPoolExecutor::Impl::worker_ended(const WorkerPtr& wp) {
     }
     fail_front(w, e);
   }
-  if (w.stopped_for_call) fail_interrupted(w);
+  fail_interrupted(w);  // however it ended: an interrupted call is never sent again
   if (terminate_signal) {  // terminate_workers: what it held fails, nothing is re-sent
     const auto e = std::make_exception_ptr(BrokenProcessPool(how));
     for (RemoteCall* c : w.outstanding) c->fail_rest(e);

@@ -34,6 +34,11 @@ void ProcessPoolExecutor::Impl::send_calls(const WorkerPtr& wp) {
       c->drop();
       continue;
     }
+    if (c->interrupted) {  // back from a worker that ended before it could be stopped
+      ++calls_done, ++calls_failed;
+      c->fail_rest(std::make_exception_ptr(CancelledError("the call was interrupted")));
+      continue;
+    }
     const std::uint32_t n = c->count - c->done;
     c->seek_resume();  // a re-send after a crash starts at the first item without an outcome
     const auto bytes = c->args.bytes().subspan(c->resume_offset);

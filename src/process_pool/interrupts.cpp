@@ -70,6 +70,7 @@ void ProcessPoolExecutor::Impl::interrupt(RemoteCall* c) {
   if (c->state().done()) return;
   if (auto it = std::find(pending.begin(), pending.end(), c); it != pending.end()) {
     pending.erase(it);  // sent once, back after a crash: it ran, so cancel() could not
+    ++calls_done, ++calls_failed;
     return c->fail_rest(std::make_exception_ptr(CancelledError("the call was interrupted")));
   }
   for (const WorkerPtr& w : workers) {
@@ -170,6 +171,7 @@ void ProcessPoolExecutor::Impl::fail_interrupted(WorkerProcess& w) {
   if (gone.empty()) return;
   w.outstanding.swap(keep);
   const auto e = std::make_exception_ptr(CancelledError("the call was interrupted"));
+  calls_done += gone.size(), calls_failed += gone.size();
   for (RemoteCall* c : gone) c->fail_rest(e);
 }
 

@@ -168,6 +168,11 @@ void ProcessPoolExecutor::Impl::discard(const WorkerPtr& w) {
 void ProcessPoolExecutor::Impl::begin_shutdown(RemoteCall* rest, bool cancel_futures) {
   stopping = true;
   take_rest(rest);
+  if (broken.load(std::memory_order_relaxed)) {  // broke between close() and now: nobody will run them
+    const auto e = std::make_exception_ptr(BrokenProcessPool(broken_reason));
+    for (RemoteCall* c : pending) c->fail_rest(e);
+    pending.clear();
+  }
   if (cancel_futures) {
     std::deque<RemoteCall*> keep;
     for (RemoteCall* c : pending) {
@@ -177,6 +182,7 @@ void ProcessPoolExecutor::Impl::begin_shutdown(RemoteCall* rest, bool cancel_fut
     pending.swap(keep);
   }
   pump();
+  ensure_workers();  // calls that came with the shutdown, and no worker (idle_timeout)
   for (auto& w : workers) maybe_close(*w);
   maybe_finish();
 }

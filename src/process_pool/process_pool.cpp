@@ -148,7 +148,13 @@ ExecutorStats ProcessPoolExecutor::Impl::stats() {
   {
     std::lock_guard lock(stats_mutex);
     if (reactor_done) return final_stats;
-    asio::post(io, [this, asked] { asked->set_value(snapshot()); });
+    asio::post(io, [this, asked] {
+      try {
+        asked->set_value(snapshot());
+      } catch (...) {  // no memory for the figures: the asker gets the error
+        asked->set_exception(std::current_exception());
+      }
+    });
   }
   // The reactor may end before it gets to the question: then its last figures answer.
   while (answer.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready) {

@@ -148,9 +148,11 @@ struct ThreadPoolExecutor::Impl {
   void run(std::size_t self, LocalTask* t) noexcept {
     Worker& me = *workers[self];
     me.busy.store(true, std::memory_order_relaxed);
-    const bool failed = t->run();
-    me.calls.store(me.calls.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    if (failed) me.failed.store(me.failed.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    const detail::RunOutcome out = t->run();
+    if (out == detail::RunOutcome::skipped) skipped.fetch_add(1, std::memory_order_relaxed);
+    else me.calls.store(me.calls.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (out == detail::RunOutcome::failed)
+      me.failed.store(me.failed.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     me.busy.store(false, std::memory_order_release);
   }
 
@@ -166,8 +168,10 @@ struct ThreadPoolExecutor::Impl {
       s.running += busy;
       started += calls + busy;
     }
+    // Calls that left without running (cancelled, discarded at shutdown) are not queued.
+    const std::size_t gone = skipped.load(std::memory_order_relaxed) + dropped.load(std::memory_order_relaxed);
     const std::size_t all = submitted.load(std::memory_order_relaxed);
-    s.queued = all > started ? all - started : 0;  // cancelled calls leave without a run: an estimate
+    s.queued = all > started + gone ? all - started - gone : 0;
     return s;
   }
 
@@ -295,6 +299,7 @@ struct ThreadPoolExecutor::Impl {
     }
     wake_all();
     const auto error = std::make_exception_ptr(BrokenThreadPool(broken_reason));
+    dropped.fetch_add(queued.size(), std::memory_order_relaxed);
     for (LocalTask* t : queued) t->discard(error);
     std::lock_guard lock(stop_mutex);
     if (--cancelling == 0) cancelled_all.notify_all();
@@ -328,6 +333,7 @@ struct ThreadPoolExecutor::Impl {
     if (cancel_futures) {
       const void* outer = this_threads_cancelling;
       this_threads_cancelling = this;
+      dropped.fetch_add(cancelled.size(), std::memory_order_relaxed);
       for (LocalTask* t : cancelled) t->cancel_and_release();
       this_threads_cancelling = outer;
       std::lock_guard lock(stop_mutex);
@@ -355,6 +361,8 @@ struct ThreadPoolExecutor::Impl {
   alignas(64) std::atomic<std::uint32_t> epoch{0};     // futex word: bumped to wake sleepers
   std::atomic<bool> stopping{false};
   std::atomic<std::size_t> submitted{0};  // calls pushed (stats)
+  std::atomic<std::size_t> skipped{0};    // taken but cancelled meanwhile (stats)
+  std::atomic<std::size_t> dropped{0};    // discarded or cancelled by shutdown (stats)
   std::atomic<bool> broken{false};
   std::mutex stop_mutex;      // one shutdown or break_pool at a time hands queued tasks over
   int cancelling = 0;         // shutdowns (or break_pool) failing what they took; guarded by stop_mutex

@@ -47,7 +47,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 namespace parex {
@@ -429,20 +428,30 @@ class WorkerLoop {
   }
 
   // max_rss_per_child, before each call: past it, send what is done and end (the pool
-  // sends what this worker held but did not start elsewhere). The peak resident set
-  // (getrusage: one cheap system call) is what grew past the limit.
+  // sends what this worker held but did not start elsewhere). The resident set now, from
+  // /proc/self/statm (getrusage's peak would count the parent's, inherited across fork).
   void check_rss() {
-    rusage u{};
-    if (::getrusage(RUSAGE_SELF, &u) != 0 || static_cast<std::uint64_t>(u.ru_maxrss) * 1024 <= max_rss_) return;
+    if (statm_ < 0) statm_ = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    char text[128];
+    const ssize_t n = statm_ < 0 ? -1 : ::pread(statm_, text, sizeof text - 1, 0);
+    if (n <= 0) return;
+    text[n] = 0;
+    unsigned long long pages = 0, resident = 0;
+    if (std::sscanf(text, "%llu %llu", &pages, &resident) != 2) return;
+    if (resident * static_cast<unsigned long long>(::sysconf(_SC_PAGESIZE)) <= max_rss_) return;
     results_->flush();
-    std::exit(exit_rss_limit);  // a normal exit, as at the end of the pool's input
+    std::_Exit(exit_rss_limit);  // not exit(): a static destructor that crashed would read as a crash
   }
 
-  void give_back_memory() {  // see keep_freed_bytes
+  // See keep_freed_bytes. Free memory that a trim could not give back (fragments) is not
+  // trimmed for again until as much more is free.
+  void give_back_memory() {
     const auto now = Clock::now();
     if (now - last_trim_check_ < trim_check_interval) return;
     last_trim_check_ = now;
-    if (::mallinfo2().fordblks > static_cast<std::size_t>(keep_freed_bytes)) ::malloc_trim(keep_freed_bytes);
+    if (::mallinfo2().fordblks <= free_after_trim_ + static_cast<std::size_t>(keep_freed_bytes)) return;
+    ::malloc_trim(keep_freed_bytes);
+    free_after_trim_ = ::mallinfo2().fordblks;
   }
 
   void read_blocking() {
@@ -473,7 +482,9 @@ class WorkerLoop {
   std::optional<ResultStream> results_;
   std::uint64_t started_ = 0, finished_ = 0;
   Clock::time_point last_trim_check_{};
+  std::size_t free_after_trim_ = 0;
   std::uint64_t max_rss_ = 0;
+  int statm_ = -1;
 };
 
 [[noreturn]] void run_worker(const char* marker_text) {

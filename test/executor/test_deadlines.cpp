@@ -393,6 +393,55 @@ BOOST_AUTO_TEST_CASE(map_progress_reports_done_total_and_failed) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(map_progress_never_reports_after_the_map_is_gone) {
+  parex::ThreadPoolExecutor pool{{.max_workers = 2}};
+  std::atomic<bool> gone{false};
+  std::atomic<int> late{0};
+  {
+    std::vector<int> ms(40, 20);  // 20 ms each: some still run when the loop is left
+    auto results = pool.map([](int m) { return sleep_ms(m); }, ms,
+                            {.on_progress = [&](const parex::MapProgress&) { late += gone.load() ? 1 : 0; },
+                             .progress_interval = 0ms});
+    for (int y : results) {
+      BOOST_TEST(y == 20);
+      break;
+    }
+  }
+  gone = true;
+  std::this_thread::sleep_for(100ms);  // the calls that ran on finish now
+  BOOST_TEST(late.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(map_progress_may_ask_for_stats) {
+  // The report runs outside the tracker's lock: asking the process pool for its stats
+  // from it (a round trip to the reactor that completes other chunks) does not deadlock.
+  parex::ProcessPoolExecutor pool{{.max_workers = 2}};
+  std::vector<int> xs(200, 1);
+  std::atomic<std::size_t> last_done{0};
+  auto results = pool.map(twice, xs, {.chunksize = 5, .on_progress = [&](const parex::MapProgress& p) {
+                                        (void)pool.stats();
+                                        last_done = p.done;
+                                      },
+                                      .progress_interval = 0ms});
+  long sum = 0;
+  for (int y : results) sum += y;
+  BOOST_TEST(sum == 400);
+  BOOST_TEST(last_done.load() == 200u);
+}
+
+BOOST_AUTO_TEST_CASE(thread_pool_stats_do_not_count_cancelled_calls) {
+  parex::ThreadPoolExecutor pool{{.max_workers = 1}};
+  auto slow = pool.submit([] { return sleep_ms(100); });
+  auto never = pool.submit([] { return 1; });
+  BOOST_TEST(never.cancel());
+  BOOST_TEST(slow.result(test::deadlock_timeout) == 100);
+  BOOST_TEST(test::eventually([&] { return pool.stats().done == 1; }));
+  std::this_thread::sleep_for(20ms);
+  const auto s = pool.stats();
+  BOOST_TEST(s.done == 1u);
+  BOOST_TEST(s.queued == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(map_progress_is_rate_limited) {
   parex::ThreadPoolExecutor pool{{.max_workers = 2}};
   std::vector<int> xs(2000, 2);

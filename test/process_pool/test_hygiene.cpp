@@ -13,7 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <set>
-#include <sys/resource.h>
+#include <cstdio>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -22,11 +22,13 @@ using namespace std::chrono_literals;
 
 namespace hygiene_test {
 int pid_of(int) { return static_cast<int>(::getpid()); }
-// This worker's peak resident set, in bytes.
-long peak_rss(int) {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss * 1024L;
+// This worker's resident set now, in bytes.
+long rss_now(int) {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  long pages = 0, resident = 0;
+  if (!f || std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+  if (f) std::fclose(f);
+  return resident * ::sysconf(_SC_PAGESIZE);
 }
 // Grows this worker by mb MiB (touched, kept), then returns its pid.
 int grow(int mb) {
@@ -40,7 +42,7 @@ int grow(int mb) {
 using namespace hygiene_test;
 PAREX_REGISTER_AS("hygiene_test::pid_of", pid_of);
 PAREX_REGISTER_AS("hygiene_test::grow", grow);
-PAREX_REGISTER_AS("hygiene_test::peak_rss", peak_rss);
+PAREX_REGISTER_AS("hygiene_test::rss_now", rss_now);
 
 namespace {
 bool gone(int pid) { return ::kill(pid, 0) == -1 && errno == ESRCH; }
@@ -69,12 +71,23 @@ BOOST_AUTO_TEST_CASE(idle_workers_end_and_come_back_on_demand) {
   BOOST_TEST(pool.stats().restarts == restarts + 1);
 }
 
+BOOST_AUTO_TEST_CASE(shutdown_right_after_a_submit_starts_a_worker_for_it) {
+  // No worker exists yet (idle_timeout starts them on demand) when the call arrives with
+  // the shutdown: one must start for it, and the shutdown must not wait for ever.
+  for (int round = 0; round < 5; ++round) {
+    parex::ProcessPoolExecutor pool{{.max_workers = 2, .idle_timeout = 1s}};
+    auto f = pool.submit(pid_of, round);
+    pool.shutdown();
+    BOOST_TEST(f.result(test::deadlock_timeout) > 0);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_worker_past_its_memory_limit_is_replaced_between_calls) {
   // The limit: 64 MiB above what a worker of this build weighs (sanitizers weigh a lot).
   long baseline = 0;
   {
     parex::ProcessPoolExecutor probe{{.max_workers = 1}};
-    baseline = probe.submit(peak_rss, 0).result(test::deadlock_timeout);
+    baseline = probe.submit(rss_now, 0).result(test::deadlock_timeout);
   }
   const auto limit = static_cast<std::size_t>(baseline) + (std::size_t{64} << 20);
   parex::ProcessPoolExecutor pool{{.max_workers = 1, .max_rss_per_child = limit}};

@@ -84,10 +84,11 @@ struct MapOptions {
   /// Leaving the loop early (or the map's timeout) also stops the calls that run, as
   /// Future::interrupt does; by default only calls not started are cancelled.
   bool interrupt_on_exit = false;
-  /// Called as calls complete (on the completing thread, one call at a time), at most
-  /// once per progress_interval, when the last of `total` items is done, and once at the
-  /// end of the iteration if that report is not out yet. Keep it short: on a process
-  /// pool it runs on the pool's reactor thread.
+  /// Called as calls complete (on the completing thread, one report at a time, never
+  /// going backwards), at most once per progress_interval, when the last of `total` items
+  /// is done, and once when the iteration reaches its end if that report is not out yet.
+  /// Never after the map range is destroyed. Keep it short: on a process pool it runs on
+  /// the pool's reactor thread.
   std::function<void(const MapProgress&)> on_progress{};
   std::chrono::milliseconds progress_interval{100};
 };

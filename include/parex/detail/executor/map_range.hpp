@@ -22,6 +22,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 namespace parex {
@@ -60,15 +61,32 @@ class MapProgressTracker {
   void add(std::size_t done, std::size_t failed) noexcept;
   /// The iteration ended: the last figures, if not reported yet.
   void finish() noexcept;
+  /// The map range is going: no report from now on (chunks still running would call the
+  /// user's function after its captures are gone); waits for one under way elsewhere.
+  void close() noexcept;
 
  private:
   void report(std::unique_lock<std::mutex>& lock) noexcept;
   std::mutex mutex_;
+  std::condition_variable idle_;  // reporting_ went false
   std::function<void(const MapProgress&)> fn_;
   MapProgress now_;
   std::size_t reported_done_ = static_cast<std::size_t>(-1);
   Clock::time_point last_{};
   std::chrono::milliseconds interval_;
+  bool reporting_ = false, again_ = false, closed_ = false;
+  std::thread::id reporter_{};
+};
+/// Closes a progress tracker when the map range goes, whichever way (its destructor, or
+/// its constructor throwing).
+struct ProgressCloser {
+  std::shared_ptr<MapProgressTracker> tracker;
+  ProgressCloser() = default;
+  ProgressCloser(const ProgressCloser&) = delete;
+  ProgressCloser& operator=(const ProgressCloser&) = delete;
+  ~ProgressCloser() {
+    if (tracker) tracker->close();
+  }
 };
 /// How many items of a done chunk future failed.
 template <class R>
@@ -119,7 +137,8 @@ class MapRange {
     if (options_.on_progress) {
       std::optional<std::size_t> total;
       if constexpr (std::ranges::sized_range<V>) total = static_cast<std::size_t>(std::ranges::size(input_));
-      progress_ = std::make_shared<detail::MapProgressTracker>(options_.on_progress, total, options_.progress_interval);
+      progress_.tracker =
+          std::make_shared<detail::MapProgressTracker>(options_.on_progress, total, options_.progress_interval);
     }
     next_ = std::ranges::begin(input_);
     fill();
@@ -127,13 +146,17 @@ class MapRange {
     // unregistered function, a shut-down executor), as in Python: nothing unseen runs on.
     if (stopped_ && !window_.empty() && window_.back().stop) {
       const std::exception_ptr e = window_.back().stop;
+      if (progress_.tracker) progress_.tracker->close();
       cancel_all();
       std::rethrow_exception(e);
     }
   }
   MapRange(const MapRange&) = delete;
   MapRange& operator=(const MapRange&) = delete;
-  ~MapRange() { cancel_all(); }
+  ~MapRange() {
+    if (progress_.tracker) progress_.tracker->close();  // first: what cancel_all completes reports nothing
+    cancel_all();
+  }
 
   class iterator {
    public:
@@ -213,8 +236,9 @@ class MapRange {
     life_->leave();
     try {
       window_.push_back({f, n, nullptr});  // first: an unordered map finds it there when it completes
-      if (progress_)
-        f.add_done_callback([t = progress_, n](const Future<Chunk>& g) { t->add(n, detail::failed_items(g, n)); });
+      if (progress_.tracker)
+        f.add_done_callback(
+            [t = progress_.tracker, n](const Future<Chunk>& g) { t->add(n, detail::failed_items(g, n)); });
       if (ready_) f.add_done_callback([q = ready_](const Future<Chunk>& g) { q->push(g); });
     } catch (...) {  // out of memory: nothing unseen may run on
       f.cancel();
@@ -281,7 +305,7 @@ class MapRange {
     pos_ = static_cast<std::size_t>(-1);
     for (;;) {
       if (window_.empty()) {
-        if (progress_) progress_->finish();
+        if (progress_.tracker) progress_.tracker->finish();
         return false;
       }
       Slot slot = take_next();
@@ -326,7 +350,7 @@ class MapRange {
   std::ranges::iterator_t<V> next_;
   std::deque<Slot> window_;                          // submitted, not yet consumed
   std::shared_ptr<detail::ReadyQueue<Chunk>> ready_;  // unordered mode only
-  std::shared_ptr<detail::MapProgressTracker> progress_;  // with on_progress only
+  detail::ProgressCloser progress_;  // with on_progress only
   Chunk chunk_;                                      // the chunk being yielded
   std::size_t pos_ = static_cast<std::size_t>(-1);
   bool stopped_ = false;  // no more input is read: it ended badly, or the map timed out

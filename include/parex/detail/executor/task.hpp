@@ -22,14 +22,17 @@
 
 namespace parex::detail {
 
+/// What LocalTask::run did (for the pool's statistics).
+enum class RunOutcome { skipped, ok, failed };
+
 /// An intrusive queue node that an executor can run.
 struct LocalTask {
   LocalTask* next = nullptr;
   /// The call's deadline, counted from its start (0: none): see deadline.hpp.
   std::chrono::nanoseconds timeout{0};
   /// Runs the call unless it was cancelled, completes the future, drops the queue's
-  /// reference. Returns whether the call failed (for the pool's statistics).
-  virtual bool run() noexcept = 0;
+  /// reference. Says whether it ran, and failed (a chunk: one of its items).
+  virtual RunOutcome run() noexcept = 0;
   /// Never runs it: fails a pending future with e (or leaves a cancelled one), drops the reference.
   virtual void discard(std::exception_ptr e) noexcept = 0;
   /// Cancels a pending future and drops the reference (shutdown with cancel_futures).
@@ -87,6 +90,11 @@ class TaskState : public State<R>, public LocalTask {
   // A timed call: compute() runs under a deadline; its value (or exception) is kept only
   // if the deadline has not failed the future meanwhile.
   using Value = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
+  // After run: skipped if it never started (cancelled), else ok or failed.
+  RunOutcome outcome(bool failed) const noexcept {
+    if (this->status() == StateBase::cancelled) return RunOutcome::skipped;
+    return failed ? RunOutcome::failed : RunOutcome::ok;
+  }
   template <class Compute>
   void run_timed(Compute&& compute) noexcept {
     if (!this->set_running()) return;
@@ -115,7 +123,7 @@ class Call final : public TaskState<R> {
   explicit Call(G&& g, B&&... b) : payload_(std::in_place, std::forward<G>(g), std::forward<B>(b)...) {
     this->retain_producer();  // the future adopts the first reference; the queue holds this one
   }
-  bool run() noexcept override {
+  RunOutcome run() noexcept override {
     if (this->timeout.count()) {
       this->run_timed([this] { return invoke(); });
     } else if (this->start()) {
@@ -131,9 +139,9 @@ class Call final : public TaskState<R> {
       }
     }
     payload_.reset();
-    const bool failed = this->failed();
+    const RunOutcome out = this->outcome(this->failed());
     this->release_producer();
-    return failed;
+    return out;
   }
 
  private:
@@ -156,7 +164,7 @@ class LocalChunk final : public TaskState<ChunkResult<R>> {
   LocalChunk(F fn, std::vector<Item> items) : fn_(std::in_place, std::move(fn)), items_(std::move(items)) {
     this->retain_producer();
   }
-  bool run() noexcept override {
+  RunOutcome run() noexcept override {
     if (this->timeout.count()) {
       this->run_timed([this] { return compute(); });
     } else if (this->start()) {
@@ -167,9 +175,9 @@ class LocalChunk final : public TaskState<ChunkResult<R>> {
       }
     }
     drop_payload();
-    const bool failed = this->failed();
+    const RunOutcome out = this->outcome(this->failed() || item_failed_);
     this->release_producer();
-    return failed;
+    return out;
   }
 
  private:
@@ -180,11 +188,13 @@ class LocalChunk final : public TaskState<ChunkResult<R>> {
       try {
         out.emplace_back(std::in_place_index<0>, invoke_map_item(*fn_, std::move(item)));
       } catch (...) {
+        item_failed_ = true;
         out.emplace_back(std::in_place_index<1>, std::current_exception());
       }
     }
     return out;
   }
+  bool item_failed_ = false;
   void drop_payload() noexcept override {
     fn_.reset();
     std::vector<Item>().swap(items_);

@@ -111,6 +111,7 @@ class SingleCall final : public State<R>, public RemoteCall {
       if constexpr (std::is_void_v<R>) this->emplace_claimed();
       else this->emplace_claimed(decode<R>(o.body));
     } catch (...) {
+      ++errors;
       this->finish_with_error(result_decode_error(*fn, std::current_exception()));
     }
   }
