@@ -25,6 +25,7 @@
 #include "process/marker.hpp"
 #include "process/shared_page.hpp"
 #include "worker/mpi_entry.hpp"
+#include "worker/result_stream.hpp"
 #include "worker/run_calls.hpp"
 #include "sync/futex.hpp"
 
@@ -64,11 +65,11 @@ void (*mpi_entry)(int argc, char** argv) = nullptr;
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using worker_io::ArenaView;
+using worker_io::ResultStream;
+using worker_io::die;
+using worker_io::write_all;
 
-// Flush tunables (flush_bytes, flush_latency: worker/run_calls.hpp). While a call runs,
-// the flusher thread sends results that have waited flusher_latency: a fast result never
-// waits for a slow neighbour in its batch.
-constexpr auto flusher_latency = std::chrono::microseconds(500);
 // After answering, yield this many times, looking for input, before blocking: on a
 // machine whose idle CPUs wake slowly (here ~45 us a wake-up) the next call of a caller
 // waiting on each result then finds the worker awake. Measured round trip: 95-115 us
@@ -85,207 +86,6 @@ constexpr auto trim_check_interval = std::chrono::milliseconds(100);
 // than one call past max_frame_bytes_out (16 MiB), and a call's arguments beyond 1 TiB are
 // a corrupt length, not a call.
 constexpr std::uint64_t max_input_frame_bytes = std::uint64_t{1} << 40;
-// A results buffer that grew past this many times its initial size shrinks back once
-// drained: one huge result must not pin its memory for the worker's life.
-constexpr std::size_t keep_results_factor = 4;
-
-[[noreturn]] void die(int code, const char* what) {
-  std::fprintf(stderr, "parex worker %d: %s\n", static_cast<int>(::getpid()), what);
-  std::_Exit(code);
-}
-
-void write_all(int fd, iovec* v, int n) {
-  while (n > 0) {
-    ssize_t w = ::writev(fd, v, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      std::_Exit(0);  // the pool is gone (EPIPE): nobody wants our results
-    }
-    while (n > 0 && static_cast<std::size_t>(w) >= v->iov_len) {
-      w -= static_cast<ssize_t>(v->iov_len);
-      ++v;
-      --n;
-    }
-    if (n > 0) {
-      v->iov_base = static_cast<char*>(v->iov_base) + w;
-      v->iov_len -= static_cast<std::size_t>(w);
-    }
-  }
-}
-
-void write_all(int fd, const std::byte* p, std::size_t n) {
-  iovec v{const_cast<std::byte*>(p), n};
-  write_all(fd, &v, 1);
-}
-
-/// The results buffer, living in the memfd after the WorkerShared page, and the two
-/// threads that send from it. The main thread appends outcomes (Writer) and commits them;
-/// either thread sends [sent, committed) as one frame under mutex_, which also guards
-/// moving the mapping (growth) and rewinding it once everything is sent.
-class ResultStream final : public Writer {
- public:
-  ResultStream(int shm_fd, int out_fd) : Writer(&grow), fd_(shm_fd), out_fd_(out_fd) {
-    map(shm_header_bytes + shm_initial_data_bytes);
-    flusher_ = std::thread([this] { flusher_main(); });
-  }
-
-  WorkerShared& shared() noexcept { return *static_cast<WorkerShared*>(base_); }
-
-  /// After an item's outcome is complete in the buffer. Only the byte offset is shared
-  /// with the sender (one atomic: a byte count and an item count could be read from two
-  /// different moments); the sender counts the outcomes it sends itself.
-  void commit(std::uint64_t finished) noexcept {
-    if (committed_items_ == sent_items_.load(std::memory_order_acquire))
-      pending_since_ = Clock::now();  // the first unsent result
-    committed_items_ = finished;
-    committed_.store(size_, std::memory_order_release);
-    WorkerShared& sh = shared();
-    sh.out_end.store(size_, std::memory_order_release);
-    sh.finished.store(finished, std::memory_order_release);
-  }
-  bool pending() const noexcept { return committed_items_ != sent_items_.load(std::memory_order_acquire); }
-  Clock::time_point pending_since() const noexcept { return pending_since_; }
-
-  /// Before an item starts while results wait: let the flusher send them if it runs long.
-  void arm() noexcept {
-    if (!pending() || armed_.load(std::memory_order_relaxed)) return;
-    deadline_ns_.store((pending_since_ + flusher_latency).time_since_epoch().count(), std::memory_order_relaxed);
-    armed_.store(1, std::memory_order_release);
-    futex_wake(armed_, 1);
-  }
-
-  void add_busy(Clock::duration d) noexcept { busy_ns_.fetch_add(d.count(), std::memory_order_relaxed); }
-
-  /// Sends everything committed; then rewinds the buffer (main thread only).
-  void flush() {
-    std::lock_guard lock(mutex_);
-    send_locked();
-    rewind_locked();
-  }
-
-  /// After a flusher flush, the main thread rewinds at its next item boundary.
-  void maybe_rewind() {
-    if (size_ != 0 && sent_bytes_.load(std::memory_order_acquire) == size_) {
-      std::lock_guard lock(mutex_);
-      rewind_locked();
-    }
-  }
-
- private:
-  void send_locked() {
-    const std::size_t to = committed_.load(std::memory_order_acquire);
-    const std::size_t from = sent_bytes_.load(std::memory_order_relaxed);
-    if (to == from) return;
-    std::uint64_t n = 0;
-    for (Reader r({data_ + from, to - from}); !r.empty(); ++n) read_outcome(r);
-    const std::uint64_t items_from = sent_items_.load(std::memory_order_relaxed);
-    const std::uint64_t items_to = items_from + n;
-    const auto us = busy_ns_.exchange(0, std::memory_order_relaxed) / 1000;
-    FrameHeader h = frame_header(FrameKind::results, to - from, static_cast<std::uint32_t>(n),
-                                       static_cast<std::uint32_t>(std::min<std::int64_t>(us, UINT32_MAX)));
-    iovec v[2] = {{&h, sizeof h}, {data_ + from, to - from}};
-    write_all(out_fd_, v, 2);
-    // Only now are these results the parent's: until the write completed, a crash would
-    // have left them here for it to salvage.
-    WorkerShared& sh = shared();
-    sh.publish_unsent(items_to, to);
-    sent_items_.store(items_to, std::memory_order_release);
-    sent_bytes_.store(to, std::memory_order_release);
-  }
-
-  // Back to an empty buffer once everything in it is sent (size_ is the main thread's).
-  void rewind_locked() {
-    if (sent_bytes_.load(std::memory_order_relaxed) != size_) return;
-    WorkerShared& sh = shared();
-    sh.out_end.store(0, std::memory_order_release);
-    sh.publish_unsent(sent_items_.load(std::memory_order_relaxed), 0);
-    size_ = 0;
-    committed_.store(0, std::memory_order_release);
-    sent_bytes_.store(0, std::memory_order_release);
-    if (cap_ > keep_results_factor * shm_initial_data_bytes &&
-        ::ftruncate(fd_, static_cast<off_t>(shm_header_bytes + shm_initial_data_bytes)) == 0)
-      remap(shm_header_bytes + shm_initial_data_bytes);
-  }
-
-  void flusher_main() {
-    for (;;) {
-      while (armed_.load(std::memory_order_acquire) == 0) futex_wait(armed_, 0, nullptr);
-      const Clock::time_point deadline{Clock::duration(deadline_ns_.load(std::memory_order_relaxed))};
-      std::this_thread::sleep_until(deadline);
-      armed_.store(0, std::memory_order_release);  // before sending: a re-arm from now on counts
-      std::lock_guard lock(mutex_);
-      send_locked();
-    }
-  }
-
-  void map(std::size_t total) {
-    void* p = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
-    if (p == MAP_FAILED) die(exit_bad_setup, "cannot map the shared results buffer");
-    set(p, total);
-  }
-  void remap(std::size_t total) {
-    void* p = ::mremap(base_, mapped_, total, MREMAP_MAYMOVE);
-    if (p == MAP_FAILED) throw std::bad_alloc();
-    set(p, total);
-  }
-  void set(void* p, std::size_t total) {
-    base_ = p;
-    mapped_ = total;
-    data_ = static_cast<std::byte*>(p) + shm_header_bytes;
-    cap_ = total - shm_header_bytes;
-  }
-  static void grow(Writer& w, std::size_t min_capacity) {
-    auto& s = static_cast<ResultStream&>(w);
-    std::lock_guard lock(s.mutex_);  // the flusher may be writing from the old mapping
-    const std::size_t cap = std::max(min_capacity, s.cap_ * 2);
-    if (::ftruncate(s.fd_, static_cast<off_t>(shm_header_bytes + cap)) != 0) throw std::bad_alloc();
-    s.remap(shm_header_bytes + cap);
-  }
-
-  int fd_;
-  int out_fd_;
-  void* base_ = nullptr;
-  std::size_t mapped_ = 0;
-  std::mutex mutex_;  // sending, growing, rewinding
-  std::atomic<std::size_t> committed_{0};   // bytes of complete outcomes
-  std::uint64_t committed_items_ = 0;        // main thread
-  std::atomic<std::size_t> sent_bytes_{0};
-  std::atomic<std::uint64_t> sent_items_{0};
-  std::atomic<std::int64_t> busy_ns_{0};
-  Clock::time_point pending_since_{};  // main thread
-  std::atomic<std::uint32_t> armed_{0};  // futex word: the flusher has a deadline
-  std::atomic<Clock::rep> deadline_ns_{0};
-  std::thread flusher_;  // never joined: the worker ends with exit()
-};
-
-/// The pool's argument arena, read-only here (process/arena.hpp).
-class ArenaView {
- public:
-  explicit ArenaView(int fd) {
-    struct stat st {};
-    if (fd < 0 || ::fstat(fd, &st) != 0 || st.st_size <= 0) return;
-    void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_SHARED | MAP_NORESERVE, fd, 0);
-    if (p == MAP_FAILED) return;
-    base_ = static_cast<const std::byte*>(p);
-    size_ = static_cast<std::size_t>(st.st_size);
-  }
-  /// The bytes at [offset, offset + length), faulted in with one system call.
-  std::span<const std::byte> at(std::uint64_t offset, std::uint64_t length) const {
-    if (!base_ || offset > size_ || length > size_ - offset) throw ProtocolError("arguments outside the arena");
-    const auto page = std::uintptr_t{4096};
-    const auto b = reinterpret_cast<std::uintptr_t>(base_ + offset) & ~(page - 1);
-    const auto e = reinterpret_cast<std::uintptr_t>(base_ + offset + length);
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
-    ::madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_READ);
-    return {base_ + offset, static_cast<std::size_t>(length)};
-  }
-
- private:
-  const std::byte* base_ = nullptr;
-  std::size_t size_ = 0;
-};
 
 class WorkerLoop {
  public:
