@@ -78,6 +78,10 @@ struct ProcessPoolOptions {
   /// the calls it held but had not started run elsewhere and a fresh worker takes its
   /// place. 0 means no limit.
   std::size_t max_rss_per_child = 0;
+  /// Results a worker sends at once (one result, or a batch) of at least this many bytes
+  /// are not copied through its pipe: the pool reads them from the worker's shared
+  /// memory. SIZE_MAX: every result through the pipe.
+  std::size_t shared_results_bytes = std::size_t{1} << 20;
 };
 
 /// An Executor that runs registered functions in worker processes.

@@ -11,6 +11,11 @@
 // finished means item `finished` was running (it fails); the outcomes in [begin, out_end)
 // are those of items first .. finished-1, computed but maybe not received (delivered,
 // never re-run); items from `started` on never ran (re-queued).
+//
+// Big results are not copied through the pipe: the worker sends a shared_results frame
+// naming their bytes in the buffer, the pool reads them from its own mapping of the memfd
+// and then bumps `acked`; the worker rewrites those bytes only after that. The pool holds
+// the memfd open, so such a frame is readable even after the worker died.
 #pragma once
 
 #include <atomic>
@@ -69,6 +74,9 @@ struct WorkerShared {
   /// Set by the worker as soon as parex::init has seen its marker: a worker that dies
   /// before its handshake without it never got there (the program forgot init).
   std::atomic<std::uint32_t> reached_init{0};
+  /// shared_results frames the pool has read (wraps; a futex word the worker waits on
+  /// before it reuses their bytes). The only field the pool writes.
+  std::atomic<std::uint32_t> acked{0};
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "shared counters must be address-free");
 static_assert(sizeof(WorkerShared) <= shm_header_bytes);

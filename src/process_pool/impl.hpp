@@ -116,7 +116,7 @@ struct ProcessPoolExecutor::Impl {
     asio::steady_timer idle;              // idle_timeout: ends it once idle that long
     Clock::time_point idle_since{};
     bool idle_armed = false;
-    const detail::WorkerShared* page = nullptr;  // its shared page, read-only (deadlines)
+    detail::WorkerShared* page = nullptr;  // its shared page (deadlines, acks of shared results)
     detail::FrameReader reader;
     Phase phase = Phase::starting;
     std::deque<RemoteCall*> outstanding;     // sent, not finished, in send order
@@ -175,6 +175,7 @@ struct ProcessPoolExecutor::Impl {
   void fail_front(WorkerProcess& w, const std::exception_ptr& e);
   void complete_items(WorkerProcess& w, RemoteCall* c, std::uint32_t k);
   void on_results(WorkerProcess& w, Reader& r, const detail::FrameHeader& h);
+  void on_shared_results(WorkerProcess& w, Reader& r, const detail::FrameHeader& h);
   void on_exit(const WorkerPtr& w);
   void drain_exited(const WorkerPtr& w);
 

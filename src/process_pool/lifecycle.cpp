@@ -52,8 +52,9 @@ void ProcessPoolExecutor::Impl::spawn() {
   w->child = std::move(sp.child);
   w->pid = sp.pid;
   w->shm_fd = sp.shm_fd;
-  if (void* page = ::mmap(nullptr, detail::shm_header_bytes, PROT_READ, MAP_SHARED, sp.shm_fd, 0); page != MAP_FAILED)
-    w->page = static_cast<const detail::WorkerShared*>(page);
+  if (void* page = ::mmap(nullptr, detail::shm_header_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, sp.shm_fd, 0);
+      page != MAP_FAILED)
+    w->page = static_cast<detail::WorkerShared*>(page);
   if (sp.pidfd >= 0) w->exit_watch.assign(sp.pidfd);
   w->to.assign(sp.to_fd);
   w->from.assign(sp.from_fd);
@@ -67,6 +68,7 @@ void ProcessPoolExecutor::Impl::spawn() {
   Buffer& f = w->writer.frame();
   const auto at = detail::begin_frame(f, FrameKind::init);
   f.put_varint(options.max_rss_per_child);
+  f.put_varint(options.shared_results_bytes);
   if (init_fn) {
     f.put_byte(1);
     f.put_varint(init_fn->id);
@@ -159,7 +161,7 @@ void ProcessPoolExecutor::Impl::discard(const WorkerPtr& w) {
   w->calls_done = w->calls_failed = 0;
   if (w->shm_fd >= 0) ::close(w->shm_fd);
   w->shm_fd = -1;
-  if (w->page) ::munmap(const_cast<detail::WorkerShared*>(w->page), detail::shm_header_bytes);
+  if (w->page) ::munmap(w->page, detail::shm_header_bytes);
   w->page = nullptr;
   std::erase(workers, w);
 }

@@ -1,5 +1,6 @@
 // Reading frames from workers and delivering their outcomes to the calls' futures (see impl.hpp).
 #include "process_pool/impl.hpp"
+#include "sync/futex.hpp"
 
 namespace parex {
 
@@ -99,6 +100,8 @@ void ProcessPoolExecutor::Impl::handle_frame(const WorkerPtr& w, const Frame& f)
     }
     case FrameKind::results:
       return on_results(*w, r, f.header);
+    case FrameKind::shared_results:
+      return on_shared_results(*w, r, f.header);
     default:
       throw ProtocolError("unexpected frame kind from a worker");
   }
@@ -139,6 +142,39 @@ void ProcessPoolExecutor::Impl::on_results(WorkerProcess& w, Reader& r, const de
   if (!r.empty()) throw ProtocolError("trailing bytes in a results frame");
   w.cost.sample(h.items, h.busy_us);
   w.busy_us += h.busy_us;
+}
+
+// Results the worker left in its shared buffer: read through a mapping of its memfd (the
+// bytes travel once, instead of through the pipe and a frame buffer), then acknowledged
+// so that it may write over them.
+void ProcessPoolExecutor::Impl::on_shared_results(WorkerProcess& w, Reader& r, const detail::FrameHeader& h) {
+  const auto offset = r.get_raw<std::uint64_t>();
+  const auto length = r.get_raw<std::uint64_t>();
+  if (!r.empty()) throw ProtocolError("trailing bytes in a shared results frame");
+  if (!w.page) throw ProtocolError("shared results from a worker whose shared page is not mapped");
+  struct stat st {};
+  if (::fstat(w.shm_fd, &st) != 0) throw ProtocolError("cannot find the size of a worker's shared results buffer");
+  const auto file = static_cast<std::uint64_t>(st.st_size);
+  const std::uint64_t start = detail::shm_header_bytes + offset;
+  if (length == 0 || offset > file || start > file || length > file - start)
+    throw ProtocolError("shared results outside the worker's buffer");
+  const auto page_size = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  const std::uint64_t from = start / page_size * page_size;
+  const auto span = static_cast<std::size_t>(start + length - from);
+  void* base = ::mmap(nullptr, span, PROT_READ, MAP_SHARED | MAP_POPULATE, w.shm_fd, static_cast<off_t>(from));
+  if (base == MAP_FAILED) throw ProtocolError("cannot map a worker's shared results");
+  struct Release {  // however delivering ends: unmap, then let the worker reuse the bytes
+    void* base;
+    std::size_t span;
+    detail::WorkerShared& page;
+    ~Release() {
+      ::munmap(base, span);
+      page.acked.fetch_add(1, std::memory_order_release);
+      detail::futex_wake_all(page.acked, detail::FutexScope::shared);
+    }
+  } release{base, span, *w.page};
+  Reader results({static_cast<const std::byte*>(base) + (start - from), static_cast<std::size_t>(length)});
+  on_results(w, results, h);
 }
 
 }  // namespace parex

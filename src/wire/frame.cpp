@@ -17,7 +17,7 @@ void validate_header(const FrameHeader& h, std::uint64_t max_payload_bytes) {
   if (h.version != protocol_version)
     throw ProtocolError("frame protocol version " + std::to_string(h.version) + ", expected " +
                         std::to_string(protocol_version));
-  if (h.kind < static_cast<std::uint16_t>(FrameKind::hello) || h.kind > static_cast<std::uint16_t>(FrameKind::results))
+  if (h.kind < static_cast<std::uint16_t>(FrameKind::hello) || h.kind > static_cast<std::uint16_t>(FrameKind::shared_results))
     throw ProtocolError("unknown frame kind " + std::to_string(h.kind));
   if (h.length > max_payload_bytes)
     throw ProtocolError("frame of " + std::to_string(h.length) + " bytes exceeds the limit of " +

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <poll.h>
 #include <span>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -70,7 +71,10 @@ inline void write_all(int fd, const std::byte* p, std::size_t n) {
 /// moving the mapping (growth) and rewinding it once everything is sent.
 class ResultStream final : public Writer {
  public:
-  ResultStream(int shm_fd, int out_fd) : Writer(&grow), fd_(shm_fd), out_fd_(out_fd) {
+  /// shared_from: a frame of at least this many bytes stays in the buffer; the pool reads
+  /// it there (FrameKind::shared_results) and acknowledges it (WorkerShared::acked).
+  ResultStream(int shm_fd, int out_fd, std::size_t shared_from)
+      : Writer(&grow), fd_(shm_fd), out_fd_(out_fd), shared_from_(shared_from) {
     map(shm_header_bytes + shm_initial_data_bytes);
     flusher_ = std::thread([this] { flusher_main(); });
   }
@@ -102,18 +106,27 @@ class ResultStream final : public Writer {
 
   void add_busy(Clock::duration d) noexcept { busy_ns_.fetch_add(d.count(), std::memory_order_relaxed); }
 
-  /// Sends everything committed; then rewinds the buffer (main thread only).
+  /// Sends everything committed; then rewinds the buffer unless the pool still reads
+  /// from it (main thread only).
   void flush() {
     std::lock_guard lock(mutex_);
     send_locked();
-    rewind_locked();
+    rewind_locked(false);
+  }
+
+  /// flush, then waits until the pool has read what it was sent by reference and rewinds:
+  /// before the worker idles, so that an idle worker's buffer is small again.
+  void settle() {
+    std::lock_guard lock(mutex_);
+    send_locked();
+    rewind_locked(true);
   }
 
   /// After a flusher flush, the main thread rewinds at its next item boundary.
   void maybe_rewind() {
     if (size_ != 0 && sent_bytes_.load(std::memory_order_acquire) == size_) {
       std::lock_guard lock(mutex_);
-      rewind_locked();
+      rewind_locked(false);
     }
   }
 
@@ -127,10 +140,18 @@ class ResultStream final : public Writer {
     const std::uint64_t items_from = sent_items_.load(std::memory_order_relaxed);
     const std::uint64_t items_to = items_from + n;
     const auto us = busy_ns_.exchange(0, std::memory_order_relaxed) / 1000;
-    FrameHeader h = frame_header(FrameKind::results, to - from, static_cast<std::uint32_t>(n),
-                                       static_cast<std::uint32_t>(std::min<std::int64_t>(us, UINT32_MAX)));
-    iovec v[2] = {{&h, sizeof h}, {data_ + from, to - from}};
-    write_all(out_fd_, v, 2);
+    const auto busy_us = static_cast<std::uint32_t>(std::min<std::int64_t>(us, UINT32_MAX));
+    if (to - from >= shared_from_) {  // the bytes stay here: the pool maps them
+      std::uint64_t where[2] = {from, to - from};
+      FrameHeader h = frame_header(FrameKind::shared_results, sizeof where, static_cast<std::uint32_t>(n), busy_us);
+      iovec v[2] = {{&h, sizeof h}, {where, sizeof where}};
+      write_all(out_fd_, v, 2);
+      ++shared_sent_;
+    } else {
+      FrameHeader h = frame_header(FrameKind::results, to - from, static_cast<std::uint32_t>(n), busy_us);
+      iovec v[2] = {{&h, sizeof h}, {data_ + from, to - from}};
+      write_all(out_fd_, v, 2);
+    }
     // Only now are these results the parent's: until the write completed, a crash would
     // have left them here for it to salvage.
     WorkerShared& sh = shared();
@@ -139,9 +160,14 @@ class ResultStream final : public Writer {
     sent_bytes_.store(to, std::memory_order_release);
   }
 
-  // Back to an empty buffer once everything in it is sent (size_ is the main thread's).
-  void rewind_locked() {
+  // Back to an empty buffer once everything in it is sent and the pool has read what it
+  // was sent by reference (waiting for that if `wait`; size_ is the main thread's).
+  void rewind_locked(bool wait) {
     if (sent_bytes_.load(std::memory_order_relaxed) != size_) return;
+    if (!acked()) {
+      if (!wait) return;  // appended after those bytes meanwhile
+      wait_acked();
+    }
     WorkerShared& sh = shared();
     sh.out_end.store(0, std::memory_order_release);
     sh.publish_unsent(sent_items_.load(std::memory_order_relaxed), 0);
@@ -151,6 +177,20 @@ class ResultStream final : public Writer {
     if (cap_ > keep_results_factor * shm_initial_data_bytes &&
         ::ftruncate(fd_, static_cast<off_t>(shm_header_bytes + shm_initial_data_bytes)) == 0)
       remap(shm_header_bytes + shm_initial_data_bytes);
+  }
+
+  bool acked() noexcept { return shared().acked.load(std::memory_order_acquire) == shared_sent_; }
+
+  // The pool acknowledges as soon as it has read the frame; a pool that has gone away
+  // (its end of the pipe closed) never will.
+  void wait_acked() {
+    while (!acked()) {
+      const std::uint32_t seen = shared().acked.load(std::memory_order_acquire);
+      const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(100);
+      if (seen == shared_sent_ || futex_wait(shared().acked, seen, &deadline, FutexScope::shared)) continue;
+      pollfd p{out_fd_, 0, 0};
+      if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP))) std::_Exit(0);
+    }
   }
 
   void flusher_main() {
@@ -183,13 +223,17 @@ class ResultStream final : public Writer {
   static void grow(Writer& w, std::size_t min_capacity) {
     auto& s = static_cast<ResultStream&>(w);
     std::lock_guard lock(s.mutex_);  // the flusher may be writing from the old mapping
+    const std::size_t old_cap = s.cap_;
     const std::size_t cap = std::max(min_capacity, s.cap_ * 2);
     if (::ftruncate(s.fd_, static_cast<off_t>(shm_header_bytes + cap)) != 0) throw std::bad_alloc();
     s.remap(shm_header_bytes + cap);
+    prefault(s.data_ + old_cap, cap - old_cap);  // one system call, not a fault per page
   }
 
   int fd_;
   int out_fd_;
+  std::size_t shared_from_;
+  std::uint32_t shared_sent_ = 0;  // shared_results frames sent (wraps, as WorkerShared::acked); under mutex_
   void* base_ = nullptr;
   std::size_t mapped_ = 0;
   std::mutex mutex_;  // sending, growing, rewinding

@@ -97,7 +97,7 @@ class WorkerLoop {
     } catch (const std::exception& e) {  // a malformed init frame (the initializer's own errors are outcomes)
       die(exit_protocol_error, e.what());
     }
-    results_.emplace(m.shm_fd, m.out_fd);  // the flusher starts only after the handshake
+    results_.emplace(m.shm_fd, m.out_fd, shared_results_bytes_);  // the flusher starts only after the handshake
   }
 
   [[noreturn]] void run() {
@@ -139,6 +139,7 @@ class WorkerLoop {
     Buffer reply;
     std::size_t at;
     max_rss_ = r.get_varint();
+    shared_results_bytes_ = static_cast<std::size_t>(std::min<std::uint64_t>(r.get_varint(), SIZE_MAX));
     if (r.get_byte()) {
       const FunctionEntry* e = Registry::global().by_id(static_cast<std::uint32_t>(r.get_varint()));
       if (!e) die(exit_protocol_error, "unknown initializer id");
@@ -216,7 +217,7 @@ class WorkerLoop {
     if (n == 0) finish();
     if (errno == EINTR) return;
     if (errno != EAGAIN) die(exit_protocol_error, "reading from the pool failed");
-    results_->flush();  // the input ran dry: this is the moment to answer
+    results_->settle();  // the input ran dry: this is the moment to answer
     give_back_memory();
     pollfd p{in_, POLLIN, 0};
     for (int i = 0; i < idle_yields; ++i) {  // see idle_yields
@@ -284,6 +285,7 @@ class WorkerLoop {
   Clock::time_point last_trim_check_{};
   std::size_t free_after_trim_ = 0;
   std::uint64_t max_rss_ = 0;
+  std::size_t shared_results_bytes_ = SIZE_MAX;
   int statm_ = -1;
 };
 

@@ -22,7 +22,7 @@
 namespace parex::detail {
 
 inline constexpr std::uint32_t frame_magic = 0x01585250;  // "PRX\1" little-endian
-inline constexpr std::uint16_t protocol_version = 3;
+inline constexpr std::uint16_t protocol_version = 4;
 
 enum class FrameKind : std::uint16_t {
   hello = 1,        // worker -> pool: protocol, registry digest
@@ -31,6 +31,8 @@ enum class FrameKind : std::uint16_t {
   init_failed = 4,  // worker -> pool: initializer threw (payload: exception)
   calls = 5,        // pool -> worker
   results = 6,      // worker -> pool
+  shared_results = 7,  // worker -> pool: results left in its shared results buffer
+                       // (payload: u64 offset, u64 length; process/shared_page.hpp)
 };
 
 struct FrameHeader {

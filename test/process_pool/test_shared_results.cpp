@@ -1,0 +1,133 @@
+// Results through shared memory (ProcessPoolOptions::shared_results_bytes): a worker's
+// batch of results past the threshold stays in its shared buffer and the pool reads it
+// there. Checked: results intact at every threshold (every frame shared, the default,
+// never), results sent that way survive their worker's crash right after, and a frame
+// that names bytes outside the buffer stops that worker with a typed error while the pool
+// goes on. Only this thread asserts.
+#define BOOST_TEST_DYN_LINK
+#include <boost/test/unit_test.hpp>
+
+#include <parex/detail/wire/frame.hpp>
+#include <parex/parex.hpp>
+
+#include "support/helpers.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <fcntl.h>
+#include <numeric>
+#include <string>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace shared_results_test {
+using Bytes = std::vector<unsigned char>;
+Bytes pattern(std::size_t n, int seed) {
+  Bytes v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<unsigned char>((static_cast<std::size_t>(seed) + i * 7) % 251);
+  return v;
+}
+std::size_t first_wrong(const Bytes& v, std::size_t n, int seed) {
+  if (v.size() != n) return 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (v[i] != static_cast<unsigned char>((static_cast<std::size_t>(seed) + i * 7) % 251)) return i;
+  return SIZE_MAX;
+}
+int square(int x) { return x * x; }
+// 2 MiB of pattern(seed), or an abort for a negative seed.
+Bytes two_mib_or_abort(int seed) {
+  if (seed < 0) std::abort();
+  return pattern(std::size_t{2} << 20, seed);
+}
+// Writes a shared_results frame naming bytes far outside this worker's buffer to the
+// pool (the worker's output pipe: its only write-only pipe past stderr), then waits to be
+// stopped for it.
+int forge_shared_frame(int) {
+  for (int fd = 3; fd < 1024; ++fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode) || (::fcntl(fd, F_GETFL) & O_ACCMODE) != O_WRONLY) continue;
+    const std::uint64_t where[2] = {std::uint64_t{1} << 40, 64};
+    const auto h = parex::detail::frame_header(parex::detail::FrameKind::shared_results, sizeof where, 1, 0);
+    if (::write(fd, &h, sizeof h) != sizeof h || ::write(fd, where, sizeof where) != sizeof where) return -1;
+    std::this_thread::sleep_for(std::chrono::seconds(30));
+    return 1;
+  }
+  return -2;
+}
+}  // namespace shared_results_test
+
+using namespace shared_results_test;
+PAREX_REGISTER_AS("shared_results_test::pattern", pattern);
+PAREX_REGISTER_AS("shared_results_test::square", square);
+PAREX_REGISTER_AS("shared_results_test::two_mib_or_abort", two_mib_or_abort);
+PAREX_REGISTER_AS("shared_results_test::forge_shared_frame", forge_shared_frame);
+
+BOOST_AUTO_TEST_SUITE(shared_results)
+
+BOOST_AUTO_TEST_CASE(results_arrive_intact_whichever_way_they_travel) {
+  for (std::size_t threshold : {std::size_t{1}, std::size_t{1} << 20, SIZE_MAX}) {
+    BOOST_TEST_CONTEXT("shared_results_bytes " << threshold) {
+      parex::ProcessPoolExecutor pool{{.max_workers = 2, .shared_results_bytes = threshold}};
+      const std::vector<std::size_t> sizes{0, 1, 1000, (std::size_t{1} << 20) - 5, std::size_t{1} << 20,
+                                           std::size_t{3} << 20, std::size_t{9} << 20, std::size_t{40} << 20};
+      std::vector<parex::Future<Bytes>> fs;
+      for (int round = 0; round < 2; ++round)
+        for (std::size_t i = 0; i < sizes.size(); ++i) fs.push_back(pool.submit(pattern, sizes[i], int(i) + round));
+      for (std::size_t k = 0; k < fs.size(); ++k) {
+        const std::size_t i = k % sizes.size();
+        const int seed = static_cast<int>(i + k / sizes.size());
+        BOOST_TEST(first_wrong(fs[k].result(test::deadlock_timeout), sizes[i], seed) == SIZE_MAX, "size " << sizes[i]);
+      }
+      // Many small results in batches: with threshold 1 every batch is read from shared
+      // memory and acknowledged before its bytes are reused.
+      std::vector<int> in(20000);
+      std::iota(in.begin(), in.end(), 0);
+      std::vector<int> out;
+      for (int v : pool.map(square, in, {.chunksize = 64})) out.push_back(v);
+      BOOST_REQUIRE(out.size() == in.size());
+      std::size_t wrong = 0;
+      for (std::size_t i = 0; i < in.size(); ++i) wrong += out[i] != in[i] * in[i];
+      BOOST_TEST(wrong == 0u);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(shared_results_survive_a_crash_right_after_them) {
+  for (std::size_t threshold : {std::size_t{1}, std::size_t{1} << 20}) {
+    BOOST_TEST_CONTEXT("shared_results_bytes " << threshold) {
+      parex::ProcessPoolExecutor pool{{.max_workers = 1, .shared_results_bytes = threshold}};
+      pool.submit(square, 1).result(test::deadlock_timeout);  // the worker is up: one batch follows
+      // One batch: 2 MiB results (each flushed on its own, from shared memory), the
+      // victim, calls behind it.
+      std::vector<parex::Future<Bytes>> before, after;
+      for (int i = 0; i < 4; ++i) before.push_back(pool.submit(two_mib_or_abort, i));
+      auto victim = pool.submit(two_mib_or_abort, -1);
+      for (int i = 0; i < 3; ++i) after.push_back(pool.submit(two_mib_or_abort, 10 + i));
+      for (int i = 0; i < 4; ++i)
+        BOOST_TEST(first_wrong(before[i].result(test::deadlock_timeout), std::size_t{2} << 20, i) == SIZE_MAX);
+      BOOST_CHECK_THROW(victim.result(test::deadlock_timeout), parex::WorkerCrashed);
+      for (int i = 0; i < 3; ++i)
+        BOOST_TEST(first_wrong(after[i].result(test::deadlock_timeout), std::size_t{2} << 20, 10 + i) == SIZE_MAX);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_frame_naming_bytes_outside_the_buffer_stops_only_that_worker) {
+  parex::ProcessPoolExecutor pool{{.max_workers = 2}};
+  auto forged = pool.submit(forge_shared_frame, 0);
+  std::string what;
+  try {
+    forged.result(test::deadlock_timeout);
+  } catch (const parex::WorkerCrashed& e) {
+    what = e.what();
+  }
+  BOOST_TEST(what.find("bad frame") != std::string::npos, what);
+  BOOST_TEST(what.find("outside the worker's buffer") != std::string::npos, what);
+  BOOST_TEST(first_wrong(pool.submit(pattern, std::size_t{3} << 20, 5).result(test::deadlock_timeout),
+                         std::size_t{3} << 20, 5) == SIZE_MAX);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
