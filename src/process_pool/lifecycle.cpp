@@ -68,7 +68,7 @@ void ProcessPoolExecutor::Impl::spawn() {
   Buffer& f = w->writer.frame();
   const auto at = detail::begin_frame(f, FrameKind::init);
   f.put_varint(options.max_rss_per_child);
-  f.put_varint(options.shared_results_bytes);
+  f.put_varint(w->page ? options.shared_results_bytes : SIZE_MAX);  // no page: nothing to acknowledge with
   if (init_fn) {
     f.put_byte(1);
     f.put_varint(init_fn->id);

@@ -146,7 +146,8 @@ void ProcessPoolExecutor::Impl::on_results(WorkerProcess& w, Reader& r, const de
 
 // Results the worker left in its shared buffer: read through a mapping of its memfd (the
 // bytes travel once, instead of through the pipe and a frame buffer), then acknowledged
-// so that it may write over them.
+// so that it may write over them. Where the range cannot be mapped (address space), it
+// is read into memory instead: the results are there, and the worker counts them as sent.
 void ProcessPoolExecutor::Impl::on_shared_results(WorkerProcess& w, Reader& r, const detail::FrameHeader& h) {
   const auto offset = r.get_raw<std::uint64_t>();
   const auto length = r.get_raw<std::uint64_t>();
@@ -158,22 +159,37 @@ void ProcessPoolExecutor::Impl::on_shared_results(WorkerProcess& w, Reader& r, c
   const std::uint64_t start = detail::shm_header_bytes + offset;
   if (length == 0 || offset > file || start > file || length > file - start)
     throw ProtocolError("shared results outside the worker's buffer");
-  const auto page_size = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-  const std::uint64_t from = start / page_size * page_size;
-  const auto span = static_cast<std::size_t>(start + length - from);
-  void* base = ::mmap(nullptr, span, PROT_READ, MAP_SHARED | MAP_POPULATE, w.shm_fd, static_cast<off_t>(from));
-  if (base == MAP_FAILED) throw ProtocolError("cannot map a worker's shared results");
   struct Release {  // however delivering ends: unmap, then let the worker reuse the bytes
-    void* base;
-    std::size_t span;
     detail::WorkerShared& page;
+    void* base = MAP_FAILED;
+    std::size_t span = 0;
     ~Release() {
-      ::munmap(base, span);
+      if (base != MAP_FAILED) ::munmap(base, span);
       page.acked.fetch_add(1, std::memory_order_release);
       detail::futex_wake_all(page.acked, detail::FutexScope::shared);
     }
-  } release{base, span, *w.page};
-  Reader results({static_cast<const std::byte*>(base) + (start - from), static_cast<std::size_t>(length)});
+  } release{*w.page};
+  const auto page_size = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  const std::uint64_t from = start / page_size * page_size;
+  release.span = static_cast<std::size_t>(start + length - from);
+  release.base = ::mmap(nullptr, release.span, PROT_READ, MAP_SHARED | MAP_POPULATE, w.shm_fd, static_cast<off_t>(from));
+  if (release.base != MAP_FAILED) {
+    Reader results({static_cast<const std::byte*>(release.base) + (start - from), static_cast<std::size_t>(length)});
+    return on_results(w, results, h);
+  }
+  std::vector<std::byte> copy;
+  try {
+    copy.resize(static_cast<std::size_t>(length));
+  } catch (const std::bad_alloc&) {  // that worker's results are lost, not the pool
+    throw ProtocolError("no memory to read a worker's shared results");
+  }
+  for (std::size_t got = 0; got < copy.size();) {
+    const ssize_t n = ::pread(w.shm_fd, copy.data() + got, copy.size() - got, static_cast<off_t>(start + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw ProtocolError("cannot read a worker's shared results");
+    got += static_cast<std::size_t>(n);
+  }
+  Reader results({copy.data(), copy.size()});
   on_results(w, results, h);
 }
 

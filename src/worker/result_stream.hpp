@@ -68,7 +68,8 @@ inline void write_all(int fd, const std::byte* p, std::size_t n) {
 /// The results buffer, living in the memfd after the WorkerShared page, and the two
 /// threads that send from it. The main thread appends outcomes (Writer) and commits them;
 /// either thread sends [sent, committed) as one frame under mutex_, which also guards
-/// moving the mapping (growth) and rewinding it once everything is sent.
+/// moving the mapping (growth) and rewinding it once everything is sent and the pool has
+/// read what it was sent by reference (a shared_results frame: the bytes stay here).
 class ResultStream final : public Writer {
  public:
   /// shared_from: a frame of at least this many bytes stays in the buffer; the pool reads
@@ -106,8 +107,8 @@ class ResultStream final : public Writer {
 
   void add_busy(Clock::duration d) noexcept { busy_ns_.fetch_add(d.count(), std::memory_order_relaxed); }
 
-  /// Sends everything committed; then rewinds the buffer unless the pool still reads
-  /// from it (main thread only).
+  /// Sends everything committed; then rewinds the buffer (main thread only). A buffer the
+  /// pool still reads from is left as it is while it is small: outcomes are appended.
   void flush() {
     std::lock_guard lock(mutex_);
     send_locked();
@@ -122,7 +123,8 @@ class ResultStream final : public Writer {
     rewind_locked(true);
   }
 
-  /// After a flusher flush, the main thread rewinds at its next item boundary.
+  /// After a flusher flush or a frame sent by reference, the main thread rewinds at its
+  /// next call boundary.
   void maybe_rewind() {
     if (size_ != 0 && sent_bytes_.load(std::memory_order_acquire) == size_) {
       std::lock_guard lock(mutex_);
@@ -161,11 +163,13 @@ class ResultStream final : public Writer {
   }
 
   // Back to an empty buffer once everything in it is sent and the pool has read what it
-  // was sent by reference (waiting for that if `wait`; size_ is the main thread's).
+  // was sent by reference. Waits for that if `wait`, or if the buffer has grown past what
+  // it keeps: a worker whose input never runs dry would otherwise grow it for ever, each
+  // frame sent before the pool has read the previous one (size_ is the main thread's).
   void rewind_locked(bool wait) {
     if (sent_bytes_.load(std::memory_order_relaxed) != size_) return;
     if (!acked()) {
-      if (!wait) return;  // appended after those bytes meanwhile
+      if (!wait && size_ <= keep_results_factor * shm_initial_data_bytes) return;
       wait_acked();
     }
     WorkerShared& sh = shared();
@@ -227,7 +231,7 @@ class ResultStream final : public Writer {
     const std::size_t cap = std::max(min_capacity, s.cap_ * 2);
     if (::ftruncate(s.fd_, static_cast<off_t>(shm_header_bytes + cap)) != 0) throw std::bad_alloc();
     s.remap(shm_header_bytes + cap);
-    prefault(s.data_ + old_cap, cap - old_cap);  // one system call, not a fault per page
+    prefault(s.data_ + old_cap, min_capacity - old_cap);  // what is about to be written, in one system call
   }
 
   int fd_;

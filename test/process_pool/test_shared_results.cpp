@@ -3,7 +3,8 @@
 // there. Checked: results intact at every threshold (every frame shared, the default,
 // never), results sent that way survive their worker's crash right after, and a frame
 // that names bytes outside the buffer stops that worker with a typed error while the pool
-// goes on. Only this thread asserts.
+// goes on; the threshold decides (the worker's own count of bytes written) and a busy
+// worker's buffer stays small. Only this thread asserts.
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
@@ -14,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
 #include <numeric>
@@ -42,6 +44,8 @@ Bytes two_mib_or_abort(int seed) {
   if (seed < 0) std::abort();
   return pattern(std::size_t{2} << 20, seed);
 }
+// 2 MiB of one byte value: made faster than the pool can read it.
+Bytes two_mib_filled(int seed) { return Bytes(std::size_t{2} << 20, static_cast<unsigned char>(seed)); }
 // Writes a shared_results frame naming bytes far outside this worker's buffer to the
 // pool (the worker's output pipe: its only write-only pipe past stderr), then waits to be
 // stopped for it.
@@ -57,6 +61,27 @@ int forge_shared_frame(int) {
   }
   return -2;
 }
+// Bytes this process has written with write(2) and its kind (/proc/self/io: wchar).
+long long bytes_written(int) {
+  std::FILE* f = std::fopen("/proc/self/io", "r");
+  long long rchar = -1, wchar = -1;
+  if (!f || std::fscanf(f, "rchar: %lld wchar: %lld", &rchar, &wchar) != 2) wchar = -1;
+  if (f) std::fclose(f);
+  return wchar;
+}
+// The size of this worker's shared page and results buffer (its memfd), or -1.
+long long results_buffer_bytes(int) {
+  for (int fd = 3; fd < 1024; ++fd) {
+    char link[256];
+    const std::string path = "/proc/self/fd/" + std::to_string(fd);
+    const ssize_t n = ::readlink(path.c_str(), link, sizeof link - 1);
+    if (n <= 0) continue;
+    link[n] = 0;
+    struct stat st {};
+    if (std::string(link).find("memfd:parex-worker") != std::string::npos && ::fstat(fd, &st) == 0) return st.st_size;
+  }
+  return -1;
+}
 }  // namespace shared_results_test
 
 using namespace shared_results_test;
@@ -64,6 +89,9 @@ PAREX_REGISTER_AS("shared_results_test::pattern", pattern);
 PAREX_REGISTER_AS("shared_results_test::square", square);
 PAREX_REGISTER_AS("shared_results_test::two_mib_or_abort", two_mib_or_abort);
 PAREX_REGISTER_AS("shared_results_test::forge_shared_frame", forge_shared_frame);
+PAREX_REGISTER_AS("shared_results_test::bytes_written", bytes_written);
+PAREX_REGISTER_AS("shared_results_test::two_mib_filled", two_mib_filled);
+PAREX_REGISTER_AS("shared_results_test::results_buffer_bytes", results_buffer_bytes);
 
 BOOST_AUTO_TEST_SUITE(shared_results)
 
@@ -93,6 +121,45 @@ BOOST_AUTO_TEST_CASE(results_arrive_intact_whichever_way_they_travel) {
       BOOST_TEST(wrong == 0u);
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(the_threshold_decides_which_way_results_travel) {
+  const std::size_t big = std::size_t{40} << 20;
+  for (std::size_t threshold : {std::size_t{1} << 20, SIZE_MAX}) {
+    BOOST_TEST_CONTEXT("shared_results_bytes " << threshold) {
+      parex::ProcessPoolExecutor pool{{.max_workers = 1, .shared_results_bytes = threshold}};
+      const long long before = pool.submit(bytes_written, 0).result(test::deadlock_timeout);
+      BOOST_TEST(first_wrong(pool.submit(pattern, big, 3).result(test::deadlock_timeout), big, 3) == SIZE_MAX);
+      const long long written = pool.submit(bytes_written, 0).result(test::deadlock_timeout) - before;
+      BOOST_REQUIRE(before >= 0);
+      if (threshold == SIZE_MAX) BOOST_TEST(written >= static_cast<long long>(big));  // through the pipe
+      else BOOST_TEST(written < (1 << 20));  // a frame naming where the 40 MiB lie
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_busy_worker_keeps_its_results_buffer_small) {
+  // One call of 64 items of 2 MiB each, with another call waiting behind it: the input
+  // never runs dry, so the worker never settles between them. Each result is read from
+  // shared memory and the buffer is reused once read (128 MiB through a buffer that stays
+  // small). (A pool slower than its worker, where the buffer's own limit makes the
+  // worker wait, is not forced here: on this path the pool reads faster.)
+  parex::ProcessPoolExecutor pool{{.max_workers = 1}};
+  pool.submit(square, 1).result(test::deadlock_timeout);
+  std::vector<int> seeds(64);
+  std::iota(seeds.begin(), seeds.end(), 0);
+  auto results = pool.map(two_mib_filled, seeds, {.chunksize = 64});
+  auto size = pool.submit(results_buffer_bytes, 0);
+  std::size_t wrong = 0, n = 0;
+  for (const Bytes& b : results) {
+    wrong += b != Bytes(std::size_t{2} << 20, static_cast<unsigned char>(n));
+    ++n;
+  }
+  BOOST_TEST(n == 64u);
+  BOOST_TEST(wrong == 0u);
+  const long long bytes = size.result(test::deadlock_timeout);
+  BOOST_TEST(bytes > 0);
+  BOOST_TEST(bytes <= (32LL << 20), bytes << " bytes after 128 MiB of results");
 }
 
 BOOST_AUTO_TEST_CASE(shared_results_survive_a_crash_right_after_them) {
