@@ -13,7 +13,7 @@
 //
 // 2 workers by default. Prints a human table, or with --json one JSON object that
 // tools/bench_vs_python.py puts side by side with Python's pools.
-//   bench_process_pool [--workers W] [--repeats R] [--json] [--only a,b,c,d,e]
+//   bench_process_pool [--workers W] [--repeats R] [--json] [--only a,b,c,d,e | f]
 #include <parex/parex.hpp>
 
 #include <algorithm>
@@ -22,6 +22,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
+#include <optional>
+#include <thread>
 #include <string>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -237,12 +239,19 @@ int main(int argc, char** argv) {
   };
   if (!a.json) std::printf("bench_process_pool: %zu workers, median of %d repeats\n", a.workers, a.repeats);
 
-  parex::ProcessPoolExecutor pool{{.max_workers = a.workers}};
-  pool.submit(tiny, 0).result();  // warm: workers up
+  if (a.only.find('f') != std::string::npos && a.only != "f") {
+    std::fprintf(stderr, "(f) runs alone: --only f\n");
+    return 2;
+  }
+  std::optional<parex::ProcessPoolExecutor> main_pool;
+  if (a.only != "f") {
+    main_pool.emplace(parex::ProcessPoolOptions{.max_workers = a.workers});
+    main_pool->submit(tiny, 0).result();  // warm: workers up
+  }
 
   if (want('a')) {
     std::vector<double> r;
-    for (int i = 0; i < a.repeats; ++i) r.push_back(tiny_calls_per_s(pool, a.tiny_calls));
+    for (int i = 0; i < a.repeats; ++i) r.push_back(tiny_calls_per_s(*main_pool, a.tiny_calls));
     report("submit_calls_per_s", "(a) submit 200k tiny calls, then collect", median(r), "calls/s");
   }
   if (want('b')) {
@@ -253,7 +262,7 @@ int main(int argc, char** argv) {
     std::size_t best_chunk = 0;
     for (std::size_t chunk : {1000u, 10000u, 50000u, 125000u}) {
       std::vector<double> r;
-      for (int i = 0; i < a.repeats; ++i) r.push_back(map_items_per_s(pool, in, chunk));
+      for (int i = 0; i < a.repeats; ++i) r.push_back(map_items_per_s(*main_pool, in, chunk));
       const double m = median(r);
       if (!a.json) std::printf("      map chunksize %-7zu %12.0f items/s\n", chunk, m);
       if (m > best) best = m, best_chunk = chunk;
@@ -264,7 +273,7 @@ int main(int argc, char** argv) {
   if (want('c')) {
     std::vector<double> r, raw;
     for (int i = 0; i < a.repeats; ++i) {
-      r.push_back(round_trip_us(pool, 2000));
+      r.push_back(round_trip_us(*main_pool, 2000));
       raw.push_back(echo.round_trip_us(2000));
     }
     report("round_trip_us", "(c) round trip on a warm pool", median(r), "us");
@@ -281,10 +290,10 @@ int main(int argc, char** argv) {
     std::vector<double> ours, raw_default, raw_big;
     // The first 64 MiB call of each worker pays for fresh buffers (page faults, zeroing);
     // after it the pool reuses them. Report it apart, time the steady state.
-    const double cold = payload_gb_per_s(pool, v);
-    for (std::size_t i = 1; i < a.workers; ++i) payload_gb_per_s(pool, v);
+    const double cold = payload_gb_per_s(*main_pool, v);
+    for (std::size_t i = 1; i < a.workers; ++i) payload_gb_per_s(*main_pool, v);
     for (int i = 0; i < a.repeats; ++i) {
-      ours.push_back(payload_gb_per_s(pool, v));
+      ours.push_back(payload_gb_per_s(*main_pool, v));
       raw_default.push_back(sink_default.gb_per_s(v));
       raw_big.push_back(sink_big.gb_per_s(v));
     }
@@ -298,21 +307,46 @@ int main(int argc, char** argv) {
   if (want('f')) {
     // Alternating, each round: parex (results through shared memory), parex with every
     // result through its pipe, the same function run by a bare child writing its result
-    // to a bare pipe, and a bare child writing 1 GiB it keeps ready.
+    // to a raw pipe, and a bare child writing 1 GiB it keeps ready. Each parex
+    // measurement runs in a fresh process of its own, on a pool warmed by one 1 GiB call
+    // (whose worker then has such a call behind it, as in steady use; this process holds
+    // no pool in (f)): what one 1 GiB call leaves behind (memory being given back, a
+    // fragmented heap) must not land on the next; and every measurement, raw ones too,
+    // starts after a pause in which the previous one's gigabyte goes back to the kernel.
     const std::size_t n = std::size_t{1} << 30;
-    parex::ProcessPoolExecutor piped{{.max_workers = a.workers, .shared_results_bytes = SIZE_MAX}};
-    auto result_gb_per_s = [&](parex::ProcessPoolExecutor& p) {
-      const auto t0 = Clock::now();
-      const std::vector<char> v = p.submit(make_bytes, n).result();
-      const double gbs = n / since(t0) / 1e9;
-      if (v.size() != n || v[4096 * 5] != 5) std::abort();
+    const auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(700)); };
+    auto result_gb_per_s = [&](std::size_t shared_from) {
+      int fds[2];
+      if (::pipe(fds)) std::abort();
+      const pid_t child = ::fork();
+      if (child == 0) {
+        double gbs = 0;
+        {
+          parex::ProcessPoolExecutor p{{.max_workers = a.workers, .shared_results_bytes = shared_from}};
+          p.submit(make_bytes, n).result();  // warm: a worker's first 1 GiB call also grows its heap
+          settle();
+          const auto t0 = Clock::now();
+          const std::vector<char> v = p.submit(make_bytes, n).result();
+          gbs = n / since(t0) / 1e9;
+          if (v.size() != n || v[4096 * 5] != 5) std::abort();
+        }
+        if (::write(fds[1], &gbs, sizeof gbs) != sizeof gbs) std::abort();
+        ::_exit(0);
+      }
+      ::close(fds[1]);
+      double gbs = 0;
+      if (child < 0 || ::read(fds[0], &gbs, sizeof gbs) != sizeof gbs) std::abort();
+      ::close(fds[0]);
+      ::waitpid(child, nullptr, 0);
       return gbs;
     };
     std::vector<double> ours, through_pipe, raw_computed, raw;
-    for (int i = 0; i < std::min(a.repeats, 3); ++i) {
-      ours.push_back(result_gb_per_s(pool));
-      through_pipe.push_back(result_gb_per_s(piped));
+    for (int i = 0; i < a.repeats; ++i) {
+      ours.push_back(result_gb_per_s(parex::ProcessPoolOptions{}.shared_results_bytes));
+      through_pipe.push_back(result_gb_per_s(SIZE_MAX));
+      settle();
       raw_computed.push_back(source_computed.result_gb_per_s(n));
+      settle();
       raw.push_back(source_big.result_gb_per_s(n));
     }
     report("result_1gib_gb_per_s", "(f) 1 GiB result, submit to result", median(ours), "GB/s");

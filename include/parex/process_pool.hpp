@@ -80,7 +80,8 @@ struct ProcessPoolOptions {
   std::size_t max_rss_per_child = 0;
   /// Results a worker sends at once (one result, or a batch) of at least this many bytes
   /// are not copied through its pipe: the pool reads them from the worker's shared
-  /// memory. SIZE_MAX: every result through the pipe.
+  /// memory, and the worker writes over them only once the pool has read them.
+  /// 1: every batch that way; SIZE_MAX: every result through the pipe.
   std::size_t shared_results_bytes = std::size_t{1} << 20;
 };
 

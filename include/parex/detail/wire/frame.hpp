@@ -31,8 +31,9 @@ enum class FrameKind : std::uint16_t {
   init_failed = 4,  // worker -> pool: initializer threw (payload: exception)
   calls = 5,        // pool -> worker
   results = 6,      // worker -> pool
-  shared_results = 7,  // worker -> pool: results left in its shared results buffer
-                       // (payload: u64 offset, u64 length; process/shared_page.hpp)
+  shared_results = 7,  // worker -> pool: results left in its shared results buffer (payload:
+                       // u64 offset from the buffer's start, after the header page; u64
+                       // length; the pool acknowledges them: process/shared_page.hpp)
 };
 
 struct FrameHeader {
