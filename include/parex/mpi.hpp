@@ -104,6 +104,7 @@ class MpiExecutor final : public Executor, public detail::MapOverloads<MpiExecut
   void do_shutdown(bool wait, bool cancel_futures) override;
   // A rank cannot be stopped and replaced: CallOptions::timeout is refused (retries work).
   bool supports_deadlines() const noexcept override { return false; }
+  std::size_t adaptive_chunk(const detail::FunctionEntry& fn) const noexcept override;
   std::shared_ptr<Impl> impl_;
 };
 

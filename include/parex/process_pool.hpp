@@ -146,6 +146,7 @@ class ProcessPoolExecutor final : public Executor, public detail::MapOverloads<P
   void dispatch(detail::LocalTask* task) override;
   void dispatch_remote(detail::RemoteCall* call) override;
   detail::BlockAllocator* block_allocator() noexcept override;
+  std::size_t adaptive_chunk(const detail::FunctionEntry& fn) const noexcept override;
   void do_shutdown(bool wait, bool cancel_futures) override;
   std::unique_ptr<Impl> impl_;
 };

@@ -79,6 +79,8 @@ class Registry {
   const FunctionEntry* by_pointer(const void* fn);
   const FunctionEntry* by_type(const std::type_info& t);
   const FunctionEntry* by_id(std::uint32_t id);
+  /// The number of registered functions (ids are 0 .. size() - 1).
+  std::size_t size();
   std::uint64_t digest();
   /// "a, b, c": registered names nearest to `name` (all if name is empty), at most n.
   std::string nearest(std::string_view name, std::size_t n = 5);

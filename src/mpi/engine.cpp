@@ -127,6 +127,7 @@ void Engine::run() {
       progressed |= receive(drained);
       progressed |= pump();
       const Clock::time_point now = Clock::now();
+      progressed |= rebalance(now);
       // Silence is judged only on a loop that keeps up: after a gap (a long done callback
       // on this thread, a long receive) every rank is given the benefit of the doubt, and
       // messages still queued are read before anyone is judged.
@@ -217,6 +218,10 @@ bool Engine::receive(bool& drained) {
     any = true;
     Rank& r = ranks_.at(static_cast<std::size_t>(st->source()));
     r.heard = Clock::now();
+    if (st->tag() == revoked) {
+      on_revoked(r);
+      continue;
+    }
     if (st->tag() != to_client) {  // a heartbeat (nothing else is sent to rank 0 on this communicator)
       discard_message(world_, *st, in_);
       continue;
@@ -248,9 +253,12 @@ void Engine::on_frame(Rank& r, const Frame& f) {
       // Sends up to the items answered here have completed at the rank: finish them
       // before the calls free the arguments they were sent from.
       reap_sends(r, r.received + f.header.items);
-      deliver(r, in, f.header.items);
+      FrameMix mix;
+      deliver(r, in, f.header.items, &mix);
       if (!in.empty()) throw ProtocolError("trailing bytes in a results frame");
-      r.cost.sample(f.header.items, f.header.busy_us);
+      mix.teach(costs_, f.header.busy_us);
+      r.progress_at = Clock::now();
+      r.stalled = false;  // it moves again
       return;
     }
     default:
@@ -260,16 +268,18 @@ void Engine::on_frame(Rank& r, const Frame& f) {
 
 // Outcomes for the next n items sent to r, in order: the call at the front of its
 // outstanding list takes its run of them in one go.
-void Engine::deliver(Rank& r, Reader& in, std::uint32_t n) {
+void Engine::deliver(Rank& r, Reader& in, std::uint32_t n, FrameMix* mix) {
   while (n) {
     if (r.outstanding.empty()) throw ProtocolError("a result for no call");
     auto [c, owner] = r.outstanding.front();
     const std::uint32_t k = std::min(n, c->count - c->done);
+    if (mix) mix->add(c->fn->id, k);
     c->take_outcomes(in, k);
     r.received += k;
     n -= k;
     if ((c->done += k) == c->count) {
       r.outstanding.pop_front();
+      r.load.discharge(c->charge_ns);
       c->finish();  // may free c
       owner->release();
     }
@@ -282,18 +292,26 @@ bool Engine::pump() {
     Rank& r = ranks_[i];
     if (!r.ready || r.lost) continue;
     reap_sends(r, 0);
-    if (r.cost.has_room(r.sent - r.received)) sent |= send_calls(r);
+    if (!r.revoking && !r.stalled && has_room(r)) sent |= send_calls(r);
   }
   fail_stranded();
   return sent;
 }
 
-// The next call for rank r, taking the executors in turn.
-RemoteCall* Engine::next_call(Rank& r, Client*& owner) {
+// Whether the next call for r may join what it holds (remote/batching.hpp).
+bool Engine::has_room(Rank& r) {
+  Client* owner = nullptr;
+  const RemoteCall* next = next_call(r, owner, false);
+  return next && r.load.has_room(costs_.per_item(next->fn->id) * next->count);
+}
+
+// The next call for rank r, taking the executors in turn (take: off its pending list).
+RemoteCall* Engine::next_call(Rank& r, Client*& owner, bool take) {
   for (std::size_t k = 0; k < clients_.size(); ++k) {
     Client& c = *clients_[(next_client_ + k) % clients_.size()];
     if (c.pending.empty() || static_cast<std::size_t>(r.id) > c.ranks) continue;
     RemoteCall* x = c.pending.front();
+    if (!take) return x;
     c.pending.pop_front();
     owner = &c;
     ++next_client_;
@@ -309,7 +327,7 @@ bool Engine::send_calls(Rank& r) {
   const std::size_t at = begin_frame(b, FrameKind::calls);
   std::uint32_t items = 0;
   while (items < max_frame_items && b.size() + s.frame.spliced_bytes() < max_frame_bytes_out &&
-         (items == 0 || r.cost.has_room(r.sent - r.received))) {
+         (items == 0 || has_room(r))) {
     Client* owner = nullptr;
     RemoteCall* c = next_call(r, owner);
     if (!c) break;
@@ -322,7 +340,10 @@ bool Engine::send_calls(Rank& r) {
     const auto bytes = c->args.bytes();
     if (bytes.size() >= splice_threshold) s.frame.splice(bytes);  // sent from where it is
     else b.put(bytes.data(), bytes.size());
-    if (r.outstanding.empty()) r.heard = Clock::now();  // its silence counts from now
+    if (r.outstanding.empty()) r.heard = r.progress_at = Clock::now();  // its silence counts from now
+    c->first_item = r.sent;
+    c->charge_ns = costs_.per_item(c->fn->id) * c->count;
+    r.load.charge(c->charge_ns);
     r.outstanding.emplace_back(c, owner);
     r.sent += c->count;
     items += c->count;
@@ -423,7 +444,8 @@ bool Engine::idle() const noexcept {
   for (const auto& c : clients_)
     if (!c->pending.empty()) return false;
   for (std::size_t i = 1; i < ranks_.size(); ++i)
-    if (!ranks_[i].lost && (!ranks_[i].outstanding.empty() || !ranks_[i].sending.empty())) return false;
+    if (!ranks_[i].lost && (!ranks_[i].outstanding.empty() || !ranks_[i].sending.empty() || ranks_[i].revoking))
+      return false;
   return true;
 }
 

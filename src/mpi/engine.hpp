@@ -14,9 +14,10 @@
 //    inbox, and makes MPI calls (between MPI_Init and MPI_Finalize, which the main thread
 //    makes: MPI_THREAD_SERIALIZED is enough).
 //  - A rank runs its calls in order: outcome k of a rank belongs to the k-th item sent to it.
-//  - A rank gets work while what it holds is estimated to take less than the target time
-//    in flight (remote/batching.hpp): tiny calls go in big frames, slow ones one at a time,
-//    and the rest stay cancellable here.
+//  - A rank gets work as remote/batching.hpp says, from estimates per function: tiny calls
+//    go in big frames, slow ones one at a time, and the rest stay cancellable here. With
+//    nothing pending and a rank idle, calls held behind a stalled rank's running call are
+//    taken back (rebalance.cpp, remote/take_back.hpp).
 //  - Idle (nothing pending, nothing at any rank), the thread sleeps on a futex; otherwise
 //    it polls MPI with a back-off (transport.hpp: MPI cannot wait on two things at once).
 #pragma once
@@ -93,6 +94,8 @@ class Engine {
   void close(const std::shared_ptr<Client>& c, bool cancel_futures);
   /// True in the progress thread (where done callbacks run).
   bool on_progress_thread() const noexcept { return std::this_thread::get_id() == thread_.get_id(); }
+  /// Items per chunk of a map of `fn` without a chunksize (any thread).
+  std::size_t chunk_for(const FunctionEntry& fn) const noexcept { return costs_.chunk_for(fn.id); }
 
  private:
   struct Sent {
@@ -105,7 +108,15 @@ class Engine {
     bool lost = false;   // gets no more work (watchdog, a bad frame, a different program)
     std::deque<std::pair<RemoteCall*, Client*>> outstanding;
     std::uint64_t sent = 0, received = 0;  // items
-    CostEstimate cost;
+    Load load;  // what it holds, in estimated work (remote/batching.hpp)
+    // Taking back what it holds unclaimed (rebalance.cpp): when it last answered (or got
+    // work while holding none); a request in flight; stalled once work was taken back
+    // from it, until it answers again.
+    Clock::time_point progress_at{};
+    bool revoking = false;
+    bool stalled = false;
+    std::uint64_t revoke_to = 0;  // the request's bytes, alive until it is sent
+    bmpi::request revoke_request;
     std::deque<Sent> sending;  // frames whose sends may not have completed
     Clock::time_point heard{};  // last message, or when it last got work while holding none
   };
@@ -122,10 +133,13 @@ class Engine {
   bool drain_inboxes();
   bool receive(bool& drained);
   void on_frame(Rank& r, const Frame& f);
-  void deliver(Rank& r, Reader& in, std::uint32_t n);
+  void deliver(Rank& r, Reader& in, std::uint32_t n, FrameMix* mix = nullptr);
   bool pump();
+  bool rebalance(Clock::time_point now);
+  void on_revoked(Rank& r);
   bool send_calls(Rank& r);
-  RemoteCall* next_call(Rank& r, Client*& owner);
+  RemoteCall* next_call(Rank& r, Client*& owner, bool take = true);
+  bool has_room(Rank& r);
   void reap_sends(Rank& r, std::uint64_t through);
   void check_watchdogs(Clock::time_point now);
   void lose(Rank& r, const std::string& why);
@@ -136,6 +150,7 @@ class Engine {
   void wake() noexcept;
 
   const bmpi::communicator& world_;
+  CostTable costs_;  // per function: what its calls take (read by any thread: chunk_for)
   std::vector<Rank> ranks_;  // index = MPI rank; [0] unused
   std::vector<std::shared_ptr<Client>> clients_;  // progress thread only
   std::size_t next_client_ = 0;

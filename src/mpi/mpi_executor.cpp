@@ -57,6 +57,10 @@ MpiExecutor::~MpiExecutor() {
 
 std::size_t MpiExecutor::max_workers() const noexcept { return impl_->workers; }
 
+std::size_t MpiExecutor::adaptive_chunk(const detail::FunctionEntry& fn) const noexcept {
+  return impl_->engine->chunk_for(fn);
+}
+
 void MpiExecutor::dispatch(detail::LocalTask*) {
   throw InvalidStateError("an MpiExecutor runs registered functions in worker ranks, not local tasks");
 }

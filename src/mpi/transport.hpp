@@ -35,6 +35,8 @@ enum Tag : int {
   to_client = 12,  // frames: hello, results
   heartbeat = 13,  // worker -> client, empty: alive while a long call runs
   stop = 14,       // client -> worker, empty: no more calls, finalize and exit
+  revoke = 15,     // client -> worker, 8 bytes: take back what is unclaimed of the items before this count
+  revoked = 16,    // worker -> client, 8 bytes: the items from this count on were taken back (remote/take_back.hpp)
 };
 
 /// The largest single message: MPI counts are ints, and 1 GiB keeps every piece far from

@@ -12,10 +12,13 @@
 // Three threads make MPI calls here, one at a time under mpi_: the loop; the results
 // flusher (rank_results.hpp), which sends results that wait behind a long call; and a
 // heartbeat thread that, while calls are held, tells rank 0 every heartbeat_interval that
-// this rank is alive (rank 0's watchdog takes a silent rank for lost).
+// this rank is alive (rank 0's watchdog takes a silent rank for lost), and answers rank
+// 0's requests to take back the calls this rank holds unclaimed (remote/take_back.hpp),
+// which it looks for every revoke_poll: the loop runs a long call meanwhile.
 #include "mpi/launch.hpp"
 #include "mpi/rank_results.hpp"
 #include "mpi/transport.hpp"
+#include "remote/take_back.hpp"
 #include "worker/run_calls.hpp"
 
 #include <parex/errors.hpp>
@@ -43,6 +46,9 @@ constexpr std::size_t keep_input_bytes = std::size_t{16} << 20;
 constexpr auto max_idle_sleep = std::chrono::microseconds(200);
 // While a call runs, rank 0 hears from this rank at least this often.
 constexpr auto heartbeat_interval = std::chrono::milliseconds(250);
+// While calls are held, how often the heartbeat thread looks for a request to take some
+// back: rank 0 asks only while a worker idles, so this is added to its wait.
+constexpr auto revoke_poll = std::chrono::milliseconds(1);
 
 class WorkerRank {
  public:
@@ -58,6 +64,11 @@ class WorkerRank {
           std::lock_guard lock(mpi_);
           discard_message(comm_, st, in_);
           break;
+        }
+        if (st.tag() == revoke) {
+          std::lock_guard lock(mpi_);
+          answer_revoke();
+          continue;
         }
         Frame f;
         {
@@ -85,6 +96,7 @@ class WorkerRank {
     Clock::time_point since;  // start of the busy time not yet counted
 
     Writer& out() noexcept { return w.results_; }
+    bool claim(std::uint64_t items) { return w.gate_.claim(w.claim_, w.revoke_to_, items); }
     void begin_call() {
       since = Clock::now();
       w.results_.maybe_rewind();
@@ -132,12 +144,28 @@ class WorkerRank {
     }
   }
 
+  // Under mpi_: rank 0 asks to take back what this rank has not claimed of the items it
+  // was sent before `to`; the answer names where that starts (`to` itself: nothing).
+  void answer_revoke() {
+    std::uint64_t to = 0;
+    comm_.recv(0, revoke, reinterpret_cast<char*>(&to), static_cast<int>(sizeof to));
+    std::uint64_t from = to;
+    const std::uint64_t c = claim_.load(std::memory_order_acquire);
+    if (!(c & claim_fence) && raise_fence(claim_, revoke_to_, c, to)) from = c;
+    comm_.send(0, revoked, reinterpret_cast<const char*>(&from), static_cast<int>(sizeof from));
+  }
+
   void heartbeat_main() {
     std::vector<bmpi::request> sent;
     char nothing = 0;
     Clock::rep last_beat = 0;
     std::unique_lock lock(heartbeat_mutex_);
-    while (!heartbeat_cv_.wait_for(lock, heartbeat_interval / 2, [&] { return stopping_; })) {
+    const auto wait = [&] { return working_.load(std::memory_order_relaxed) ? revoke_poll : heartbeat_interval / 2; };
+    while (!heartbeat_cv_.wait_for(lock, wait(), [&] { return stopping_; })) {
+      if (working_.load(std::memory_order_relaxed)) {
+        std::lock_guard mpi(mpi_);
+        if (comm_.iprobe(0, revoke)) answer_revoke();
+      }
       const Clock::rep now = Clock::now().time_since_epoch().count();
       const Clock::duration quiet(now - std::max(last_beat, results_.last_sent()));
       if (!working_.load(std::memory_order_relaxed) || quiet < heartbeat_interval) continue;
@@ -166,6 +194,10 @@ class WorkerRank {
   Buffer in_;       // the last calls frame; main thread
   RankResults results_{comm_, mpi_};
   std::atomic<bool> working_{false};  // holds calls: the heartbeat thread speaks for it
+  // remote/take_back.hpp: the loop claims, the heartbeat thread (or the loop, between
+  // frames) raises the fence for rank 0.
+  std::atomic<std::uint64_t> claim_{0}, revoke_to_{0};
+  ClaimGate gate_;  // main thread
   std::mutex heartbeat_mutex_;
   std::condition_variable heartbeat_cv_;
   bool stopping_ = false;

@@ -12,6 +12,9 @@
 // are those of items first .. finished-1, computed but maybe not received (delivered,
 // never re-run); items from `started` on never ran (re-queued).
 //
+// Taking back calls a worker holds but has not started (process_pool/rebalance.cpp): the
+// two words `claim` and `revoke_to`, under remote/take_back.hpp's protocol.
+//
 // Big results are not copied through the pipe: the worker sends a shared_results frame
 // naming their bytes in the buffer, the pool reads them from its own mapping of the memfd
 // and then bumps `acked`; the worker rewrites those bytes only after that. The pool holds
@@ -25,6 +28,7 @@
 namespace parex::detail {
 
 /// Exit codes a worker uses before it can talk.
+inline constexpr int exit_channel_lost = 94;    // its pipes to the pool were closed or replaced (user code)
 inline constexpr int exit_rss_limit = 95;       // past max_rss_per_child, between calls: replace it
 inline constexpr int exit_no_memory = 96;       // out of memory receiving calls (before running any)
 inline constexpr int exit_forgot_init = 97;     // marked as a worker, but main() did not call parex::init first
@@ -77,6 +81,10 @@ struct WorkerShared {
   /// shared_results frames the pool has read (wraps; a futex word the worker waits on
   /// before it reuses their bytes). The only field the pool writes.
   std::atomic<std::uint32_t> acked{0};
+  /// remote/take_back.hpp: items of the calls the worker has claimed, or c | claim_fence;
+  /// with the fence, the end of the items taken back (written by the pool before it).
+  std::atomic<std::uint64_t> claim{0};
+  std::atomic<std::uint64_t> revoke_to{0};
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "shared counters must be address-free");
 static_assert(sizeof(WorkerShared) <= shm_header_bytes);

@@ -3,19 +3,30 @@
 
 namespace parex {
 
-bool ProcessPoolExecutor::Impl::has_room(const WorkerProcess& w) const {
-  return w.cost.has_room(w.items_outstanding());
+// A worker that may be given calls now.
+bool ProcessPoolExecutor::Impl::can_take(const WorkerProcess& w) const {
+  return w.phase == WorkerProcess::Phase::ready && !w.input_closed && !w.channel_ended && !w.writing && !w.stalled;
 }
 
+// Whether `next` may join what w holds (remote/batching.hpp: the estimate of its function).
+bool ProcessPoolExecutor::Impl::has_room(const WorkerProcess& w, const RemoteCall& next) const {
+  return w.load.has_room(costs.per_item(next.fn->id) * (next.count - next.done));
+}
+
+// Pending calls to workers with room; then, with nothing pending, work that waits behind
+// a stalled worker's running call goes back to idle ones (rebalance.cpp).
 void ProcessPoolExecutor::Impl::pump() {
+  distribute();
+  if (pending.empty()) rebalance();
+}
+
+void ProcessPoolExecutor::Impl::distribute() {
   if (pending.empty() || workers.empty()) return;
   const auto snapshot = workers;  // send_calls may spawn a replacement (retiring workers)
   const std::size_t n = snapshot.size();
   for (std::size_t k = 0; k < n && !pending.empty(); ++k) {
     const WorkerPtr& w = snapshot[(next_worker + k) % n];
-    if (w->phase == WorkerProcess::Phase::ready && !w->input_closed && !w->channel_ended && !w->writing &&
-        has_room(*w))
-      send_calls(w);
+    if (can_take(*w) && has_room(*w, *pending.front())) send_calls(w);
   }
   ++next_worker;
 }
@@ -27,7 +38,7 @@ void ProcessPoolExecutor::Impl::send_calls(const WorkerPtr& wp) {
   detail::begin_frame(f, FrameKind::calls);
   std::uint32_t items = 0;
   while (!pending.empty() && items < max_frame_items && f.size() + w.writer.spliced_bytes() < max_frame_bytes_out &&
-         (items == 0 || has_room(w))) {
+         (items == 0 || has_room(w, *pending.front()))) {
     RemoteCall* c = pending.front();
     pending.pop_front();
     if (!c->state().set_running()) {  // cancelled while it waited here
@@ -55,6 +66,9 @@ void ProcessPoolExecutor::Impl::send_calls(const WorkerPtr& wp) {
     } else {
       f.put(bytes.data(), bytes.size());
     }
+    c->first_item = w.sent;
+    c->charge_ns = costs.per_item(c->fn->id) * n;
+    w.load.charge(c->charge_ns);
     w.outstanding.push_back(c);
     if (timed) watch_deadline(wp, Clock::now() + c->timeout);  // it cannot run out before
     w.sent += n;

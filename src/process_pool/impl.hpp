@@ -7,6 +7,7 @@
 //   lifecycle.cpp     starting, replacing and stopping workers; shutdown; breaking
 //   crash_policy.cpp  what a worker's death means: salvage, requeue, fail, or break
 //   interrupts.cpp    stopping a running call: deadlines, Future::interrupt
+//   rebalance.cpp     taking back calls a stalled worker holds unstarted, for idle ones
 // Thread-safety: the reactor thread owns everything but `inbox`, `broken`/`broken_reason`
 // and the join; see the fields. Internal: included by those files only.
 #pragma once
@@ -101,7 +102,6 @@ struct ProcessPoolExecutor::Impl {
 
     // Counts towards max_workers: not retiring, not told to stop.
     bool active() const noexcept { return phase <= Phase::ready && !input_closed; }
-    std::uint64_t items_outstanding() const noexcept { return sent - received; }
 
     pid_t pid = -1;
     boost::process::child child;
@@ -124,7 +124,12 @@ struct ProcessPoolExecutor::Impl {
     std::size_t calls_sent = 0;
     std::size_t calls_done = 0, calls_failed = 0;  // stats
     std::uint64_t busy_us = 0;                     // stats: as its results frames report
-    detail::CostEstimate cost;
+    detail::Load load;          // what it holds, in estimated work (remote/batching.hpp)
+    // Taking back what it holds unstarted (rebalance.cpp): its claim word as last seen and
+    // since when; stalled once work was taken back from it, until it answers again.
+    std::uint64_t claim_seen = UINT64_MAX;
+    Clock::time_point claim_seen_at{};
+    bool stalled = false;
     bool writing = false;
     bool input_closed = false;  // we sent EOF: it finishes what it holds and exits
     bool reaped = false;
@@ -156,8 +161,10 @@ struct ProcessPoolExecutor::Impl {
   void take_rest(RemoteCall* chain);
 
   // dispatcher.cpp: calls to workers
-  bool has_room(const WorkerProcess& w) const;
+  bool can_take(const WorkerProcess& w) const;
+  bool has_room(const WorkerProcess& w, const RemoteCall& next) const;
   void pump();
+  void distribute();
   void send_calls(const WorkerPtr& wp);
   void start_write(const WorkerPtr& w);
   void continue_write(const WorkerPtr& w);
@@ -171,13 +178,19 @@ struct ProcessPoolExecutor::Impl {
   void on_read(const WorkerPtr& w, const boost::system::error_code& ec, std::size_t n);
   bool consume(const WorkerPtr& w, std::size_t n);
   void handle_frame(const WorkerPtr& w, const Frame& f);
-  void deliver(WorkerProcess& w, Reader& r, std::uint32_t n);
+  void deliver(WorkerProcess& w, Reader& r, std::uint32_t n, detail::FrameMix* mix = nullptr);
   void fail_front(WorkerProcess& w, const std::exception_ptr& e);
   void complete_items(WorkerProcess& w, RemoteCall* c, std::uint32_t k);
   void on_results(WorkerProcess& w, Reader& r, const detail::FrameHeader& h);
   void on_shared_results(WorkerProcess& w, Reader& r, const detail::FrameHeader& h);
   void on_exit(const WorkerPtr& w);
   void drain_exited(const WorkerPtr& w);
+
+  // rebalance.cpp: taking back calls a worker holds but has not started
+  void rebalance();
+  bool take_back(WorkerProcess& v, std::uint64_t claim);
+  void arm_rebalance(Clock::time_point at);
+  bool has_idle_worker() const;
 
   // lifecycle.cpp: workers come and go; shutdown; breaking
   std::size_t active_workers() const;
@@ -248,7 +261,10 @@ struct ProcessPoolExecutor::Impl {
   std::atomic<bool> broken{false};
   std::string broken_reason;  // written before broken is set (release)
 
-  // reactor thread only
+  // reactor thread only (costs: read by any, see CostTable)
+  detail::CostTable costs;  // per function: what its calls take (remote/batching.hpp)
+  asio::steady_timer rebalance_timer{io};
+  Clock::time_point rebalance_at = Clock::time_point::max();  // when it fires, if armed
   std::deque<RemoteCall*> pending;
   std::vector<WorkerPtr> workers;
   std::size_t next_worker = 0;

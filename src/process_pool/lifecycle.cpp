@@ -214,6 +214,7 @@ void ProcessPoolExecutor::Impl::force_stop(RemoteCall* rest, int sig) {
 void ProcessPoolExecutor::Impl::maybe_finish() {
   if (stopping && pending.empty() && workers.empty()) {
     respawn_timer.cancel();
+    rebalance_timer.cancel();
     guard.reset();
   }
 }

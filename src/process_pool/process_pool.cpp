@@ -205,6 +205,10 @@ void ProcessPoolExecutor::dispatch_remote(RemoteCall* call) { impl_->submit(call
 
 detail::BlockAllocator* ProcessPoolExecutor::block_allocator() noexcept { return impl_->arena.get(); }
 
+std::size_t ProcessPoolExecutor::adaptive_chunk(const detail::FunctionEntry& fn) const noexcept {
+  return impl_->costs.chunk_for(fn.id);
+}
+
 void ProcessPoolExecutor::do_shutdown(bool wait, bool cancel_futures) { impl_->shutdown(wait, cancel_futures); }
 
 ExecutorStats ProcessPoolExecutor::stats() { return impl_->stats(); }

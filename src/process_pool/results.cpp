@@ -109,11 +109,12 @@ void ProcessPoolExecutor::Impl::handle_frame(const WorkerPtr& w, const Frame& f)
 
 // Outcomes for the next n items sent to w, in order: each call at the front of the
 // outstanding list takes its run of them in one go.
-void ProcessPoolExecutor::Impl::deliver(WorkerProcess& w, Reader& r, std::uint32_t n) {
+void ProcessPoolExecutor::Impl::deliver(WorkerProcess& w, Reader& r, std::uint32_t n, detail::FrameMix* mix) {
   while (n) {
     if (w.outstanding.empty()) throw ProtocolError("a result for no call");
     RemoteCall* c = w.outstanding.front();
     const std::uint32_t k = std::min(n, c->count - c->done);
+    if (mix) mix->add(c->fn->id, k);
     idle_deaths = 0;
     c->take_outcomes(r, k);
     complete_items(w, c, k);
@@ -133,14 +134,17 @@ void ProcessPoolExecutor::Impl::complete_items(WorkerProcess& w, RemoteCall* c, 
     ++w.calls_done;
     w.calls_failed += c->errors != 0;
     w.outstanding.pop_front();
+    w.load.discharge(c->charge_ns);
     c->finish();  // may free c
   }
 }
 
 void ProcessPoolExecutor::Impl::on_results(WorkerProcess& w, Reader& r, const detail::FrameHeader& h) {
-  deliver(w, r, h.items);
+  detail::FrameMix mix;
+  deliver(w, r, h.items, &mix);
   if (!r.empty()) throw ProtocolError("trailing bytes in a results frame");
-  w.cost.sample(h.items, h.busy_us);
+  mix.teach(costs, h.busy_us);
+  w.stalled = false;  // it moves again
   w.busy_us += h.busy_us;
 }
 

@@ -118,6 +118,8 @@ const FunctionEntry* Registry::by_type(const std::type_info& t) {
   return it == s.types.end() ? nullptr : it->second;
 }
 
+std::size_t Registry::size() { return snapshot().by_id.size(); }
+
 const FunctionEntry* Registry::by_id(std::uint32_t id) {
   auto& s = snapshot();
   return id < s.by_id.size() ? s.by_id[id] : nullptr;

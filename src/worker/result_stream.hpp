@@ -46,7 +46,8 @@ inline void write_all(int fd, iovec* v, int n) {
     ssize_t w = ::writev(fd, v, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      std::_Exit(0);  // the pool is gone (EPIPE): nobody wants our results
+      if (errno == EPIPE) std::_Exit(0);  // the pool is gone: nobody wants our results
+      die(exit_channel_lost, "writing to the pool failed (was its pipe closed by the code this worker ran?)");
     }
     while (n > 0 && static_cast<std::size_t>(w) >= v->iov_len) {
       w -= static_cast<ssize_t>(v->iov_len);
@@ -65,6 +66,31 @@ inline void write_all(int fd, const std::byte* p, std::size_t n) {
   write_all(fd, &v, 1);
 }
 
+/// The worker's two pipes as it received them. The code it runs may close them or put
+/// other files in their place (closing every fd, dup2 of /dev/null): then what is written
+/// reaches nobody, and what is read is not the pool's. Checked before each results frame
+/// (one fstat) and whenever the input fails.
+class Channel {
+ public:
+  Channel(int in, int out) : in_(in), out_(out), in_id_(id_of(in)), out_id_(id_of(out)) {}
+  bool intact() const noexcept { return id_of(in_) == in_id_ && output_intact(); }
+  bool output_intact() const noexcept { return id_of(out_) == out_id_; }
+
+ private:
+  struct Id {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    bool operator==(const Id&) const = default;
+  };
+  static Id id_of(int fd) noexcept {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return {};
+    return {st.st_dev, st.st_ino};
+  }
+  int in_, out_;
+  Id in_id_, out_id_;
+};
+
 /// The results buffer, living in the memfd after the WorkerShared page, and the two
 /// threads that send from it. The main thread appends outcomes (Writer) and commits them;
 /// either thread sends [sent, committed) as one frame under mutex_, which also guards
@@ -74,8 +100,8 @@ class ResultStream final : public Writer {
  public:
   /// shared_from: a frame of at least this many bytes stays in the buffer; the pool reads
   /// it there (FrameKind::shared_results) and acknowledges it (WorkerShared::acked).
-  ResultStream(int shm_fd, int out_fd, std::size_t shared_from)
-      : Writer(&grow), fd_(shm_fd), out_fd_(out_fd), shared_from_(shared_from) {
+  ResultStream(int shm_fd, int out_fd, std::size_t shared_from, const Channel& channel)
+      : Writer(&grow), fd_(shm_fd), out_fd_(out_fd), shared_from_(shared_from), channel_(channel) {
     map(shm_header_bytes + shm_initial_data_bytes);
     flusher_ = std::thread([this] { flusher_main(); });
   }
@@ -139,6 +165,10 @@ class ResultStream final : public Writer {
     if (to == from) return;
     std::uint64_t n = 0;
     for (Reader r({data_ + from, to - from}); !r.empty(); ++n) read_outcome(r);
+    // Results written to a pipe that is no longer ours would be lost, and counted as sent:
+    // exit instead, and the pool salvages them from this buffer.
+    if (!channel_.output_intact())
+      die(exit_channel_lost, "its pipe to the pool was closed or replaced by the code it ran");
     const std::uint64_t items_from = sent_items_.load(std::memory_order_relaxed);
     const std::uint64_t items_to = items_from + n;
     const auto us = busy_ns_.exchange(0, std::memory_order_relaxed) / 1000;
@@ -237,6 +267,7 @@ class ResultStream final : public Writer {
   int fd_;
   int out_fd_;
   std::size_t shared_from_;
+  const Channel& channel_;
   std::uint32_t shared_sent_ = 0;  // shared_results frames sent (wraps, as WorkerShared::acked); under mutex_
   void* base_ = nullptr;
   std::size_t mapped_ = 0;

@@ -6,6 +6,8 @@
 // A Sink provides:
 //   Writer& out()                            where outcomes are appended
 //   void begin_call()                        before a call's items
+//   bool claim(std::uint64_t items)          optional: before a call's items; false: the pool
+//                                            took the call back, it is skipped unrun
 //   void item_started()                      before an item is decoded (crash bookkeeping)
 //   void item_started_at(Clock::time_point)  optional: before item_started, for the items
 //                                            of a timed call (CallHead::timed)
@@ -48,6 +50,14 @@ void run_calls(std::span<const std::byte> payload, Sink& sink) {
     const CallHead head = read_call_head(r);
     const FunctionEntry* e = Registry::global().by_id(head.fn_id);
     if (!e) throw ProtocolError("unknown function id");
+    if constexpr (requires { sink.claim(head.items); }) {
+      if (!sink.claim(head.items)) {  // taken back: skip its bytes
+        if (head.in_arena) read_arena_ref(r);
+        else
+          for (std::uint64_t i = 0; i < head.items; ++i) read_item(r);
+        continue;
+      }
+    }
     Reader in_arena;
     if (head.in_arena) in_arena = Reader(sink.arena(read_arena_ref(r)));
     Reader& items = head.in_arena ? in_arena : r;

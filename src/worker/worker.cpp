@@ -24,6 +24,7 @@
 #include "mp/child.hpp"
 #include "process/marker.hpp"
 #include "process/shared_page.hpp"
+#include "remote/take_back.hpp"
 #include "worker/mpi_entry.hpp"
 #include "worker/result_stream.hpp"
 #include "worker/run_calls.hpp"
@@ -97,7 +98,7 @@ class WorkerLoop {
     } catch (const std::exception& e) {  // a malformed init frame (the initializer's own errors are outcomes)
       die(exit_protocol_error, e.what());
     }
-    results_.emplace(m.shm_fd, m.out_fd, shared_results_bytes_);  // the flusher starts only after the handshake
+    results_.emplace(m.shm_fd, m.out_fd, shared_results_bytes_, channel_);  // the flusher starts only after the handshake
   }
 
   [[noreturn]] void run() {
@@ -106,7 +107,7 @@ class WorkerLoop {
       try {
         f = input_.next();
       } catch (const std::exception& e) {
-        die(exit_protocol_error, e.what());
+        input_failed(exit_protocol_error, e.what());
       }
       if (!f) {
         try {
@@ -116,7 +117,7 @@ class WorkerLoop {
         }
         continue;
       }
-      if (f->kind() != FrameKind::calls) die(exit_protocol_error, "unexpected frame kind from the pool");
+      if (f->kind() != FrameKind::calls) input_failed(exit_protocol_error, "unexpected frame kind from the pool");
       run_calls(*f);
     }
   }
@@ -167,10 +168,13 @@ class WorkerLoop {
   struct PipeSink {
     WorkerLoop& loop;
     ResultStream& stream;
-    WorkerShared& shared;
     Clock::time_point since;  // start of the busy time not yet accounted
 
+    // Looked up each time: the page moves when the results buffer grows (mremap).
+    WorkerShared& shared() noexcept { return stream.shared(); }
+
     Writer& out() noexcept { return stream; }
+    bool claim(std::uint64_t items) { return loop.gate_.claim(shared().claim, shared().revoke_to, items); }
     void begin_call() {
       // Between calls (after one at least: a limit below a fresh worker's size must not
       // turn workers over without running anything): the call about to start goes elsewhere.
@@ -179,11 +183,11 @@ class WorkerLoop {
       stream.maybe_rewind();
     }
     void item_started_at(Clock::time_point t) noexcept {
-      shared.started_ns.store(t.time_since_epoch().count(), std::memory_order_relaxed);
+      shared().started_ns.store(t.time_since_epoch().count(), std::memory_order_relaxed);
     }
     void item_started() noexcept {
       stream.arm();  // results wait while this item runs: the flusher watches them (once per batch)
-      shared.started.store(++loop.started_, std::memory_order_release);
+      shared().started.store(++loop.started_, std::memory_order_release);
     }
     void item_finished() noexcept { stream.commit(++loop.finished_); }
     void tick(Clock::time_point now) {
@@ -198,12 +202,23 @@ class WorkerLoop {
   };
 
   void run_calls(const Frame& f) {
-    PipeSink sink{*this, *results_, results_->shared(), {}};
+    PipeSink sink{*this, *results_, {}};
     try {
       detail::run_calls(f.payload, sink);
     } catch (const std::exception& e) {
-      die(exit_protocol_error, e.what());
+      input_failed(exit_protocol_error, e.what());
     }
+  }
+
+  // What came in cannot be read. If the code this worker ran closed or replaced its pipes
+  // (closing every fd, dup2 of /dev/null), that is no fault of the pool's: exit so that
+  // the pool salvages what it finished (the results buffer is mapped, not a pipe) and
+  // sends the rest elsewhere. Otherwise the pool sent something unreadable.
+  [[noreturn]] void input_failed(int code, const char* what) {
+    if (!channel_.intact())
+      die(exit_channel_lost, (std::string("its pipes to the pool were closed or replaced by the code it ran (") + what +
+                              ")").c_str());
+    die(code, what);
   }
 
   // Reads what the pipe holds now; when it holds nothing, flushes and then blocks.
@@ -214,9 +229,12 @@ class WorkerLoop {
       input_.commit(static_cast<std::size_t>(n));
       return;
     }
-    if (n == 0) finish();
+    if (n == 0) {
+      if (!channel_.intact()) input_failed(exit_channel_lost, "the end of the input");
+      finish();
+    }
     if (errno == EINTR) return;
-    if (errno != EAGAIN) die(exit_protocol_error, "reading from the pool failed");
+    if (errno != EAGAIN) input_failed(exit_channel_lost, "reading from the pool failed");
     results_->settle();  // the input ran dry: this is the moment to answer
     give_back_memory();
     pollfd p{in_, POLLIN, 0};
@@ -265,7 +283,7 @@ class WorkerLoop {
         pollfd p{in_, POLLIN, 0};
         ::poll(&p, 1, -1);
       } else if (errno != EINTR) {
-        die(exit_protocol_error, "reading from the pool failed");
+        input_failed(exit_channel_lost, "reading from the pool failed");
       }
     }
   }
@@ -278,9 +296,11 @@ class WorkerLoop {
 
   int in_;
   int out_fd_;
+  worker_io::Channel channel_{in_, out_fd_};
   FrameReader input_;
   ArenaView arena_;
   std::optional<ResultStream> results_;
+  ClaimGate gate_;  // remote/take_back.hpp, on the shared page
   std::uint64_t started_ = 0, finished_ = 0;
   Clock::time_point last_trim_check_{};
   std::size_t free_after_trim_ = 0;

@@ -65,15 +65,18 @@ struct MapProgress {
 
 /// Options of Executor::map (Python: Executor.map's chunksize, timeout, buffersize).
 struct MapOptions {
-  /// Items per call (at least 1, else std::invalid_argument). Bigger chunks amortise the per-call cost (for a process pool: one
-  /// frame record and one future per chunk) but make the first result later and load
-  /// balancing coarser.
-  std::size_t chunksize = 1;
+  /// Items per call (at least 1, else std::invalid_argument). Bigger chunks amortise the
+  /// per-call cost (for a process pool: one frame record and one future per chunk) but make
+  /// the first result later and load balancing coarser. Unset: adaptive where calls run in
+  /// other processes (each chunk holds ~100 us of the function's measured cost per item:
+  /// tiny items travel by thousands, anything slow one by one; a function not measured yet
+  /// starts at 1), 1 on a thread pool.
+  std::optional<std::size_t> chunksize{};
   /// Counted from the map() call; reaching an item not ready by then throws TimeoutError,
   /// cancels the calls not started and ends the iteration (Python's rule).
   Timeout timeout{};
   /// Calls (chunks) in flight at once; 0 picks max(4 x max_workers, 65536 / chunksize)
-  /// capped at 4096. The input is read only as the window advances, never up front.
+  /// capped at 4096 (adaptive chunks: up to 4096 while they hold fewer than 65536 items). The input is read only as the window advances, never up front.
   std::size_t buffersize = 0;
   /// false: yield results as calls complete (items of one chunk stay together).
   bool ordered = true;
@@ -100,6 +103,10 @@ class Executor;
 namespace detail {
 class RemoteCall;
 class BlockAllocator;
+struct FunctionEntry;
+/// fn's registration (remote/remote_call.hpp). @throws UnregisteredFunction.
+template <class F>
+const FunctionEntry& lookup_function(const F& fn);
 /// Submits to an executor whose calls run in other processes: defined in
 /// remote/remote_submit.hpp, which <parex/executor.hpp> includes.
 template <class R>
@@ -192,6 +199,12 @@ class Executor : public detail::MapOverloads<Executor> {
 
   /// Whether calls' deadlines are enforced (a backend without says no: submit throws).
   virtual bool supports_deadlines() const noexcept { return true; }
+  /// Items per chunk for a map of fn without a chunksize (remote executors: from what
+  /// fn's calls have cost so far).
+  virtual std::size_t adaptive_chunk(const detail::FunctionEntry& fn) const noexcept {
+    (void)fn;
+    return 1;
+  }
 
   /// submit with CallOptions. Local: the backend runs calls in this process (no
   /// encoding instantiated); else as remote_ says.

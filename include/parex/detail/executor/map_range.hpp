@@ -16,6 +16,7 @@
 // ExecutorLife): the range then stops with InvalidStateError.
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -124,14 +125,18 @@ class MapRange {
         input_(std::move(input)),
         options_(options),
         deadline_(options.timeout.deadline()) {
-    if (options_.chunksize == 0) throw std::invalid_argument("map: chunksize must be at least 1");
+    if (options_.chunksize == 0u) throw std::invalid_argument("map: chunksize must be at least 1");
     if (options_.buffersize == 0) {
       // Enough calls to keep every worker busy (4 each), and ~64K items in flight for tiny
-      // chunks, at most 4096 futures.
-      const std::size_t by_items = options_.chunksize >= 65536 ? 1 : 65536 / options_.chunksize;
+      // chunks, at most 4096 futures. Adaptive chunks count as big ones (they grow fast).
+      // Adaptive chunks: up to 4096 of them, while they hold fewer than ~64K items (a long
+      // item at the head of an ordered window must not starve the workers).
+      const std::size_t per_call = options_.chunksize.value_or(1);
+      const std::size_t by_items = per_call >= 65536 ? 1 : 65536 / per_call;
       const std::size_t by_workers = 4 * ex_->max_workers();
       const std::size_t want = by_workers > by_items ? by_workers : by_items;
       options_.buffersize = want < 4096 ? want : 4096;
+      if (adaptive()) window_max_items_ = 65536;
     }
     if (!options_.ordered) ready_ = std::make_shared<detail::ReadyQueue<Chunk>>();
     if (options_.on_progress) {
@@ -139,6 +144,10 @@ class MapRange {
       if constexpr (std::ranges::sized_range<V>) total = static_cast<std::size_t>(std::ranges::size(input_));
       progress_.tracker =
           std::make_shared<detail::MapProgressTracker>(options_.on_progress, total, options_.progress_interval);
+    }
+    if constexpr (std::ranges::sized_range<V>) {
+      const auto n = static_cast<std::size_t>(std::ranges::size(input_));
+      max_adaptive_ = std::max<std::size_t>(1, n / (4 * std::max<std::size_t>(1, ex_->max_workers())));
     }
     next_ = std::ranges::begin(input_);
     fill();
@@ -201,11 +210,14 @@ class MapRange {
   // Whatever fails in here (the input, a submit, memory) becomes the map's stop.
   void fill() noexcept {
     try {
-      while (!stopped_ && window_.size() < options_.buffersize && next_ != std::ranges::end(input_)) {
+      while (!stopped_ && window_.size() < options_.buffersize && window_items_ < window_max_items_ &&
+             next_ != std::ranges::end(input_)) {
+        const std::size_t chunk = chunk_size();
+        if (chunk == 0) return stop(detail::map_executor_gone());
         std::vector<Item> items;
-        items.reserve(options_.chunksize);
+        items.reserve(chunk);
         try {
-          for (; items.size() < options_.chunksize && next_ != std::ranges::end(input_); ++next_)
+          for (; items.size() < chunk && next_ != std::ranges::end(input_); ++next_)
             items.push_back(*next_);
         } catch (...) {  // the input failed: the items read before it still go out
           const std::exception_ptr e = std::current_exception();
@@ -217,6 +229,35 @@ class MapRange {
     } catch (...) {
       stop(std::current_exception());
     }
+  }
+
+  // Whether chunks are sized by the executor (no chunksize given, calls in other processes).
+  bool adaptive() const noexcept {
+    if constexpr (Local) return false;
+    else return !options_.chunksize && ex_->remote_;
+  }
+
+  // Items in the next chunk: the given chunksize, or what the executor's estimate of fn
+  // says (0: the executor is gone).
+  std::size_t chunk_size() {
+    if (options_.chunksize) return *options_.chunksize;
+    if constexpr (!Local) {
+      if (!entry_ && !unknown_fn_ && ex_->remote_) {
+        try {
+          entry_ = &detail::lookup_function(fn_);
+        } catch (...) {  // not registered: the submit says so
+          unknown_fn_ = true;
+        }
+      }
+      if (entry_) {
+        if (!life_->enter()) return 0;
+        const std::size_t n = std::min({ex_->adaptive_chunk(*entry_), next_adaptive_, max_adaptive_});
+        life_->leave();
+        next_adaptive_ = std::min(2 * next_adaptive_, max_adaptive_);
+        return std::max<std::size_t>(n, 1);
+      }
+    }
+    return 1;
   }
 
   // The executor is used only between enter() and leave(), never while the user's input
@@ -236,13 +277,17 @@ class MapRange {
     life_->leave();
     try {
       window_.push_back({f, n, nullptr});  // first: an unordered map finds it there when it completes
+      window_items_ += n;
       if (progress_.tracker)
         f.add_done_callback(
             [t = progress_.tracker, n](const Future<Chunk>& g) { t->add(n, detail::failed_items(g, n)); });
       if (ready_) f.add_done_callback([q = ready_](const Future<Chunk>& g) { q->push(g); });
     } catch (...) {  // out of memory: nothing unseen may run on
       f.cancel();
-      if (!window_.empty() && window_.back().future == f) window_.pop_back();
+      if (!window_.empty() && window_.back().future == f) {
+        window_.pop_back();
+        window_items_ -= n;
+      }
       stop(std::current_exception());
     }
   }
@@ -267,6 +312,7 @@ class MapRange {
   void finish() noexcept {
     cancel_all();
     window_.clear();
+    window_items_ = 0;
     chunk_.clear();
     pos_ = static_cast<std::size_t>(-1);
     stopped_ = true;
@@ -280,6 +326,7 @@ class MapRange {
     if (options_.ordered || (window_.size() == 1 && window_.front().stop)) {
       Slot s = std::move(window_.front());
       window_.pop_front();
+      window_items_ -= s.items;
       return s;
     }
     auto popped = ready_->pop(deadline_);
@@ -289,6 +336,7 @@ class MapRange {
     if (it == window_.end()) throw InvalidStateError("map: a completed chunk is not in the window");
     Slot s = std::move(*it);
     window_.erase(it);
+    window_items_ -= s.items;
     return s;
   }
 
@@ -318,6 +366,7 @@ class MapRange {
       // result is taken without a deadline: result() may still wait a moment for its done
       // callbacks (the ready queue's push), and that must not time out.
       if (!detail::FutureAccess::state(slot.future)->wait_until(detail::deadline_ptr(deadline_))) {
+        window_items_ += slot.items;
         window_.push_front(std::move(slot));  // cancelled with the rest
         timed_out();
       }
@@ -349,10 +398,19 @@ class MapRange {
   detail::Clock::time_point deadline_;
   std::ranges::iterator_t<V> next_;
   std::deque<Slot> window_;                          // submitted, not yet consumed
+  std::size_t window_items_ = 0;                     // items in window_'s slots
+  std::size_t window_max_items_ = static_cast<std::size_t>(-1);
   std::shared_ptr<detail::ReadyQueue<Chunk>> ready_;  // unordered mode only
   detail::ProgressCloser progress_;  // with on_progress only
   Chunk chunk_;                                      // the chunk being yielded
   std::size_t pos_ = static_cast<std::size_t>(-1);
+  // Adaptive chunks (no chunksize, calls in other processes; see remote/batching.hpp):
+  // the executor's estimate of fn, capped by a size that starts at 1 and doubles with each
+  // chunk, and by len / (4 x workers) for a sized input.
+  const detail::FunctionEntry* entry_ = nullptr;  // fn's registration
+  bool unknown_fn_ = false;                       // fn has none
+  std::size_t next_adaptive_ = 1;
+  std::size_t max_adaptive_ = std::size_t{1} << 20;  // no executor estimate goes near it
   bool stopped_ = false;  // no more input is read: it ended badly, or the map timed out
   bool begun_ = false;
 };

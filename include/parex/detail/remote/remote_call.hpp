@@ -35,6 +35,9 @@ class RemoteCall {
   std::chrono::nanoseconds timeout{0};  // each item's deadline from its start (0: none)
   const void* owner = nullptr;          // the pool that holds it (set by the pool)
   bool interrupted = false;             // reactor thread only: Future::interrupt reached it
+  // Set by the dispatching thread when the call is sent to a worker (remote/batching.hpp):
+  std::uint64_t first_item = 0;         // the worker's number of its first item sent
+  double charge_ns = 0;                 // the estimated work the worker's load was charged
   std::uint32_t errors = 0;             // items that failed (on_error): the pool's statistics
 
   virtual StateBase& state() noexcept = 0;

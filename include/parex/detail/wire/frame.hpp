@@ -22,7 +22,7 @@
 namespace parex::detail {
 
 inline constexpr std::uint32_t frame_magic = 0x01585250;  // "PRX\1" little-endian
-inline constexpr std::uint16_t protocol_version = 4;
+inline constexpr std::uint16_t protocol_version = 5;
 
 enum class FrameKind : std::uint16_t {
   hello = 1,        // worker -> pool: protocol, registry digest

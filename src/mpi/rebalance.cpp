@@ -1,0 +1,73 @@
+// Rank 0 takes back calls a worker rank holds but has not claimed, for an idle rank (see
+// engine.hpp; the protocol is remote/take_back.hpp's, with the fence raised inside the
+// rank by its heartbeat thread, which looks for a request every revoke_poll).
+//
+// The engine cannot see a rank's claim word, so a stall is a silence: a rank that holds
+// calls behind the one it runs and has sent no results for stall_after. It is asked, with
+// the count of items sent to it; it answers with where the items it had not claimed start
+// (the count itself: none). Until the answer, it gets no more calls (both sides then
+// number the next item from that point). The calls taken back go to the front of their
+// executors' pending lists, in order, and the rank gets nothing more until it answers
+// results again: it runs a long call.
+#include "mpi/engine.hpp"
+
+#include "remote/take_back.hpp"
+
+#include <parex/errors.hpp>
+
+namespace parex::detail::mpi {
+
+bool Engine::rebalance(Clock::time_point now) {
+  for (const auto& c : clients_)
+    if (!c->pending.empty()) return false;
+  bool someone_idle = false;
+  for (std::size_t i = 1; i < ranks_.size() && !someone_idle; ++i) {
+    const Rank& r = ranks_[i];
+    someone_idle = r.ready && !r.lost && !r.revoking && !r.stalled && r.outstanding.empty();
+  }
+  if (!someone_idle) return false;
+  bool asked = false;
+  for (std::size_t i = 1; i < ranks_.size(); ++i) {
+    Rank& r = ranks_[i];
+    if (!r.ready || r.lost || r.revoking || r.outstanding.size() < 2 || now - r.progress_at < stall_after) continue;
+    reap_sends(r, 0);
+    if (!r.sending.empty()) continue;  // arguments still on their way: they must outlive the call
+    r.revoke_to = r.sent;
+    r.revoke_request = world_.isend(r.id, revoke, reinterpret_cast<const char*>(&r.revoke_to),
+                                    static_cast<int>(sizeof r.revoke_to));
+    r.revoking = true;
+    asked = true;
+  }
+  return asked;
+}
+
+// The answer of rank r (probed, not yet received).
+void Engine::on_revoked(Rank& r) {
+  std::uint64_t from = 0;
+  world_.recv(r.id, revoked, reinterpret_cast<char*>(&from), static_cast<int>(sizeof from));
+  if (!r.revoking) return lose(r, "answered a request to take back calls that nobody made");
+  r.revoke_request.wait();  // it received the request: the send is complete
+  r.revoking = false;
+  if (r.lost || from >= r.sent) return;  // lost meanwhile, or it had claimed them all
+  auto first = r.outstanding.end();
+  while (first != r.outstanding.begin() && std::prev(first)->first->first_item >= from) --first;
+  if (first == r.outstanding.end() || first->first->first_item != from)
+    return lose(r, "took back calls from the middle of one");
+  for (auto it = r.outstanding.end(); it != first;) {
+    auto [c, owner] = *--it;
+    r.load.discharge(c->charge_ns);
+    owner->pending.push_front(c);
+  }
+  r.outstanding.erase(first, r.outstanding.end());
+  r.sent = from;
+  r.stalled = !r.outstanding.empty();  // it runs a long call: nothing more until it answers
+  if (r.stalled) {
+    // Its running call has been at it for about as long as the rank was silent (half of
+    // that, surely: the flusher sends what finished before it within flusher_latency).
+    RemoteCall& running = *r.outstanding.front().first;
+    const double silent_ns = std::chrono::duration<double, std::nano>(Clock::now() - r.progress_at).count();
+    costs_.raise_to(running.fn->id, silent_ns / 2 / (running.count - running.done));
+  }
+}
+
+}  // namespace parex::detail::mpi
