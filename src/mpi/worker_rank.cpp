@@ -46,9 +46,12 @@ constexpr std::size_t keep_input_bytes = std::size_t{16} << 20;
 constexpr auto max_idle_sleep = std::chrono::microseconds(200);
 // While a call runs, rank 0 hears from this rank at least this often.
 constexpr auto heartbeat_interval = std::chrono::milliseconds(250);
-// While calls are held, how often the heartbeat thread looks for a request to take some
-// back: rank 0 asks only while a worker idles, so this is added to its wait.
+// How often the heartbeat thread looks for a request to take calls back: while calls are
+// held, and (until it sees that they are) while none are. Rank 0 asks only while a worker
+// idles, so this is added to that worker's wait. Waking the thread whenever the rank
+// starts work instead cost every call a thread wake-up (bench_mpi: round trip 24 -> 38 us).
 constexpr auto revoke_poll = std::chrono::milliseconds(1);
+constexpr auto idle_poll = std::chrono::milliseconds(10);
 
 class WorkerRank {
  public:
@@ -160,8 +163,10 @@ class WorkerRank {
     char nothing = 0;
     Clock::rep last_beat = 0;
     std::unique_lock lock(heartbeat_mutex_);
-    const auto wait = [&] { return working_.load(std::memory_order_relaxed) ? revoke_poll : heartbeat_interval / 2; };
-    while (!heartbeat_cv_.wait_for(lock, wait(), [&] { return stopping_; })) {
+    for (;;) {
+      const bool was_working = working_.load(std::memory_order_relaxed);
+      heartbeat_cv_.wait_for(lock, was_working ? revoke_poll : idle_poll, [&] { return stopping_; });
+      if (stopping_) break;
       if (working_.load(std::memory_order_relaxed)) {
         std::lock_guard mpi(mpi_);
         if (comm_.iprobe(0, revoke)) answer_revoke();
