@@ -1,6 +1,8 @@
 // An unbounded queue's put, and the feeder thread behind it (see include/parex/mp/queues.hpp):
 // items that found the ring full wait in this process, in order, and one detached thread
-// per queue handle moves them in as room appears. A normal exit waits for them.
+// per queue handle moves them in as room appears. A normal exit waits for them while
+// another process holds the queue (a reader may still come); once no other process does,
+// nobody ever can read them, and the exit goes on without them (saying so on stderr).
 #include <parex/mp/queues.hpp>
 
 #include <atomic>
@@ -8,9 +10,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <dirent.h>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace parex::detail {
@@ -22,6 +28,7 @@ struct QueueFeeder {
   std::deque<std::vector<std::byte>> items;  // front: being moved into the ring
   std::atomic<std::size_t> pending{0};       // items.size(), read without the mutex
   bool running = false;
+  int segment_fd = -1;  // the queue's memfd here, open while the feeder runs (exit handler)
 };
 
 namespace {
@@ -36,7 +43,43 @@ Feeders& feeders() {
   return *f;
 }
 
-// A normal exit waits for every feeder to empty, as Python joins its feeder threads.
+// How often an exit that waits for a feeder which makes no progress looks for a process
+// that could still read its queue.
+constexpr auto exit_reader_check = std::chrono::milliseconds(100);
+
+// Whether a process other than this one has the file that `fd` is here open (a scan of
+// /proc/*/fd, made only by an exit whose feeder is stuck). Processes we may not look at
+// cannot have been handed our queue.
+bool open_elsewhere(int fd) {
+  struct stat mine {};
+  if (::fstat(fd, &mine) != 0) return false;
+  const std::string self = std::to_string(::getpid());
+  DIR* proc = ::opendir("/proc");
+  if (!proc) return true;  // cannot tell: keep waiting, as Python does
+  bool found = false;
+  while (const dirent* p = ::readdir(proc)) {
+    if (found) break;
+    if (p->d_name[0] < '1' || p->d_name[0] > '9' || self == p->d_name) continue;
+    const std::string dir = std::string("/proc/") + p->d_name + "/fd";
+    DIR* fds = ::opendir(dir.c_str());
+    if (!fds) continue;
+    while (const dirent* e = ::readdir(fds)) {
+      struct stat st {};
+      if (e->d_name[0] == '.' || ::stat((dir + "/" + e->d_name).c_str(), &st) != 0) continue;
+      if (st.st_dev == mine.st_dev && st.st_ino == mine.st_ino) {
+        found = true;
+        break;
+      }
+    }
+    ::closedir(fds);
+  }
+  ::closedir(proc);
+  return found;
+}
+
+// A normal exit waits for every feeder to empty, as Python joins its feeder threads;
+// but not for one whose queue no other process holds any more (its reader was killed,
+// or never existed): those items could never be read, and the wait would never end.
 void wait_for_feeders() {
   std::vector<QueueFeeder*> live;
   {
@@ -45,7 +88,21 @@ void wait_for_feeders() {
   }
   for (QueueFeeder* f : live) {
     std::unique_lock lock(f->mutex);
-    f->drained.wait(lock, [&] { return f->items.empty(); });
+    for (std::size_t left = f->items.size(); !f->items.empty();) {
+      if (f->drained.wait_for(lock, exit_reader_check, [&] { return f->items.empty(); })) break;
+      if (f->items.size() != left) {  // it moves
+        left = f->items.size();
+        continue;
+      }
+      lock.unlock();
+      const bool reader_may_come = open_elsewhere(f->segment_fd);
+      lock.lock();
+      if (!reader_may_come && !f->items.empty()) {
+        std::fprintf(stderr, "parex: exiting without %zu item(s) put on a queue that no other process holds\n",
+                     f->items.size());
+        break;
+      }
+    }
   }
 }
 
@@ -80,6 +137,7 @@ void QueueCore::put(std::span<const std::byte> item, std::chrono::nanoseconds ti
     f = feeder_.load(std::memory_order_acquire);
     if (!f) {
       f = feeders().all.emplace_back(std::make_unique<QueueFeeder>()).get();
+      f->segment_fd = segment_->fd();
       feeder_.store(f, std::memory_order_release);
     }
   }

@@ -21,10 +21,12 @@
 //    left the inbox. Submitters touch only the inbox; the futures are atomic on their own.
 //  - Each worker runs its input in order, so outcome k of a worker belongs to the k-th
 //    item sent to it: the outstanding list needs no ids.
-//  - A worker gets work while the work it already holds is estimated to take less than
-//    target_inflight (per-item time measured by the worker, averaged): many tiny calls
-//    per frame, one slow call at a time - the rest stay here, cancellable and free to go
-//    to whichever worker frees up first.
+//  - A worker gets work as remote/batching.hpp says, from estimates per function: many
+//    tiny calls per frame, one slow call at a time - the rest stay here, cancellable and
+//    free to go to whichever worker frees up first. With nothing pending and a worker
+//    idle, calls held unclaimed behind a stalled worker's running call are taken back
+//    (rebalance.cpp): outcome k still belongs to the k-th item sent, since both sides
+//    number items as if the calls taken back had never been sent.
 //  - When a worker dies, its shared page tells exactly how far it got (process/shared_page.hpp):
 //    finished results are delivered, the running item fails with WorkerCrashed, the rest
 //    go back to the front of pending, and a replacement starts. Nothing is run twice.

@@ -156,10 +156,9 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(a_heavy_tailed_map_ends_near_its_lower_bound, Pool
 // every item in its place.
 BOOST_AUTO_TEST_CASE_TEMPLATE(a_map_without_chunksize_batches_tiny_items, Pool, RemoteBackends) {
   auto pool = make_pool<Pool>();
-  const int n = 200000;
-  std::size_t calls_before = 0;
+  const int n = 40000;  // its squares fit in an int
 #ifndef PAREX_TEST_MPI
-  calls_before = pool.stats().done;
+  const std::size_t calls_before = pool.stats().done;
 #endif
   long i = 0;
   bool in_order = true;

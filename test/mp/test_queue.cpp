@@ -7,6 +7,7 @@
 #include "mp/mp_functions.hpp"
 #include "support/helpers.hpp"
 
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -236,6 +237,25 @@ BOOST_AUTO_TEST_CASE(a_queue_handle_of_another_item_type_is_refused) {
   parex::detail::encode(b, q);
   parex::detail::Reader r(b.bytes());
   expect_error<parex::SharedObjectError>([&] { return parex::detail::decode<parex::Queue<long>>(r); });
+}
+
+// A child's unbounded put leaves items in its feeder (the ring is full and nobody reads),
+// on a queue that no other process holds once the parent drops it: no reader can ever
+// come, so the child's exit must not wait for its feeder (it hung for ever, and this
+// suite hung at its own exit under ASan when a test left a queue so).
+BOOST_AUTO_TEST_CASE(an_exit_does_not_wait_for_items_that_nobody_can_read) {
+  std::optional<parex::Process> p;
+  {
+    parex::Queue<int> q(0, 1 << 16);  // a ring of ~4000 ints
+    p.emplace(produce_range, q, 0, 100000);
+    p->start();
+    BOOST_REQUIRE(eventually([&] { return q.qsize() >= 4000; }));  // attached, and the ring full
+  }
+  parex::Queue<int> other;  // creating a segment drops the pin of the one the child attached
+  const bool ended = p->join(30s);
+  if (!ended) p->kill();
+  BOOST_TEST(ended, "the child's exit waited for items that no process could read");
+  BOOST_TEST(p->exitcode().value_or(-1) == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
