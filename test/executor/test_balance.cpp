@@ -152,8 +152,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(a_heavy_tailed_map_ends_near_its_lower_bound, Pool
   });
 }
 
-// A map without a chunksize batches tiny items (far fewer calls than items) and keeps
-// every item in its place.
+// A map without a chunksize batches tiny items (fewer calls than items) and keeps every
+// item in its place.
 BOOST_AUTO_TEST_CASE_TEMPLATE(a_map_without_chunksize_batches_tiny_items, Pool, RemoteBackends) {
   auto pool = make_pool<Pool>();
   const int n = 40000;  // its squares fit in an int
@@ -170,7 +170,9 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(a_map_without_chunksize_batches_tiny_items, Pool, 
   BOOST_TEST(in_order);
 #ifndef PAREX_TEST_MPI
   const std::size_t calls = pool.stats().done - calls_before;
-  BOOST_TEST(calls < static_cast<std::size_t>(n / 20), calls << " calls for " << n << " tiny items");
+  // Chunks hold ~100 us of estimated work: thousands of items on an optimised build, a
+  // handful under a sanitizer (items cost 10-50x more); one item each without batching.
+  BOOST_TEST(calls < static_cast<std::size_t>(n / 2), calls << " calls for " << n << " tiny items");
 #endif
 }
 
