@@ -8,7 +8,7 @@ Each round runs, one after the other, with --workers W (default 4):
     build/release/tools/bench_balance --backend thread  --json --repeats K
     mpirun -np W+1 build/release/tools/bench_balance --backend mpi --json --repeats K
     tools/bench_balance_python.py --json --repeats K
-and the table shows each figure's median over --rounds R (default 3), K = --inner (2),
+and the table shows each figure's median over --rounds R (default 3), K = --inner (3),
 with the bars: makespan <= 1.15x the lower bound (ordered, unordered, submit each),
 <= 1.3x with default options; three 10 ms calls beside a 600 ms one within 300 ms; the
 default map of tiny items >= 50 % of the best chunksize.
@@ -34,7 +34,7 @@ PY_MODES = [("imap1", "Pool.imap, chunksize 1"), ("poolmap", "Pool.map"), ("ppem
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--inner", type=int, default=2)
+    ap.add_argument("--inner", type=int, default=3)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--build", default=str(HERE.parent / "build" / "release"))
     ap.add_argument("--no-mpi", action="store_true")

@@ -167,11 +167,13 @@ class WorkerRank {
       const bool was_working = working_.load(std::memory_order_relaxed);
       heartbeat_cv_.wait_for(lock, was_working ? revoke_poll : idle_poll, [&] { return stopping_; });
       if (stopping_) break;
-      if (working_.load(std::memory_order_relaxed)) {
+      const Clock::rep now = Clock::now().time_since_epoch().count();
+      // Rank 0 asks only a rank that has sent no results for stall_after: while results
+      // flow, the MPI lock is left to the threads that send them.
+      if (working_.load(std::memory_order_relaxed) && Clock::duration(now - results_.last_sent()) >= revoke_poll) {
         std::lock_guard mpi(mpi_);
         if (comm_.iprobe(0, revoke)) answer_revoke();
       }
-      const Clock::rep now = Clock::now().time_since_epoch().count();
       const Clock::duration quiet(now - std::max(last_beat, results_.last_sent()));
       if (!working_.load(std::memory_order_relaxed) || quiet < heartbeat_interval) continue;
       std::lock_guard mpi(mpi_);
