@@ -111,8 +111,8 @@ class ProcessPoolExecutor final : public Executor, public detail::MapOverloads<P
     return Executor::submit(options, std::forward<F>(fn), std::forward<A>(args)...);
   }
   /// Executor::map (one range, or several in lock-step) with the same compile-time
-  /// checks (chunksize > 1 pays off here: one frame record and one future per chunk
-  /// instead of per item).
+  /// checks. Without a chunksize, chunks adapt to the function's measured cost (one frame
+  /// record and one future per chunk of tiny items, one item per call for slow ones).
   using detail::MapOverloads<ProcessPoolExecutor>::map;
 
   /// Ends the pool now (Python 3.14): shutdown(wait=false, cancel_futures=true), then
