@@ -2,9 +2,9 @@
 // tools/bench_balance.py runs it on every backend beside its Python twin
 // (bench_balance_python.py), alternating, and prints the table of the README.
 //
-// First 100k tiny calls of the very function measured next (its estimate starts out tiny:
-// the worst case for a scheduler that batches), then, each as makespan / lower bound
-// (max(sum / workers, longest item)), medians of --repeats:
+// Each measurement comes right after 100k tiny calls of the very function it measures (its
+// estimate starts out tiny: the worst case for a scheduler that batches); each is a
+// makespan / lower bound (max(sum / workers, longest item)), medians of --repeats:
 //   heavy_*   400 sleeps, 90 % of 1 ms and 10 % of 50 ms
 //   pareto_*  400 sleeps, Pareto (alpha 1.5, from 0.5 ms, capped at 100 ms)
 //   each as:  ordered map chunksize 1 | unordered map chunksize 1 | one submit per item |
@@ -131,12 +131,14 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--workers")) workers = static_cast<std::size_t>(std::atoi(argv[i + 1]));
   }
   auto ex = make(backend, workers);
-  {  // 100k tiny calls of the function measured next: its estimate starts out tiny
-    const std::vector<int> zeros(100000, 0);
+  // Before every measurement: 100k tiny calls of the function measured next, so that its
+  // estimate starts out tiny.
+  const std::vector<int> zeros(100000, 0);
+  const auto warm_up = [&] {
     long s = 0;
     for (int y : ex->map(sleep_us, zeros)) s += y;
     if (s != 0) std::abort();
-  }
+  };
   std::map<std::string, std::vector<double>> r;
   const std::pair<const char*, std::vector<int>> loads[] = {{"heavy", heavy_tailed()}, {"pareto", pareto()}};
   for (int rep = 0; rep < a.repeats; ++rep) {
@@ -144,11 +146,13 @@ int main(int argc, char** argv) {
       const double bound = lower_bound_s(us, workers);
       const long expect = std::accumulate(us.begin(), us.end(), 0L);
       for (const char* mode : {"ordered", "unordered", "submit", "default"}) {
+        warm_up();
         const auto t0 = Clock::now();
         if (run_mode(*ex, us, mode) != expect) std::abort();
         r[std::string(name) + "_" + mode].push_back(since(t0) / bound);
       }
     }
+    warm_up();
     r["quick_beside_slow_ms"].push_back(quick_beside_slow_ms(*ex));
   }
   std::vector<int> in(1'000'000);

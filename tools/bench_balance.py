@@ -56,7 +56,7 @@ def main():
             got[k].append(run_json(cmd))
     med = {k: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for k, rs in got.items()}
 
-    print(f"bench_balance: {a.workers} workers, after 100k tiny calls of the same function; makespan / lower "
+    print(f"bench_balance: {a.workers} workers, each run after 100k tiny calls of the same function; makespan / lower "
           f"bound, medians of {a.rounds} rounds x {a.inner}, alternating")
     backends = [k for k in ("process", "mpi", "thread") if k in med]
     for load, title in (("heavy", "400 items, 90 % 1 ms, 10 % 50 ms"), ("pareto", "400 items, Pareto 1.5 from 0.5 ms")):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bench_balance_python: the Python twin of tools/bench_balance.cpp, on Python's own pools.
 
-After 100k tiny calls (Pool.map of sleep_us(0)), the same two workloads (400 sleeps: 90 %
+Each right after 100k tiny calls (Pool.map of sleep_us(0)), the same two workloads (400 sleeps: 90 %
 of 1 ms and 10 % of 50 ms; Pareto, alpha 1.5, from 0.5 ms, capped at 100 ms; the same
 32-bit LCG), each as makespan / max(sum / workers, longest item), medians of --repeats:
     *_imap1     multiprocessing.Pool.imap, chunksize 1
@@ -69,14 +69,20 @@ def measure(repeats):
     r = {}
     add = lambda k, v: r.setdefault(k, []).append(v)
     with multiprocessing.Pool(WORKERS) as pool, cf.ProcessPoolExecutor(WORKERS) as ppe:
-        pool.map(sleep_us, [0] * 100000)
-        list(ppe.map(sleep_us, [0] * 100000, chunksize=1000))
+        def warm_up():  # as the C++ side, before every measurement
+            pool.map(sleep_us, [0] * 100000)
+            list(ppe.map(sleep_us, [0] * 100000, chunksize=1000))
+
         for _ in range(repeats):
             for name, us in (("heavy", heavy_tailed()), ("pareto", pareto())):
                 bound = lower_bound_s(us)
+                warm_up()
                 add(f"{name}_imap1", timed(lambda: sum(pool.imap(sleep_us, us, chunksize=1))) / bound)
+                warm_up()
                 add(f"{name}_poolmap", timed(lambda: sum(pool.map(sleep_us, us))) / bound)
+                warm_up()
                 add(f"{name}_ppemap", timed(lambda: sum(ppe.map(sleep_us, us))) / bound)
+            warm_up()
             t0 = time.perf_counter()
             it = pool.imap_unordered(sleep_us, [600000, 10000, 10000, 10000], chunksize=1)
             first = [next(it) for _ in range(3)]
