@@ -190,6 +190,33 @@ class ConnectionError : public Error {
   using Error::Error;
 };
 
+/// JoinableQueue::join(): a consumer process died between get() and task_done(), so the
+/// count can never reach zero (Python's join() would wait for ever). Names the process
+/// and how many task_done() calls it owed.
+class ConsumerDiedError : public Error {
+ public:
+  ConsumerDiedError(long pid, unsigned long owed)
+      : Error("a JoinableQueue's consumer, process " + std::to_string(pid) + ", died owing " +
+              std::to_string(owed) + " task_done() call(s): join() would wait for ever"),
+        pid_(pid), owed_(owed) {}
+  explicit ConsumerDiedError(const std::string& what) : Error(what) {}
+  /// The consumer that died (0 when rebuilt from another process's message).
+  long pid() const noexcept { return pid_; }
+  /// The task_done() calls it owed.
+  unsigned long owed() const noexcept { return owed_; }
+
+ private:
+  long pid_ = 0;
+  unsigned long owed_ = 0;
+};
+
+/// A send on a connection whose other end no live process holds (Python's BrokenPipeError).
+class BrokenPipeError : public ConnectionError {
+ public:
+  BrokenPipeError() : ConnectionError("the other end of the pipe is gone") {}
+  using ConnectionError::ConnectionError;
+};
+
 /// The other side of a Manager connection does not know the authkey
 /// (multiprocessing.AuthenticationError).
 class AuthenticationError : public Error {

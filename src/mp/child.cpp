@@ -1,6 +1,7 @@
 // A Process's child side (see child.hpp): read the call, watch the parent if daemonic,
 // run the function, report an exception as Python prints a traceback, exit.
 #include "mp/child.hpp"
+#include "mp/pins.hpp"
 
 #include <parex/errors.hpp>
 #include <parex/registry.hpp>
@@ -10,6 +11,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -39,7 +42,19 @@ std::vector<std::byte> read_call() {
     if (n <= 0) child_fails("cannot read its call");
     got += static_cast<std::size_t>(n);
   }
+  // The receipts region at the end (mp/pins.hpp): the parent learns from it which of the
+  // handles sent it this child attached. The fd moves out of the way of the user's code.
+  std::uint64_t slots = 0;
+  if (bytes.size() < 8) child_fails("its call is truncated");
+  std::memcpy(&slots, bytes.data() + bytes.size() - 8, 8);
+  if (slots > (bytes.size() - 8) / 8) child_fails("its call is truncated");
+  const std::size_t region = static_cast<std::size_t>(slots + 1) * 8;
+  if (slots != 0) {
+    const int fd = ::fcntl(process_call_fd, F_DUPFD_CLOEXEC, 10);
+    if (fd >= 0) record_receipts_in(fd, static_cast<off_t>(bytes.size() - region), slots);
+  }
   ::close(process_call_fd);
+  bytes.resize(bytes.size() - region);
   return bytes;
 }
 
@@ -91,7 +106,7 @@ std::optional<ProcessMarker> parse_process_marker(const char* s) {
     const std::uint64_t id = r.get_varint();
     name = decode<std::string>(r);
     std::string parent_name = decode<std::string>(r);
-    set_process_identity(name, marker->parent, std::move(parent_name));
+    set_process_identity(name, marker->parent, std::move(parent_name), marker->daemon);
     const FunctionEntry* fn = id <= UINT32_MAX ? Registry::global().by_id(static_cast<std::uint32_t>(id)) : nullptr;
     if (!fn) child_fails("its function id is not registered here");
     Reader args = read_item(r);

@@ -3,7 +3,8 @@
 // The child is /proc/self/exe re-executed with argv[1] = process_arg, the marker in the
 // environment (process_env), and fd 3 a memfd holding its call:
 //   u64 registry digest, varint function id, string name, string parent's name, item
-// (an item as in wire/records.hpp: varint length, the encoded arguments). The marker is
+// (an item as in wire/records.hpp: varint length, the encoded arguments), then the
+// receipts region of mp/pins.hpp ([u64] x slots, u64 slots), which the child fills. The marker is
 // written (format_process_marker) and read (parse_process_marker) in child.cpp only.
 // Who includes this: mp/process.cpp (parent side), mp/child.cpp, worker/worker.cpp
 // (parex::init branches here).
@@ -30,6 +31,6 @@ std::optional<ProcessMarker> parse_process_marker(const char* s);
 [[noreturn]] void run_process_child(const char* marker);
 
 /// What current_process() and parent_process() report in this process.
-void set_process_identity(std::string name, pid_t parent, std::string parent_name);
+void set_process_identity(std::string name, pid_t parent, std::string parent_name, bool daemon);
 
 }  // namespace parex::detail

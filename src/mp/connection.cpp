@@ -7,9 +7,12 @@
 // marks the end `crowded`: it is then never taken for gone.
 #include <parex/mp/connection.hpp>
 
+#include "mp/liveness.hpp"
+
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <new>
 #include <unistd.h>
 
@@ -24,6 +27,11 @@ constexpr auto eof_check_every = std::chrono::milliseconds(50);
 // A handle in transit keeps its end alive this long at most: a receiver that dies before
 // it decodes the handle must not make the other side wait for ever.
 constexpr auto transit_grace = std::chrono::seconds(5);
+// How often send() looks whether the other end is gone. A look costs a signal test and a
+// read of /proc per holder (~10 us): on every send that would be most of a small send's
+// cost. A message sent between two looks to a peer that died is lost, as it would be had
+// it been sent just before the death.
+constexpr auto send_check_every = std::chrono::milliseconds(10);
 
 std::int64_t monotonic_ns() {  // system-wide: comparable between processes
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -75,7 +83,6 @@ void unregister_holder(PipeEnds& e, int end) {
   }
 }
 
-bool alive(std::int32_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
 }  // namespace
 
 EndHold::EndHold(std::shared_ptr<Segment> s, int end, bool received) : segment_(std::move(s)), end_(end) {
@@ -102,10 +109,24 @@ bool EndHold::peer_gone() const {
   for (Holder& h : e.holders[other]) {
     std::uint64_t v = h.load(std::memory_order_acquire);
     if (v == 0) continue;
-    if (alive(pid_of(v))) return false;
+    if (process_alive(pid_of(v))) return false;
     h.compare_exchange_strong(v, 0, std::memory_order_acq_rel);  // it died holding the end
   }
   return true;
+}
+
+bool EndHold::peer_gone_lately() const {
+  const std::int64_t now = monotonic_ns();
+  if (now < next_send_check_.load(std::memory_order_relaxed)) return false;
+  next_send_check_.store(now + std::chrono::nanoseconds(send_check_every).count(), std::memory_order_relaxed);
+  return peer_gone();
+}
+
+std::function<bool()> reader_gone_of(const std::shared_ptr<EndHold>& sender) {
+  return [weak = std::weak_ptr<EndHold>(sender)] {
+    const auto h = weak.lock();
+    return h && h->peer_gone();
+  };
 }
 
 void EndHold::send_handle(Writer& w) const {
@@ -138,12 +159,16 @@ std::pair<Connection, Connection> Pipe(bool duplex) {
   // A sender stays a holder of its end while its feeder still has messages to move in.
   if (a.out_) a.out_->keepalive = a.hold_;
   if (b.out_) b.out_->keepalive = b.hold_;
+  if (a.out_) a.out_->reader_gone = detail::reader_gone_of(a.hold_);
+  if (b.out_) b.out_->reader_gone = detail::reader_gone_of(b.hold_);
   return {std::move(a), std::move(b)};
 }
 
 void Connection::send_raw(std::span<const std::byte> bytes) {
   if (!hold_) throw ValueError("this connection is closed");
   if (!out_) throw ValueError("this end of the pipe only receives");
+  if (hold_->peer_gone_lately())
+    throw BrokenPipeError("no live process holds the other end of this pipe: nobody can receive this message");
   out_->put(bytes, detail::no_timeout);
 }
 
@@ -181,6 +206,14 @@ bool Connection::poll_for(std::chrono::nanoseconds timeout) {
   }
 }
 
+void Connection::check_tag(const detail::Buffer& b, std::uint64_t tag, const char* type) {
+  std::uint64_t got = 0;
+  if (b.size() >= sizeof got) std::memcpy(&got, b.data(), sizeof got);
+  if (b.size() < sizeof got || got != tag)
+    throw ProtocolError(std::string("the message is not a ") + detail::demangle(type) +
+                        ": it was sent as another type, or by send_bytes()");
+}
+
 void Connection::close() noexcept {
   hold_.reset();
   in_.reset();
@@ -207,6 +240,7 @@ Connection Connection::decode_from(detail::Reader& r) {
   if (flags & 2) {
     c.out_ = std::make_shared<detail::QueueCore>(r, detail::pipe_queue_tag);
     c.out_->keepalive = c.hold_;
+    c.out_->reader_gone = detail::reader_gone_of(c.hold_);
   }
   return c;
 }

@@ -8,6 +8,7 @@
 #include <parex/mp/process.hpp>
 
 #include "mp/child.hpp"
+#include "mp/pins.hpp"
 #include "process/marker.hpp"
 #include "process/spawn.hpp"
 
@@ -24,6 +25,7 @@
 #include <poll.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <system_error>
@@ -45,9 +47,28 @@ struct Process::State {
   std::string name;
   bool daemon = false;
   std::atomic<bool> ended{false};  // code is set; read without the mutex by track()
+  // Handles the call sent, pinned until the child attaches them (mp/pins.hpp), and the
+  // call's memfd, where the child writes its receipts: both kept until it has ended.
+  std::vector<std::weak_ptr<detail::Segment>> pins;  // weak: the pin itself holds the segment
+  int call_fd = -1;
 
   ~State() {
     if (pidfd >= 0) ::close(pidfd);
+    release_pins();  // never started (or its end never seen): nobody received them
+  }
+  // The child has ended (or will never run): drop the pins it did not receive.
+  void release_pins() noexcept {
+    std::vector<std::uint64_t> received;
+    if (call_fd >= 0 && !pins.empty()) {
+      received.resize(pins.size());
+      struct stat st {};
+      const off_t at = ::fstat(call_fd, &st) == 0 ? st.st_size - static_cast<off_t>((pins.size() + 1) * 8) : -1;
+      if (at < 0 || ::pread(call_fd, received.data(), pins.size() * 8, at) != static_cast<ssize_t>(pins.size() * 8))
+        received.clear();
+    }
+    if (!pins.empty()) detail::release_pins(pins, received);
+    if (call_fd >= 0) ::close(call_fd);
+    call_fd = -1;
   }
   // Reaps the child if it has ended (mutex held). True once it has.
   bool reap(bool block) {
@@ -64,6 +85,7 @@ struct Process::State {
     else return false;
     // The pidfd stays open until ~State: a join() polling it without the mutex must not
     // find its number reused.
+    release_pins();
     ended.store(true, std::memory_order_release);
     return true;
   }
@@ -83,6 +105,10 @@ std::string& current_name() {
 std::optional<ProcessInfo>& parent_info() {
   static std::optional<ProcessInfo> p;
   return p;
+}
+bool& current_daemon() {
+  static bool d = false;
+  return d;
 }
 
 // Children not reaped yet. Leaked: the exit handler runs during static destruction.
@@ -125,9 +151,20 @@ void at_exit() {
   }
 }
 
+// A new child is listed, and the children that have ended since are reaped and dropped:
+// a Process destroyed without join() is no zombie past the next start(), as in Python.
 void track(std::shared_ptr<Process::State> s) {
   static std::once_flag once;
   std::call_once(once, [] { std::atexit(at_exit); });
+  std::vector<std::shared_ptr<Process::State>> all;
+  {
+    std::lock_guard lock(children().mutex);
+    all = children().list;
+  }
+  for (auto& c : all) {
+    std::unique_lock lock(c->mutex, std::try_to_lock);  // one held is being joined: that reaps it
+    if (lock.owns_lock()) c->reap(false);
+  }
   std::lock_guard lock(children().mutex);
   std::erase_if(children().list, [](const auto& c) { return c->ended.load(std::memory_order_acquire); });
   children().list.push_back(std::move(s));
@@ -135,10 +172,11 @@ void track(std::shared_ptr<Process::State> s) {
 
 std::atomic<unsigned> process_counter{0};
 
-int memfd_with(const std::vector<std::byte>& a, const std::vector<std::byte>& b, const std::vector<std::byte>& c) {
+int memfd_with(const std::vector<std::byte>& a, const std::vector<std::byte>& b, const std::vector<std::byte>& c,
+               const std::vector<std::byte>& d) {
   const int fd = static_cast<int>(::syscall(SYS_memfd_create, "parex-process-call", MFD_CLOEXEC));
   if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot create a memfd for a Process's call");
-  for (const auto* part : {&a, &b, &c}) {
+  for (const auto* part : {&a, &b, &c, &d}) {
     std::size_t done = 0;
     while (done < part->size()) {
       const ssize_t n = ::write(fd, part->data() + done, part->size() - done);
@@ -156,14 +194,16 @@ int memfd_with(const std::vector<std::byte>& a, const std::vector<std::byte>& b,
 }  // namespace
 
 namespace detail {
-void set_process_identity(std::string name, pid_t parent, std::string parent_name) {
+void set_process_identity(std::string name, pid_t parent, std::string parent_name, bool daemon) {
   current_name() = std::move(name);
+  current_daemon() = daemon;
   parent_info() = ProcessInfo{std::move(parent_name), parent};
 }
 }  // namespace detail
 
 Process::Process(Unstarted) : state_(std::make_shared<State>()) {
   name = "Process-" + std::to_string(process_counter.fetch_add(1, std::memory_order_relaxed) + 1);
+  daemon = current_daemon();
 }
 Process::Process(Process&&) noexcept = default;
 Process& Process::operator=(Process&&) noexcept = default;
@@ -199,6 +239,15 @@ Process::State& Process::state() const {
   return *state_;
 }
 
+namespace {
+// Python's _check_closed(): a closed Process answers nothing but close().
+void check_open(const Process::State& s) {
+  if (s.closed) throw ValueError("process object is closed");
+}
+}  // namespace
+
+std::vector<std::weak_ptr<detail::Segment>>& Process::call_pins() { return state_->pins; }
+
 void Process::set_call(const detail::FunctionEntry& e, const detail::Buffer& args) {
   detail::Buffer head;
   head.put_raw<std::uint64_t>(detail::Registry::global().digest());
@@ -223,6 +272,7 @@ void Process::start() {
                                  "the Process with a registered function");
     detail::Buffer b;
     try {
+      detail::PinCapture capture(s.pins);
       c->encode(*this, b);
     } catch (...) {
       detail::throw_encode_error(c->entry());
@@ -235,7 +285,12 @@ void Process::start() {
   detail::encode(names, name);
   detail::encode(names, current_name());
   const std::vector<std::byte> names_bytes(names.data(), names.data() + names.size());
-  const int fd = memfd_with(s.call, names_bytes, s.item);
+  // The receipts region (mp/pins.hpp): one empty slot per handle the call sent, then
+  // the slot count.
+  std::vector<std::byte> receipts((s.pins.size() + 1) * 8);
+  const std::uint64_t slots = s.pins.size();
+  std::memcpy(receipts.data() + receipts.size() - 8, &slots, 8);
+  const int fd = memfd_with(s.call, names_bytes, s.item, receipts);
 
   static const std::string argv0 = detail::program_name();
   char* argv[] = {const_cast<char*>(argv0.c_str()), const_cast<char*>(detail::process_arg), nullptr};
@@ -265,8 +320,12 @@ void Process::start() {
   const int rc = ::posix_spawn(&pid, "/proc/self/exe", &fa, &attr, argv, env.data());
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
-  ::close(fd);
-  if (rc != 0) throw std::system_error(rc, std::generic_category(), "cannot start a Process");
+  if (rc != 0) {
+    ::close(fd);
+    throw std::system_error(rc, std::generic_category(), "cannot start a Process");
+  }
+  if (s.pins.empty()) ::close(fd);
+  else s.call_fd = fd;
   s.pid = pid;
   s.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   s.started = true;
@@ -282,6 +341,7 @@ bool Process::join_for(std::chrono::nanoseconds timeout) {
   const bool bounded = timeout != detail::no_timeout;
   const auto deadline = bounded ? std::chrono::steady_clock::now() + timeout : std::chrono::steady_clock::time_point::max();
   std::unique_lock lock(s.mutex);
+  check_open(s);
   if (!s.started) throw InvalidStateError("cannot join a Process that was never started");
   for (;;) {
     if (s.reap(false)) return true;
@@ -306,11 +366,26 @@ bool Process::join_for(std::chrono::nanoseconds timeout) {
 bool Process::is_alive() const {
   State& s = state();
   std::lock_guard lock(s.mutex);
+  check_open(s);
   return s.started && !s.reap(false);
 }
 
-void Process::terminate() { state().signal(SIGTERM); }
-void Process::kill() { state().signal(SIGKILL); }
+void Process::terminate() {
+  State& s = state();
+  {
+    std::lock_guard lock(s.mutex);
+    check_open(s);
+  }
+  s.signal(SIGTERM);
+}
+void Process::kill() {
+  State& s = state();
+  {
+    std::lock_guard lock(s.mutex);
+    check_open(s);
+  }
+  s.signal(SIGKILL);
+}
 
 void Process::close() {
   State& s = state();
@@ -319,22 +394,25 @@ void Process::close() {
   s.closed = true;
   s.call.clear();
   s.item.clear();
+  if (!s.started) s.release_pins();  // no child will ever receive them
 }
 
 pid_t Process::pid() const {
   State& s = state();
   std::lock_guard lock(s.mutex);
+  check_open(s);
   return s.pid;
 }
 
 std::optional<int> Process::exitcode() const {
   State& s = state();
   std::lock_guard lock(s.mutex);
+  check_open(s);
   s.reap(false);
   return s.code;
 }
 
-ProcessInfo current_process() { return {current_name(), ::getpid()}; }
+ProcessInfo current_process() { return {current_name(), ::getpid(), current_daemon()}; }
 
 std::optional<ProcessInfo> parent_process() { return parent_info(); }
 

@@ -16,6 +16,7 @@
 // a dead reader's remaining chunks are skipped.
 #include <parex/mp/queues.hpp>
 
+#include "mp/liveness.hpp"
 #include "mp/robust_mutex.hpp"
 #include "sync/futex.hpp"
 
@@ -45,6 +46,11 @@ constexpr std::size_t record_header = 8;
 constexpr auto liveness_slice = std::chrono::milliseconds(100);  // how often a waiter checks a named thread
 constexpr int spin_before_sleep = 256;  // cpu_relax() rounds, then
 constexpr int yield_before_sleep = 2;   // sched_yield() rounds, before a futex wait
+// A JoinableQueue remembers which process got each item not yet task_done, so that join()
+// can tell a consumer that died owing some (it would wait for ever) from a slow one. One
+// slot per consumer process; past this many at once the others go uncounted (their
+// death is not seen: join() waits, as Python's does).
+constexpr int owed_slots = 64;
 
 std::size_t padded(std::size_t n) { return (n + 7) & ~std::size_t{7}; }
 
@@ -52,7 +58,7 @@ struct Thread {
   std::int32_t pid = 0, tid = 0;
   bool none() const { return tid == 0; }
   bool is_me() const { return pid == ::getpid() && tid == ::gettid(); }
-  bool alive() const { return ::syscall(SYS_tgkill, pid, tid, 0) == 0 || errno == EPERM; }
+  bool alive() const { return thread_alive(pid, tid); }
   static Thread me() { return {::getpid(), ::gettid()}; }
 };
 }  // namespace
@@ -70,6 +76,11 @@ struct QueueState {
   Thread writer;             // streaming an item in chunks
   std::uint64_t stream_start;  // where its first chunk is
   Thread reader;             // reading one
+  std::uint32_t joinable;    // a JoinableQueue: get() and task_done() keep `owed`
+  struct Owed {
+    std::int32_t pid;        // a consumer process
+    std::uint32_t count;     // items it got and has not task_done; 0: a free slot
+  } owed[owed_slots];        // guarded by mutex
   alignas(64) std::atomic<std::uint32_t> data_seq;
   std::atomic<std::uint32_t> data_waiters;
   alignas(64) std::atomic<std::uint32_t> space_seq;
@@ -126,7 +137,54 @@ void copy_out(const std::byte* ring, std::uint64_t cap, std::uint64_t pos, void*
 }
 }  // namespace
 
-QueueCore::QueueCore(std::size_t maxsize, std::size_t capacity_bytes, std::uint64_t type_tag) {
+namespace {
+// ---- a JoinableQueue's consumers (mutex held in all of these) -------------------------
+// This process got one more item (+1), or dropped one it had begun to get (-1).
+void owe(QueueState& s, int delta) {
+  if (!s.joinable) return;
+  const std::int32_t me = ::getpid();
+  QueueState::Owed* free_slot = nullptr;
+  for (auto& o : s.owed) {
+    if (o.count != 0 && o.pid == me) {
+      o.count = static_cast<std::uint32_t>(static_cast<std::int64_t>(o.count) + delta);
+      return;
+    }
+    if (o.count == 0 && !free_slot) free_slot = &o;
+  }
+  if (delta > 0 && free_slot) *free_slot = {me, 1};
+}
+
+// One task_done(): from this process's count if it owes any, else (a task_done() made on
+// another's behalf) from a dead consumer's, else from any consumer's.
+void settle(QueueState& s) {
+  if (!s.joinable) return;
+  const std::int32_t me = ::getpid();
+  QueueState::Owed* other = nullptr;
+  for (auto& o : s.owed) {
+    if (o.count == 0) continue;
+    if (o.pid == me) {
+      --o.count;
+      return;
+    }
+    if (!other || (process_alive(other->pid) && !process_alive(o.pid))) other = &o;
+  }
+  if (other) --other->count;
+}
+
+// A consumer that died owing task_done() calls: join() would wait for it for ever.
+std::optional<QueueState::Owed> dead_consumer(QueueState& s) {
+  for (auto& o : s.owed)
+    if (o.count != 0 && !process_alive(o.pid)) return o;
+  return std::nullopt;
+}
+bool anyone_owes(const QueueState& s) {
+  for (auto& o : s.owed)
+    if (o.count != 0) return true;
+  return false;
+}
+}  // namespace
+
+QueueCore::QueueCore(std::size_t maxsize, std::size_t capacity_bytes, std::uint64_t type_tag, bool joinable) {
   std::size_t cap = 4096;
   while (cap < capacity_bytes && cap < (std::size_t{1} << 40)) cap <<= 1;
   segment_ = Segment::create(state_bytes + cap, "queue");
@@ -136,6 +194,7 @@ QueueCore::QueueCore(std::size_t maxsize, std::size_t capacity_bytes, std::uint6
   state_->tag = type_tag;
   state_->capacity = cap;
   state_->maxsize = maxsize;
+  state_->joinable = joinable ? 1 : 0;
   ring_ = segment_->data() + state_bytes;
 }
 
@@ -278,6 +337,7 @@ bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
   };
   auto stop_assembling = [&] {
     assembling = false;
+    owe(s, -1);  // the item it had begun to get is dropped
     out.truncate(base);
     s.reader = {};
     bump(s.data_seq, s.data_waiters, INT32_MAX);
@@ -321,6 +381,7 @@ bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
         out.advance(len);
         --s.items;
         consumed(bytes);
+        owe(s, +1);
         return true;
       case first: {
         if (assembling) stop_assembling();
@@ -334,6 +395,7 @@ bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
         s.reader = Thread::me();
         --s.items;
         consumed(bytes);
+        owe(s, +1);  // taken: if this process dies before the last chunk, it owes the item
         continue;
       }
       case middle:
@@ -374,6 +436,7 @@ void QueueCore::task_done() {
   QueueState& s = *state_;
   Held held(s);
   if (s.unfinished == 0) throw ValueError("task_done() called more times than there were items");
+  settle(s);
   if (--s.unfinished == 0) bump(s.done_seq, s.done_waiters, INT32_MAX);
 }
 
@@ -382,8 +445,13 @@ bool QueueCore::join(std::chrono::nanoseconds timeout) {
   const Deadline deadline = deadline_of(timeout);
   Held held(s);
   while (s.unfinished != 0) {
+    // Only a join() without a timeout gives up on a dead consumer: one with a timeout
+    // keeps Python's meaning (false once it ran out).
+    if (!deadline)
+      if (auto dead = dead_consumer(s)) throw ConsumerDiedError(dead->pid, dead->count);
     if (passed(deadline)) return false;
-    sleep_on(held, s.done_seq, s.done_waiters, s.done_seq.load(std::memory_order_seq_cst), deadline, false);
+    sleep_on(held, s.done_seq, s.done_waiters, s.done_seq.load(std::memory_order_seq_cst), deadline,
+             !deadline && anyone_owes(s));
   }
   return true;
 }

@@ -29,6 +29,7 @@ struct QueueFeeder {
   std::atomic<std::size_t> pending{0};       // items.size(), read without the mutex
   bool running = false;
   int segment_fd = -1;  // the queue's memfd here, open while the feeder runs (exit handler)
+  std::function<bool()> reader_gone;  // the core's (queues.hpp), for the exit handler
 };
 
 namespace {
@@ -79,7 +80,8 @@ bool open_elsewhere(int fd) {
 
 // A normal exit waits for every feeder to empty, as Python joins its feeder threads;
 // but not for one whose queue no other process holds any more (its reader was killed,
-// or never existed): those items could never be read, and the wait would never end.
+// or never existed), nor for a pipe's whose receiving end no live process holds: those
+// items could never be read, and the wait would never end.
 void wait_for_feeders() {
   std::vector<QueueFeeder*> live;
   {
@@ -95,7 +97,7 @@ void wait_for_feeders() {
         continue;
       }
       lock.unlock();
-      const bool reader_may_come = open_elsewhere(f->segment_fd);
+      const bool reader_may_come = !(f->reader_gone && f->reader_gone()) && open_elsewhere(f->segment_fd);
       lock.lock();
       if (!reader_may_come && !f->items.empty()) {
         std::fprintf(stderr, "parex: exiting without %zu item(s) put on a queue that no other process holds\n",
@@ -138,6 +140,7 @@ void QueueCore::put(std::span<const std::byte> item, std::chrono::nanoseconds ti
     if (!f) {
       f = feeders().all.emplace_back(std::make_unique<QueueFeeder>()).get();
       f->segment_fd = segment_->fd();
+      f->reader_gone = reader_gone;
       feeder_.store(f, std::memory_order_release);
     }
   }

@@ -5,8 +5,11 @@
 // worker crash is decoded twice).
 #include <parex/detail/mp/segment.hpp>
 
+#include "mp/pins.hpp"
+
 #include <parex/errors.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <fcntl.h>
@@ -90,7 +93,63 @@ void unpin_one(Segment::Header& h) noexcept {
   while (v != 0 && !h.in_flight.compare_exchange_weak(v, v - 1, std::memory_order_acq_rel)) {
   }
 }
+
+// The pins this thread's sends are captured into (PinCapture), if any.
+thread_local std::vector<std::weak_ptr<Segment>>* capture = nullptr;
+
+// A Process child's receipts (pins.hpp): where they go, and the next free slot.
+struct Receipts {
+  std::atomic<int> fd{-1};
+  off_t at = 0;
+  std::uint64_t slots = 0;
+  std::atomic<std::uint64_t> next{0};
+};
+Receipts& receipts() {
+  static Receipts* r = new Receipts;
+  return *r;
+}
+void write_receipt(std::uint64_t nonce) noexcept {
+  Receipts& r = receipts();
+  const int fd = r.fd.load(std::memory_order_acquire);
+  if (fd < 0) return;
+  const std::uint64_t i = r.next.fetch_add(1, std::memory_order_relaxed);
+  if (i >= r.slots) return;
+  // A failure leaves the slot empty: the parent then drops the pin itself, at worst a
+  // second time (in_flight saturates at 0).
+  [[maybe_unused]] const ssize_t n = ::pwrite(fd, &nonce, sizeof nonce, r.at + static_cast<off_t>(i * sizeof nonce));
+}
 }  // namespace
+
+PinCapture::PinCapture(std::vector<std::weak_ptr<Segment>>& into) noexcept : previous_(capture) { capture = &into; }
+PinCapture::~PinCapture() { capture = previous_; }
+
+void record_receipts_in(int fd, off_t at, std::uint64_t slots) noexcept {
+  Receipts& r = receipts();
+  r.at = at;
+  r.slots = slots;
+  r.fd.store(fd, std::memory_order_release);
+}
+
+void release_pins(std::vector<std::weak_ptr<Segment>>& pins, std::span<const std::uint64_t> received) noexcept {
+  std::vector<std::uint64_t> left(received.begin(), received.end());
+  for (const auto& weak : pins) {
+    const std::shared_ptr<Segment> s = weak.lock();
+    if (!s) continue;  // its pin went already: nothing else held it
+    auto it = std::find(left.begin(), left.end(), s->nonce());
+    if (it != left.end()) {
+      left.erase(it);  // the child attached it: its pin went then
+      continue;
+    }
+    unpin_one(header_of(*s));
+  }
+  std::vector<std::shared_ptr<Segment>> released;  // destroyed after the lock
+  {
+    Local& l = local();
+    std::lock_guard lock(l.mutex);
+    released = l.sweep();
+  }
+  pins.clear();
+}
 
 Segment::Segment(int fd, void* base, std::size_t mapped, std::size_t bytes) noexcept
     : fd_(fd), base_(base), mapped_(mapped), bytes_(bytes), data_(static_cast<std::byte*>(base) + header_bytes) {}
@@ -152,6 +211,7 @@ SegmentRef Segment::send(const std::shared_ptr<Segment>& self) {
     l.pinned.emplace(self.get(), self);
     released = l.sweep();
   }
+  if (capture) capture->push_back(self);
   return {static_cast<std::int64_t>(::getpid()), self->fd_, h.nonce, h.bytes};
 }
 
@@ -165,6 +225,7 @@ std::shared_ptr<Segment> Segment::attach(const SegmentRef& ref, bool received) {
         if (s->size() != ref.bytes) throw SharedObjectError("a shared-object handle with a wrong size");
         if (received) {
           unpin_one(header_of(*s));
+          write_receipt(ref.nonce);
           released = l.sweep();  // sent and received in this process: unpin at once
         }
         return s;
@@ -200,7 +261,10 @@ std::shared_ptr<Segment> Segment::attach(const SegmentRef& ref, bool received) {
     throw gone("its fd is not that object any more");
   }
   std::shared_ptr<Segment> s(new Segment(fd, base, mapped, ref.bytes));
-  if (received) unpin_one(*h);
+  if (received) {
+    unpin_one(*h);
+    write_receipt(ref.nonce);
+  }
   std::shared_ptr<Segment> other;  // released after the lock: its destructor takes it
   {
     std::lock_guard lock(l.mutex);

@@ -229,4 +229,29 @@ PAREX_REGISTER(sleep_then_set);
 PAREX_REGISTER(add_in_worker);
 PAREX_REGISTER(start_daemon_then_sleep);
 
+void get_n_and_exit(parex::JoinableQueue<int> q, int n) {
+  for (int i = 0; i < n; ++i) q.get();  // and no task_done()
+}
+void get_n_and_hang(parex::JoinableQueue<int> q, int n, parex::Event got) {
+  for (int i = 0; i < n; ++i) q.get();
+  got.set();
+  std::this_thread::sleep_for(std::chrono::seconds(60));
+}
+void keep_value(parex::Value<int> v) { ++v.value(); }
+void report_daemon_flags(parex::Value<int> current, parex::Value<int> created) {
+  current.value() = parex::current_process().daemon ? 1 : 0;
+  parex::Process p(sleep_ms, 0);
+  created.value() = p.daemon ? 1 : 0;
+}
+void flood_pipe_then_exit(parex::Connection tx, parex::Event sent, int megabytes) {
+  // Past the ring's 4 MiB the messages wait in this process's feeder.
+  for (int i = 0; i < megabytes; ++i) tx.send(std::string(1 << 20, 'f'));
+  sent.set();
+}
+PAREX_REGISTER(get_n_and_exit);
+PAREX_REGISTER(get_n_and_hang);
+PAREX_REGISTER(keep_value);
+PAREX_REGISTER(report_daemon_flags);
+PAREX_REGISTER(flood_pipe_then_exit);
+
 }  // namespace mp_test

@@ -74,3 +74,13 @@ void take_lock_from_queue_and_add(parex::Queue<parex::Lock> locks, parex::Value<
 void hold_rlock_twice_and_sleep(parex::RLock lock, parex::Event held);
 void put_forever(parex::Queue<std::string> q, int id);
 }  // namespace mp_test
+
+namespace mp_test {
+// Issue 20's faults: consumers that die owing task_done(), pins of dead receivers, daemon
+// flags inherited, pipes whose reader is gone.
+void get_n_and_exit(parex::JoinableQueue<int> q, int n);
+void get_n_and_hang(parex::JoinableQueue<int> q, int n, parex::Event got);
+void keep_value(parex::Value<int> v);
+void report_daemon_flags(parex::Value<int> current, parex::Value<int> created);
+void flood_pipe_then_exit(parex::Connection tx, parex::Event sent, int megabytes);
+}  // namespace mp_test

@@ -6,6 +6,7 @@
 #include "mp/mp_functions.hpp"
 #include "support/helpers.hpp"
 
+#include <csignal>
 #include <string>
 #include <thread>
 #include <vector>
@@ -102,6 +103,90 @@ BOOST_AUTO_TEST_CASE(poll_and_bytes_and_bad_messages) {
   BOOST_TEST(a.recv<std::string>() == "still fine");
   a.close();
   expect_error<parex::ValueError>([&] { return a.recv<int>(); });
+}
+
+// Issue 20: a writer SIGKILLed and not yet reaped (a zombie: its parent is this very
+// process, busy in recv) is gone, not alive. recv() used to wait for ever.
+BOOST_AUTO_TEST_CASE(a_sigkilled_writer_not_yet_reaped_is_an_eof) {
+  auto [a, b] = parex::Pipe();
+  parex::Event ready;
+  parex::Process p(pipe_hold_and_sleep, b, ready);
+  p.start();
+  b.close();
+  BOOST_REQUIRE(ready.wait(deadlock_timeout));
+  const pid_t pid = p.pid();
+  ::kill(pid, SIGKILL);  // not reaped: no join(), is_alive() or exitcode() until the end
+  BOOST_TEST(a.poll(10s), "the zombie writer counted as a live holder");
+  expect_error<parex::EOFError>([&] { return a.recv<int>(); });
+  p.join();
+  BOOST_TEST(code_of(p) == -SIGKILL);
+}
+
+// Issue 20: Python's send raises BrokenPipeError once nobody can receive.
+BOOST_AUTO_TEST_CASE(a_send_to_a_gone_reader_is_a_broken_pipe) {
+  {  // the other end was never given away, and is closed here
+    auto [a, b] = parex::Pipe();
+    b.close();
+    expect_error<parex::BrokenPipeError>([&] { a.send(1); });
+  }
+  auto [a, b] = parex::Pipe();
+  parex::Event ready;
+  parex::Process p(pipe_hold_and_sleep, b, ready);
+  p.start();
+  b.close();
+  BOOST_REQUIRE(ready.wait(deadlock_timeout));
+  a.send(1);  // a live reader holds it
+  ::kill(p.pid(), SIGKILL);  // a zombie until the join below
+  bool broken = false;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (!broken && std::chrono::steady_clock::now() < until) {
+    try {
+      a.send(std::string(100000, 's'));  // past the ring, these would wait in the feeder
+    } catch (const parex::BrokenPipeError&) {
+      broken = true;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  BOOST_TEST(broken);
+  p.join();
+}
+
+// Issue 20: a child whose messages wait in its feeder (the ring is full) exits once no
+// live process holds the receiving end, instead of waiting for ever for a reader. Here
+// the parent still holds the pipe's memory (the pin of the handle it sent), so only the
+// pipe's own table can tell that nobody can receive.
+BOOST_AUTO_TEST_CASE(an_exit_does_not_wait_for_messages_nobody_can_receive) {
+  auto [rx, tx] = parex::Pipe(false);
+  parex::Event sent;
+  parex::Process p(flood_pipe_then_exit, tx, sent, 12);
+  p.start();
+  tx.close();
+  BOOST_REQUIRE(sent.wait(deadlock_timeout));  // 12 MiB sent: at least 8 wait in its feeder
+  rx.close();
+  const bool ended = p.join(30s);
+  if (!ended) p.kill();
+  BOOST_TEST(ended, "the child's exit waited for a reader that no process could be");
+  BOOST_TEST(code_of(p) == 0);
+}
+
+// Issue 20: a message of another type of the same size is an error, never reinterpreted.
+BOOST_AUTO_TEST_CASE(a_message_of_another_type_is_refused_whatever_its_size) {
+  auto [a, b] = parex::Pipe();
+  b.send(std::string("abc"));
+  expect_error<parex::ProtocolError>([&] { return a.recv<int>(); });
+  b.send(std::int64_t{42});
+  expect_error<parex::ProtocolError>([&] { return a.recv<double>(); });
+  b.send(2.5);
+  expect_error<parex::ProtocolError>([&] { return a.recv<std::int64_t>(); });
+  b.send(std::uint32_t{7});
+  expect_error<parex::ProtocolError>([&] { return a.recv<float>(); });
+  const std::vector<std::byte> four(4, std::byte{1});
+  b.send_bytes(four);
+  expect_error<parex::ProtocolError>([&] { return a.recv<int>(); });
+  b.send(std::vector<int>{1, 2});
+  expect_error<parex::ProtocolError>([&] { return a.recv<std::vector<unsigned>>(); });
+  b.send(-5);
+  BOOST_TEST(a.recv<int>() == -5);  // the refused ones were consumed, and the pipe goes on
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -8,6 +8,8 @@
 #include "support/processes.hpp"
 
 #include <csignal>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -169,6 +171,91 @@ BOOST_AUTO_TEST_CASE(a_temporary_handle_reaches_the_child) {
   p.join();
   BOOST_TEST(code_of(p) == 0);
   BOOST_TEST(done.is_set());
+}
+
+// Issue 20 (CPython's test_close): a closed Process answers nothing but close().
+BOOST_AUTO_TEST_CASE(a_closed_process_raises_value_error) {
+  parex::Process p(sleep_ms, 0);
+  p.start();
+  p.join();
+  BOOST_TEST(code_of(p) == 0);
+  p.close();
+  expect_error<parex::ValueError>([&] { return p.is_alive(); });
+  expect_error<parex::ValueError>([&] { p.join(); });
+  expect_error<parex::ValueError>([&] { return p.join(10ms); });
+  expect_error<parex::ValueError>([&] { p.terminate(); });
+  expect_error<parex::ValueError>([&] { p.kill(); });
+  expect_error<parex::ValueError>([&] { p.start(); });
+  expect_error<parex::ValueError>([&] { return p.exitcode(); });
+  expect_error<parex::ValueError>([&] { return p.pid(); });
+  p.close();  // twice: harmless
+  parex::Process never(sleep_ms, 0);
+  never.close();
+  expect_error<parex::ValueError>([&] { never.start(); });
+}
+
+// Issue 20 (CPython's test_daemon_argument): a Process made in a daemon child defaults to
+// daemon, as current_process() there says.
+BOOST_AUTO_TEST_CASE(a_process_made_in_a_daemon_child_is_a_daemon) {
+  BOOST_TEST(!parex::current_process().daemon);
+  BOOST_TEST(!parex::Process(sleep_ms, 0).daemon);
+  for (bool daemon : {true, false}) {
+    parex::Value<int> current(-1), created(-1);
+    parex::Process p(report_daemon_flags, current, created);
+    p.daemon = daemon;
+    p.start();
+    p.join();
+    BOOST_TEST(code_of(p) == 0);
+    BOOST_TEST(current.value() == int(daemon));
+    BOOST_TEST(created.value() == int(daemon));
+  }
+}
+
+// Issue 20: a Process dropped without join() is reaped at the next start() (Python's
+// _cleanup), not left a zombie until the program exits.
+BOOST_AUTO_TEST_CASE(a_dropped_process_is_reaped_at_the_next_start) {
+  pid_t pid = 0;
+  {
+    parex::Process p(sleep_ms, 0);
+    p.start();
+    pid = p.pid();
+  }
+  // Ended: a zombie (state Z) until someone reaps it.
+  const auto state = [&] {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string all((std::istreambuf_iterator<char>(f)), {});
+    const auto paren = all.rfind(')');
+    return paren == std::string::npos || paren + 2 >= all.size() ? '?' : all[paren + 2];
+  };
+  BOOST_REQUIRE(eventually([&] { return state() == 'Z'; }));
+  parex::Process next(sleep_ms, 0);
+  next.start();
+  BOOST_TEST(state() == '?', "the dropped child is still a zombie");
+  next.join();
+}
+
+// Issue 20: each handle sent to a Process that dies before decoding it was pinned in
+// the parent for ever (an fd and a mapping per cycle); so was one never started.
+BOOST_AUTO_TEST_CASE(pins_of_a_child_that_died_unreceived_are_released) {
+  const std::size_t fds_before = open_fds();
+  for (int i = 0; i < 100; ++i) {
+    parex::Value<int> v(0);
+    parex::Process p(keep_value, v);
+    p.start();
+    p.kill();  // long before it decodes its arguments (most rounds)
+    p.join();
+  }
+  for (int i = 0; i < 50; ++i) {
+    parex::Value<int> v(0);
+    parex::Process unstarted(keep_value, v);
+  }
+  parex::Value<int> received(0);  // a child that does receive its handle still works
+  parex::Process p(keep_value, received);
+  p.start();
+  p.join();
+  BOOST_TEST(received.value() == 1);
+  parex::Value<int> sweep(0);  // a creation sweeps the pins whose receivers attached
+  BOOST_TEST(open_fds() <= fds_before + 10, "fds before: " << fds_before << ", after: " << open_fds());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

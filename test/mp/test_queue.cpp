@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <random>
+#include <csignal>
 #include <string>
 #include <thread>
 #include <vector>
@@ -256,6 +257,75 @@ BOOST_AUTO_TEST_CASE(an_exit_does_not_wait_for_items_that_nobody_can_read) {
   if (!ended) p->kill();
   BOOST_TEST(ended, "the child's exit waited for items that no process could read");
   BOOST_TEST(p->exitcode().value_or(-1) == 0);
+}
+
+// Issue 20: a consumer that got items and ended without task_done() (Python's join()
+// waits for ever): join() names it and what it owed; join(timeout) still just times out.
+BOOST_AUTO_TEST_CASE(join_names_a_consumer_that_died_owing_task_done) {
+  parex::JoinableQueue<int> q;
+  for (int i = 0; i < 5; ++i) q.put(i);
+  parex::Process p(get_n_and_exit, q, 2);
+  p.start();
+  p.join();
+  BOOST_REQUIRE(code_of(p) == 0);
+  BOOST_TEST(q.qsize() == 3u);
+  for (int i = 0; i < 3; ++i) {  // this process's own items are done
+    q.get();
+    q.task_done();
+  }
+  BOOST_TEST(!q.join(100ms));  // with a timeout: Python's meaning
+  std::optional<parex::ConsumerDiedError> error;
+  std::thread joiner([&] {
+    try {
+      q.join();
+    } catch (const parex::ConsumerDiedError& e) {
+      error = e;
+    }
+  });
+  std::this_thread::sleep_for(1s);  // a join() that hangs is freed below, so the test ends
+  if (!error) {
+    q.task_done();
+    q.task_done();
+  }
+  joiner.join();
+  BOOST_REQUIRE(error.has_value());
+  BOOST_TEST(error->pid() == p.pid());
+  BOOST_TEST(error->owed() == 2u);
+  BOOST_TEST(std::string(error->what()).find(std::to_string(p.pid())) != std::string::npos);
+  // task_done() on its behalf settles its count: then join() returns.
+  q.task_done();
+  q.task_done();
+  BOOST_TEST(q.join(deadlock_timeout));
+}
+
+// The same with a SIGKILLed consumer not yet reaped (a zombie), and a live slow consumer
+// that owes an item is waited for, not blamed.
+BOOST_AUTO_TEST_CASE(join_tells_a_dead_consumer_from_a_slow_one) {
+  parex::JoinableQueue<int> q;
+  for (int i = 0; i < 3; ++i) q.put(i);
+  parex::Event got;
+  parex::Process slow(get_n_and_hang, q, 1, got);
+  slow.start();
+  BOOST_REQUIRE(got.wait(deadlock_timeout));
+  std::atomic<bool> returned{false};
+  std::thread joiner([&] {
+    try {
+      q.join();
+    } catch (...) {
+    }
+    returned = true;
+  });
+  q.get();
+  q.get();
+  q.task_done();
+  q.task_done();
+  std::this_thread::sleep_for(300ms);
+  BOOST_TEST(!returned, "join() gave up on a live consumer");
+  ::kill(slow.pid(), SIGKILL);  // a zombie until join() below
+  BOOST_TEST(eventually([&] { return returned.load(); }));
+  joiner.join();
+  expect_error<parex::ConsumerDiedError>([&] { q.join(); });
+  slow.join();
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -8,11 +8,16 @@
 //
 // Each end is a handle: passed to a Process, a pool call or through a Queue it is the
 // same end. Messages are any parex Serializable value (send/recv) or raw bytes
-// (send_bytes/recv_bytes); a message of any size works.
+// (send_bytes/recv_bytes); a message of any size works. send<T> puts an 8-byte tag of T
+// before the value, and recv<U> of a message that is not a U is a ProtocolError, never
+// a reinterpretation (recv_bytes of a send()'s message gets the tag, then the encoding).
 //
 // End of file, as in Python: recv() throws EOFError once nothing is left and no process
 // holds the other end any more (every holder closed it, dropped it, or died, SIGKILL
-// included), so a recv() never waits for ever on a peer that is gone. The same trap as in
+// included, reaped or not), so a recv() never waits for ever on a peer that is gone; and
+// send() throws BrokenPipeError (Python's) once that is so. send() looks at most every
+// 10 ms: a message sent to a peer that died since the last look is lost, as one sent just
+// before its death would be. The same trap as in
 // Python: a process that still holds the other end itself (the parent after passing `b`
 // to a child) never sees EOF until it closes it. A handle in transit (sent, not yet
 // received) counts as a holder for up to 5 seconds after its sending.
@@ -26,6 +31,10 @@
 #include <parex/errors.hpp>
 #include <parex/mp/queues.hpp>
 #include <parex/serialize.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <typeinfo>
 
 #include <chrono>
 #include <cstddef>
@@ -51,33 +60,41 @@ class EndHold {
   const std::shared_ptr<Segment>& segment() const noexcept { return segment_; }
   /// True when no live process holds the other end and none is in transit.
   bool peer_gone() const;
+  /// peer_gone(), asked at most every few ms (send's check); false in between.
+  bool peer_gone_lately() const;
   void send_handle(Writer& w) const;
 
  private:
   std::shared_ptr<Segment> segment_;
   int end_;
+  mutable std::atomic<std::int64_t> next_send_check_{0};
 };
+/// For a sending end's queue (QueueCore::reader_gone): whether the other end is gone.
+std::function<bool()> reader_gone_of(const std::shared_ptr<EndHold>& sender);
 }  // namespace detail
 
 class Connection : public detail::HandleBase {
  public:
   using parex_shared_handle = void;
 
-  /// Sends obj. @throws ValueError if this end is closed or receive-only.
+  /// Sends obj. @throws ValueError if this end is closed or receive-only; BrokenPipeError
+  /// once no live process holds the other end (see above).
   template <class T>
   void send(const T& obj) {
     static_assert(Serializable<T>, "parex::Connection::send: " PAREX_DETAIL_SERIALIZABLE_FIX);
     detail::Buffer b;
+    b.put_raw<std::uint64_t>(detail::type_tag<T>());
     detail::encode<T>(b, obj);
     send_raw(b.bytes());
   }
   /// Receives the next message as a T. @throws EOFError (see above), ProtocolError if it
-  /// is not a T.
+  /// is not a T (sent as another type, or by send_bytes).
   template <class T>
   T recv() {
     detail::Buffer b;
     recv_raw(b, 0);
-    detail::Reader r(b.bytes());
+    check_tag(b, detail::type_tag<T>(), typeid(T).name());
+    detail::Reader r(b.bytes().subspan(sizeof(std::uint64_t)));
     T v = detail::decode<T>(r);
     if (!r.empty()) throw ProtocolError("the message holds more than one value of the type asked for");
     return v;
@@ -105,6 +122,7 @@ class Connection : public detail::HandleBase {
   friend std::pair<Connection, Connection> Pipe(bool duplex);
   Connection() = default;
   void send_raw(std::span<const std::byte> bytes);
+  static void check_tag(const detail::Buffer& b, std::uint64_t tag, const char* type);
   void recv_raw(detail::Buffer& out, std::size_t maxlength);
   bool poll_for(std::chrono::nanoseconds timeout);
   std::shared_ptr<detail::EndHold> hold_;

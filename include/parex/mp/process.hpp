@@ -45,6 +45,8 @@ namespace parex {
 struct ProcessInfo {
   std::string name;
   pid_t pid = 0;
+  /// current_process(): whether this process is a daemon child.
+  bool daemon = false;
 };
 
 class Process {
@@ -64,6 +66,7 @@ class Process {
     const detail::FunctionEntry& e = detail::lookup_function(fn);
     detail::Buffer b;
     try {
+      detail::PinCapture capture(call_pins());  // released when the child ends (see segment.hpp)
       detail::encode_item(b, typename detail::SignatureOf<std::remove_cvref_t<F>>::params{}, std::forward<A>(args)...);
     } catch (...) {
       detail::throw_encode_error(e);
@@ -81,10 +84,13 @@ class Process {
 
   /// "Process-N" unless set before start().
   std::string name;
-  /// Stop the child when this program exits (read by start()).
+  /// Stop the child when this program exits (read by start()). By default the creating
+  /// process's own flag: a Process made inside a daemon child is a daemon (Python's).
   bool daemon = false;
 
-  /// Starts the child. @throws InvalidStateError if started before or closed;
+  // After close(), every member below but close() throws ValueError (Python's).
+
+  /// Starts the child. @throws InvalidStateError if started before; ValueError if closed;
   /// std::system_error if the system refuses a process.
   void start();
   /// Waits for the child to end. @throws InvalidStateError if it was never started.
@@ -98,7 +104,8 @@ class Process {
   /// SIGTERM / SIGKILL to a child still running; nothing if it ended.
   void terminate();
   void kill();
-  /// Releases the child's resources. @throws ValueError if it still runs.
+  /// Releases the child's resources; closing twice is harmless. @throws ValueError if
+  /// it still runs.
   void close();
   /// The child's pid; 0 before start().
   pid_t pid() const;
@@ -114,6 +121,7 @@ class Process {
   struct Unstarted {};
   explicit Process(Unstarted);
   void set_call(const detail::FunctionEntry& e, const detail::Buffer& args);
+  std::vector<std::weak_ptr<detail::Segment>>& call_pins();
   bool join_for(std::chrono::nanoseconds timeout);
   State& state() const;
   std::shared_ptr<State> state_;

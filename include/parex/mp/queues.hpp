@@ -32,6 +32,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 namespace parex {
@@ -47,11 +48,12 @@ inline constexpr std::size_t default_queue_bytes = std::size_t{4} << 20;
 /// The byte queue under the typed ones. Thread-safe; one per handle.
 class QueueCore {
  public:
-  QueueCore(std::size_t maxsize, std::size_t capacity_bytes, std::uint64_t type_tag);
+  QueueCore(std::size_t maxsize, std::size_t capacity_bytes, std::uint64_t type_tag, bool joinable = false);
   QueueCore(Reader& r, std::uint64_t type_tag);
   /// Another handle to the same queue (with no waiting items of its own).
   QueueCore(const QueueCore& o)
-      : keepalive(o.keepalive), segment_(o.segment_), state_(o.state_), ring_(o.ring_), closed_(o.closed_) {}
+      : keepalive(o.keepalive), reader_gone(o.reader_gone), segment_(o.segment_), state_(o.state_), ring_(o.ring_),
+        closed_(o.closed_) {}
   QueueCore& operator=(const QueueCore&) = delete;
 
   /// timeout no_timeout: none. @throws Full when it ran out; ValueError if closed here.
@@ -65,6 +67,9 @@ class QueueCore {
   /// Kept alive with every copy of this core, the feeder's included (a pipe's end: the
   /// sender stays a holder while its feeder still has messages).
   std::shared_ptr<void> keepalive;
+  /// Whether nobody can ever read this queue again (a pipe's end: no live process holds
+  /// the receiving end): an exit does not wait for the feeder then. Empty: ask /proc.
+  std::function<bool()> reader_gone;
   /// Appends the next item's bytes to out. false when it ran out of time.
   bool get(Buffer& out, std::chrono::nanoseconds timeout);
   /// Waits until an item is there to get; false when it ran out of time.
@@ -106,7 +111,7 @@ class BasicQueue {
   using parex_shared_handle = void;
   /// maxsize 0: unbounded (up to capacity_bytes of backlog).
   explicit BasicQueue(std::size_t maxsize = 0, std::size_t capacity_bytes = default_queue_bytes)
-      : core_(std::make_shared<QueueCore>(maxsize, capacity_bytes, tag())) {}
+      : core_(std::make_shared<QueueCore>(maxsize, capacity_bytes, tag(), Joinable)) {}
 
   void put(const T& item) { put_for(item, forever); }
   /// @throws Full if no room came within timeout.
@@ -137,7 +142,10 @@ class BasicQueue {
   {
     core_->task_done();
   }
-  /// JoinableQueue: blocks until every item put has been task_done().
+  /// JoinableQueue: blocks until every item put has been task_done(). Beyond Python:
+  /// @throws ConsumerDiedError once a process that got items died before their
+  /// task_done() (Python's join() would wait for ever). join(timeout) keeps Python's
+  /// meaning: false once it ran out.
   void join()
     requires Joinable
   {

@@ -10,8 +10,9 @@
 // Sending a handle pins the segment in the sender until one receiver has attached (a
 // counter in the header): `q.put(parex::Lock())` or `submit(f, parex::Value<int>(0))`
 // with a temporary works. A handle sent and never received stays pinned until the
-// sender exits. In one process a decoded handle finds the mapping already there: the
-// same object, the same address.
+// sender exits, except those sent to a Process: its pins go when it ends without having
+// received them (or is destroyed unstarted). In one process a decoded handle finds the
+// mapping already there: the same object, the same address.
 //
 // Who includes this: the handle types of include/parex/mp/. Thread-safe.
 #pragma once
@@ -28,6 +29,7 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace parex::detail {
 
@@ -78,6 +80,20 @@ class Segment {
   std::size_t mapped_;
   std::size_t bytes_;
   std::byte* data_;
+};
+
+/// While one lives, the segments that this thread's Segment::send pins are also added to
+/// `into` (a Process's call: its receiver may die before it attaches them, and then the
+/// pins must go with it; see mp/pins.hpp).
+class PinCapture {
+ public:
+  explicit PinCapture(std::vector<std::weak_ptr<Segment>>& into) noexcept;
+  ~PinCapture();
+  PinCapture(const PinCapture&) = delete;
+  PinCapture& operator=(const PinCapture&) = delete;
+
+ private:
+  std::vector<std::weak_ptr<Segment>>* previous_;
 };
 
 // ---- timeouts, one convention for every blocking call of the toolbox -----------------
