@@ -106,7 +106,8 @@ std::optional<ProcessMarker> parse_process_marker(const char* s) {
     const std::uint64_t id = r.get_varint();
     name = decode<std::string>(r);
     std::string parent_name = decode<std::string>(r);
-    set_process_identity(name, marker->parent, std::move(parent_name), marker->daemon);
+    std::string authkey = decode<std::string>(r);
+    set_process_identity(name, marker->parent, std::move(parent_name), marker->daemon, std::move(authkey));
     const FunctionEntry* fn = id <= UINT32_MAX ? Registry::global().by_id(static_cast<std::uint32_t>(id)) : nullptr;
     if (!fn) child_fails("its function id is not registered here");
     Reader args = read_item(r);

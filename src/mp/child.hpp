@@ -2,7 +2,8 @@
 //
 // The child is /proc/self/exe re-executed with argv[1] = process_arg, the marker in the
 // environment (process_env), and fd 3 a memfd holding its call:
-//   u64 registry digest, varint function id, string name, string parent's name, item
+//   u64 registry digest, varint function id, string name, string parent's name,
+//   string authkey, item
 // (an item as in wire/records.hpp: varint length, the encoded arguments), then the
 // receipts region of mp/pins.hpp ([u64] x slots, u64 slots), which the child fills. The marker is
 // written (format_process_marker) and read (parse_process_marker) in child.cpp only.
@@ -31,6 +32,6 @@ std::optional<ProcessMarker> parse_process_marker(const char* s);
 [[noreturn]] void run_process_child(const char* marker);
 
 /// What current_process() and parent_process() report in this process.
-void set_process_identity(std::string name, pid_t parent, std::string parent_name, bool daemon);
+void set_process_identity(std::string name, pid_t parent, std::string parent_name, bool daemon, std::string authkey);
 
 }  // namespace parex::detail

@@ -8,6 +8,7 @@
 #include <parex/mp/lock.hpp>
 
 #include <parex/errors.hpp>
+#include <parex/mp/process.hpp>
 
 #include "mp/robust_mutex.hpp"
 
@@ -15,7 +16,9 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <linux/futex.h>
 #include <new>
+#include <ostream>
 #include <pthread.h>
 #include <string>
 #include <thread>
@@ -181,4 +184,36 @@ LockHandle LockHandle::decode_either(Reader& r) {
 
 bool LockHandle::previous_owner_died() const noexcept { return cell(cell_).owner_died != 0; }
 
+// The futex word of glibc's robust mutex holds the holder's tid, and the kernel replaces
+// it with FUTEX_OWNER_DIED alone when that thread dies: the tid bits say "held by a live
+// thread" without touching the lock (a trylock would take a dead holder's lock over, and
+// succeed on an RLock the caller holds).
+bool LockHandle::locked() const noexcept {
+  const auto word = std::atomic_ref<int>(cell(cell_).mutex.__data.__lock).load(std::memory_order_acquire);
+  return (static_cast<unsigned>(word) & FUTEX_TID_MASK) != 0;
+}
+
+bool LockHandle::is_mine() const noexcept {
+  return locked() && cell(cell_).holder.load(std::memory_order_relaxed) == my_tid();
+}
+
+unsigned LockHandle::count() const noexcept {
+  if (!locked()) return 0;
+  return is_mine() ? cell(cell_).depth : 1;  // another thread's depth is its own business
+}
+
 }  // namespace parex::detail
+
+namespace parex {
+namespace {
+std::string owner_name(const detail::LockHandle& l) {
+  if (!l.locked()) return "None";
+  return l.is_mine() ? current_process().name : "SomeOtherThread";
+}
+}  // namespace
+
+std::ostream& operator<<(std::ostream& os, const Lock& l) { return os << "<Lock(owner=" << owner_name(l) << ")>"; }
+std::ostream& operator<<(std::ostream& os, const RLock& l) {
+  return os << "<RLock(" << owner_name(l) << ", " << l.count() << ")>";
+}
+}  // namespace parex

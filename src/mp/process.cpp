@@ -8,6 +8,7 @@
 #include <parex/mp/process.hpp>
 
 #include "mp/child.hpp"
+#include "mp/liveness.hpp"
 #include "mp/pins.hpp"
 #include "process/marker.hpp"
 #include "process/spawn.hpp"
@@ -25,6 +26,7 @@
 #include <poll.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -110,6 +112,20 @@ bool& current_daemon() {
   static bool d = false;
   return d;
 }
+// Python's: os.urandom(32) in the main program, inherited by children.
+std::string& current_authkey() {
+  static std::string k = [] {
+    std::string key(32, '\0');
+    std::size_t got = 0;
+    while (got < key.size()) {
+      const ssize_t n = ::getrandom(key.data() + got, key.size() - got, 0);
+      if (n > 0) got += static_cast<std::size_t>(n);
+      else if (errno != EINTR) throw std::system_error(errno, std::generic_category(), "getrandom");
+    }
+    return key;
+  }();
+  return k;
+}
 
 // Children not reaped yet. Leaked: the exit handler runs during static destruction.
 struct Children {
@@ -194,9 +210,10 @@ int memfd_with(const std::vector<std::byte>& a, const std::vector<std::byte>& b,
 }  // namespace
 
 namespace detail {
-void set_process_identity(std::string name, pid_t parent, std::string parent_name, bool daemon) {
+void set_process_identity(std::string name, pid_t parent, std::string parent_name, bool daemon, std::string authkey) {
   current_name() = std::move(name);
   current_daemon() = daemon;
+  current_authkey() = std::move(authkey);
   parent_info() = ProcessInfo{std::move(parent_name), parent};
 }
 }  // namespace detail
@@ -204,6 +221,7 @@ void set_process_identity(std::string name, pid_t parent, std::string parent_nam
 Process::Process(Unstarted) : state_(std::make_shared<State>()) {
   name = "Process-" + std::to_string(process_counter.fetch_add(1, std::memory_order_relaxed) + 1);
   daemon = current_daemon();
+  authkey = current_authkey();
 }
 Process::Process(Process&&) noexcept = default;
 Process& Process::operator=(Process&&) noexcept = default;
@@ -284,6 +302,7 @@ void Process::start() {
   detail::Buffer names;
   detail::encode(names, name);
   detail::encode(names, current_name());
+  detail::encode(names, authkey);
   const std::vector<std::byte> names_bytes(names.data(), names.data() + names.size());
   // The receipts region (mp/pins.hpp): one empty slot per handle the call sent, then
   // the slot count.
@@ -386,6 +405,14 @@ void Process::kill() {
   }
   s.signal(SIGKILL);
 }
+void Process::interrupt() {
+  State& s = state();
+  {
+    std::lock_guard lock(s.mutex);
+    check_open(s);
+  }
+  s.signal(SIGINT);
+}
 
 void Process::close() {
   State& s = state();
@@ -412,7 +439,32 @@ std::optional<int> Process::exitcode() const {
   return s.code;
 }
 
-ProcessInfo current_process() { return {current_name(), ::getpid(), current_daemon()}; }
+ProcessInfo current_process() { return {current_name(), ::getpid(), current_daemon(), current_authkey(), {}}; }
+
+bool ProcessInfo::is_alive() const { return detail::process_alive(pid); }
+
+bool ProcessInfo::join_for(std::chrono::nanoseconds timeout) const {
+  if (pid == ::getpid()) throw InvalidStateError("a process cannot join itself");
+  const auto deadline = detail::deadline_of(timeout);
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  for (;;) {
+    if (!detail::process_alive(pid)) break;
+    int ms = 50;  // without a pidfd, or one that does not see a zombie's end: look again
+    if (deadline) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      ms = static_cast<int>(std::min<long long>(left.count(), ms));
+    }
+    if (pidfd >= 0) {
+      pollfd p{pidfd, POLLIN, 0};
+      ::poll(&p, 1, ms);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    }
+  }
+  if (pidfd >= 0) ::close(pidfd);
+  return !detail::process_alive(pid);
+}
 
 std::optional<ProcessInfo> parent_process() { return parent_info(); }
 

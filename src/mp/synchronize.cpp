@@ -6,6 +6,8 @@
 // unchanged, checked by the kernel) loses no wake-up.
 #include <parex/mp/synchronize.hpp>
 
+#include <ostream>
+
 #include <parex/errors.hpp>
 
 #include "sync/futex.hpp"
@@ -128,6 +130,8 @@ void Event::set() noexcept {
 void Event::clear() noexcept { cell_->flag.store(0, std::memory_order_seq_cst); }
 
 bool Event::is_set() const noexcept { return cell_->flag.load(std::memory_order_acquire) != 0; }
+
+std::ostream& operator<<(std::ostream& os, const Event& e) { return os << (e.is_set() ? "<Event(set)>" : "<Event(unset)>"); }
 
 bool Event::wait() { return wait_for(detail::no_timeout); }
 

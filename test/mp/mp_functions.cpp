@@ -254,4 +254,19 @@ PAREX_REGISTER(keep_value);
 PAREX_REGISTER(report_daemon_flags);
 PAREX_REGISTER(flood_pipe_then_exit);
 
+void report_authkey_and_parent(parex::Array<char> key_out, parex::Value<int> parent_alive,
+                               parex::Value<int> join_timed_out) {
+  const std::string key = parex::current_process().authkey;
+  for (std::size_t i = 0; i < key.size() && i < key_out.size(); ++i) key_out[i] = key[i];
+  const auto parent = parex::parent_process();
+  parent_alive.value() = parent && parent->is_alive() ? 1 : 0;
+  join_timed_out.value() = parent && !parent->join(std::chrono::milliseconds(20)) ? 1 : 0;
+}
+void wait_for_sigint(parex::Event ready) {
+  ready.set();
+  std::this_thread::sleep_for(std::chrono::seconds(60));
+}
+PAREX_REGISTER(report_authkey_and_parent);
+PAREX_REGISTER(wait_for_sigint);
+
 }  // namespace mp_test

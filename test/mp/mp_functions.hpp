@@ -84,3 +84,10 @@ void keep_value(parex::Value<int> v);
 void report_daemon_flags(parex::Value<int> current, parex::Value<int> created);
 void flood_pipe_then_exit(parex::Connection tx, parex::Event sent, int megabytes);
 }  // namespace mp_test
+
+namespace mp_test {
+// Issue 21's process odds.
+void report_authkey_and_parent(parex::Array<char> key_out, parex::Value<int> parent_alive,
+                               parex::Value<int> join_timed_out);
+void wait_for_sigint(parex::Event ready);
+}  // namespace mp_test

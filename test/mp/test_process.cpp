@@ -258,4 +258,41 @@ BOOST_AUTO_TEST_CASE(pins_of_a_child_that_died_unreceived_are_released) {
   BOOST_TEST(open_fds() <= fds_before + 10, "fds before: " << fds_before << ", after: " << open_fds());
 }
 
+// Issue 21: current_process().authkey (random in the main program, inherited or set per
+// Process), parent_process().is_alive() and join(timeout), Process::interrupt().
+BOOST_AUTO_TEST_CASE(authkey_parent_process_and_interrupt) {
+  const std::string mine = parex::current_process().authkey;
+  BOOST_TEST(mine.size() == 32u);
+  BOOST_TEST(!parex::current_process().exitcode.has_value());
+  BOOST_TEST(parex::current_process().is_alive());
+  for (const std::string key : {std::string(), std::string("a key of our own")}) {
+    parex::Array<char> seen(64);
+    parex::Value<int> parent_alive(-1), join_timed_out(-1);
+    parex::Process p(report_authkey_and_parent, seen, parent_alive, join_timed_out);
+    BOOST_TEST(p.authkey == mine);
+    if (!key.empty()) p.authkey = key;
+    p.start();
+    p.join();
+    BOOST_TEST(code_of(p) == 0);
+    const std::string expected = key.empty() ? mine : key;
+    BOOST_TEST(std::string(seen.begin(), seen.begin() + expected.size()) == expected);
+    BOOST_TEST(parent_alive.value() == 1);
+    BOOST_TEST(join_timed_out.value() == 1);  // the parent runs on: join(20ms) is false
+  }
+  parex::Event ready;
+  parex::Process p(wait_for_sigint, ready);
+  p.start();
+  BOOST_REQUIRE(ready.wait(deadlock_timeout));
+  p.interrupt();
+  BOOST_TEST(p.join(deadlock_timeout));
+  BOOST_TEST(code_of(p) == -SIGINT);
+  // A child that ended can be joined through its ProcessInfo too.
+  parex::Process q(sleep_ms, 0);
+  q.start();
+  const parex::ProcessInfo info{q.name, q.pid()};
+  BOOST_TEST(info.join(deadlock_timeout));
+  BOOST_TEST(!info.is_alive());
+  q.join();
+}
+
 BOOST_AUTO_TEST_SUITE_END()

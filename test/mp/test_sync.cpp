@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <mutex>
 #include <numeric>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -345,6 +346,52 @@ BOOST_AUTO_TEST_CASE(a_thousand_objects_created_and_dropped_leave_no_fd) {
     round_trip(v);  // sent and received here: unpinned
   }
   BOOST_TEST(open_fds() == before);
+}
+
+// Issue 21: Lock.locked() and RLock.locked() (Python 3.14), and Python's repr as <<.
+BOOST_AUTO_TEST_CASE(locked_and_repr) {
+  parex::Lock lock;
+  parex::RLock rlock;
+  parex::Event event;
+  const auto shown = [](const auto& x) {
+    std::ostringstream os;
+    os << x;
+    return os.str();
+  };
+  BOOST_TEST(!lock.locked());
+  BOOST_TEST(shown(lock) == "<Lock(owner=None)>");
+  BOOST_TEST(shown(rlock) == "<RLock(None, 0)>");
+  BOOST_TEST(shown(event) == "<Event(unset)>");
+  lock.acquire();
+  rlock.acquire();
+  rlock.acquire();
+  event.set();
+  BOOST_TEST(lock.locked());
+  BOOST_TEST(rlock.locked());
+  BOOST_TEST(shown(lock) == "<Lock(owner=MainProcess)>");
+  BOOST_TEST(shown(rlock) == "<RLock(MainProcess, 2)>");
+  BOOST_TEST(shown(event) == "<Event(set)>");
+  std::thread([&] {
+    BOOST_TEST(lock.locked());
+    BOOST_TEST(shown(lock) == "<Lock(owner=SomeOtherThread)>");
+  }).join();
+  lock.release();
+  rlock.release();
+  rlock.release();
+  BOOST_TEST(!lock.locked());
+  BOOST_TEST(!rlock.locked());
+  // A holder that died: the lock is not held by anyone alive.
+  parex::Event held;
+  parex::Process p(hold_lock_and_sleep, lock, held);
+  p.start();
+  BOOST_REQUIRE(held.wait(deadlock_timeout));
+  BOOST_TEST(lock.locked());
+  p.kill();
+  p.join();
+  BOOST_TEST(eventually([&] { return !lock.locked(); }));
+  BOOST_TEST(lock.acquire(0s));
+  BOOST_TEST(lock.previous_owner_died());
+  lock.release();
 }
 
 BOOST_AUTO_TEST_SUITE_END()

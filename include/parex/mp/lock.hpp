@@ -24,6 +24,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <iosfwd>
 #include <memory>
 
 namespace parex {
@@ -46,6 +47,13 @@ class LockHandle {
   /// True if the current acquisition took the lock over from a holder that died.
   /// Meaningful while you hold the lock.
   bool previous_owner_died() const noexcept;
+  /// Whether some thread holds the lock now (Python 3.14's locked()); a snapshot. A
+  /// holder that died does not count: the next acquire takes the lock at once.
+  bool locked() const noexcept;
+  /// Whether the calling thread holds it.
+  bool is_mine() const noexcept;
+  /// An RLock's depth of acquisitions by its holder (1 for a held Lock, 0 when free).
+  unsigned count() const noexcept;
 
   void lock() { acquire(); }
   void unlock() { release(); }
@@ -106,5 +114,10 @@ class RLock : public detail::LockHandle {
  private:
   explicit RLock(LockHandle h) : LockHandle(std::move(h)) {}
 };
+
+/// Python's repr: <Lock(owner=None)>, <Lock(owner=MainProcess)> when the calling thread
+/// holds it, <Lock(owner=SomeOtherThread)> otherwise; <RLock(owner, count)> likewise.
+std::ostream& operator<<(std::ostream& os, const Lock& l);
+std::ostream& operator<<(std::ostream& os, const RLock& l);
 
 }  // namespace parex

@@ -47,6 +47,25 @@ struct ProcessInfo {
   pid_t pid = 0;
   /// current_process(): whether this process is a daemon child.
   bool daemon = false;
+  /// current_process(): this process's authkey (32 random bytes in the main program; a
+  /// child inherits its Process's). Empty in the others.
+  std::string authkey;
+  /// Always empty: the process has not ended (current_process(), active_children()) or
+  /// its exit status is not ours to know (parent_process()), as in Python.
+  std::optional<int> exitcode;
+
+  /// Whether the process still runs (a zombie has ended).
+  bool is_alive() const;
+  /// Waits until the process ends (parent_process().join(timeout), as Python's); false
+  /// if it still runs when the timeout is over.
+  template <class Rep, class Period>
+  bool join(std::chrono::duration<Rep, Period> timeout) const {
+    return join_for(detail::clamp_timeout(timeout));
+  }
+  void join() const { join_for(detail::no_timeout); }
+
+ private:
+  bool join_for(std::chrono::nanoseconds timeout) const;
 };
 
 class Process {
@@ -87,6 +106,8 @@ class Process {
   /// Stop the child when this program exits (read by start()). By default the creating
   /// process's own flag: a Process made inside a daemon child is a daemon (Python's).
   bool daemon = false;
+  /// The child's current_process().authkey (read by start()); by default this process's.
+  std::string authkey;
 
   // After close(), every member below but close() throws ValueError (Python's).
 
@@ -101,9 +122,11 @@ class Process {
     return join_for(detail::clamp_timeout(timeout));
   }
   bool is_alive() const;
-  /// SIGTERM / SIGKILL to a child still running; nothing if it ended.
+  /// SIGTERM / SIGKILL / SIGINT (Python 3.14's interrupt()) to a child still running;
+  /// nothing if it ended.
   void terminate();
   void kill();
+  void interrupt();
   /// Releases the child's resources; closing twice is harmless. @throws ValueError if
   /// it still runs.
   void close();

@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <iosfwd>
 #include <memory>
 
 namespace parex {
@@ -96,6 +97,8 @@ class Event : public detail::HandleBase {
 
   void encode_to(detail::Writer& w) const { detail::encode_handle(w, segment_, 0); }
   static Event decode_from(detail::Reader& r);
+  /// <Event(set)> or <Event(unset)>.
+  friend std::ostream& operator<<(std::ostream& os, const Event& e);
 
  private:
   struct Cell;
