@@ -43,10 +43,11 @@ ManagerLink::~ManagerLink() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void ManagerLink::connect_locked() {
-  const int fd = connect_to(ManagerAddress::parse(address_));
+void ManagerLink::connect_locked(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;  // one for connect() and handshake
+  const int fd = connect_to(ManagerAddress::parse(address_), deadline);
   try {
-    client_handshake(fd, authkey_, address_);
+    client_handshake(fd, authkey_, address_, deadline);
   } catch (...) {
     ::close(fd);
     throw;
@@ -65,7 +66,7 @@ std::vector<std::byte> ManagerLink::request(const Buffer& request) {
       fd_ = -1;  // reconnect: a new server may serve this address now
     }
   }
-  if (fd_ < 0) connect_locked();  // first use, or the last call found the server gone
+  if (fd_ < 0) connect_locked(manager_handshake_timeout);  // first use, or the last call found the server gone
   auto gone = [&]() -> ConnectionError {
     ::close(fd_);
     fd_ = -1;
@@ -78,6 +79,11 @@ std::vector<std::byte> ManagerLink::request(const Buffer& request) {
   Reader r(reply);
   if (r.get_byte() != 0) std::rethrow_exception(decode_exception(r));
   return std::vector<std::byte>(reply.begin() + 1, reply.end());
+}
+
+void ManagerLink::connect(std::chrono::milliseconds timeout) {
+  std::lock_guard lock(mutex_);
+  if (fd_ < 0) connect_locked(timeout);
 }
 
 // ---- proxies ------------------------------------------------------------------------
@@ -173,12 +179,13 @@ Manager::Manager(ManagerOptions o) : state_(std::make_unique<State>()) {
 
 Manager::Manager(Connected) {}
 
-Manager Manager::connect(const std::string& address, const std::string& authkey) {
+Manager Manager::connect(const std::string& address, const std::string& authkey, std::chrono::milliseconds timeout) {
   Manager m{Connected{}};
   m.state_ = std::make_unique<State>();
   m.state_->address = address;
   m.state_->authkey = authkey;
   m.state_->link = detail::ManagerLink::get(address, authkey);
+  m.state_->link->connect(timeout);
   detail::Buffer probe;  // a lookup that fails with KeyError proves the key now, not at first use
   probe.put_byte(static_cast<std::uint8_t>(detail::ManagerOp::lookup));
   detail::put_str(probe, "");

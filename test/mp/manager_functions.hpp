@@ -30,4 +30,7 @@ void deposit_times(parex::Proxy<Account> a, int n);
 void append_forever(parex::ListProxy<int> l, parex::Event started);
 int list_size_in_worker(parex::ListProxy<int> l);
 int connect_and_count(std::string address, std::string key, std::string name);
+/// Manager::connect(address, any key, timeout_ms) must throw TimeoutError naming the
+/// address, within the timeout and a margin; throws (exit code 1) otherwise.
+void connect_expecting_timeout(std::string address, int timeout_ms);
 }  // namespace manager_test

@@ -21,7 +21,9 @@
 // KeyError, a missing Namespace attribute AttributeError, a proxy decoded as another
 // type (or element type) SharedObjectError, a user method's exception its own type (as a
 // pool call's), a dead or unreachable server ConnectionError (at once, never a hang), a
-// wrong authkey AuthenticationError. A client's bad request fails that request only.
+// wrong authkey AuthenticationError, and something at the address that accepts but does
+// not complete the handshake within manager_handshake_timeout (10 s; connect's own
+// timeout) TimeoutError. A client's bad request fails that request only.
 //
 // Queue, JoinableQueue, Lock, RLock, Semaphore, Event, Condition and Barrier are not
 // proxied: the factories return the toolbox's own shared-memory objects, which every
@@ -48,6 +50,7 @@
 #include <parex/mp/sharedctypes.hpp>
 #include <parex/mp/synchronize.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -295,8 +298,10 @@ class Manager {
   explicit Manager(ManagerOptions options = {});
   /// A manager served by another process (a Manager constructed there with this address
   /// and key): nothing starts; shutdown() and the destructor end nothing.
-  /// @throws ConnectionError, AuthenticationError.
-  static Manager connect(const std::string& address, const std::string& authkey);
+  /// @throws ConnectionError (nothing listens there), AuthenticationError, TimeoutError
+  /// (what listens there did not complete the handshake within `timeout`).
+  static Manager connect(const std::string& address, const std::string& authkey,
+                         std::chrono::milliseconds timeout = detail::manager_handshake_timeout);
   Manager(Manager&&) noexcept;
   Manager& operator=(Manager&&) noexcept;
   /// shutdown() if this Manager started the server.

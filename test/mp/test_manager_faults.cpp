@@ -1,0 +1,115 @@
+// Manager under faults and hostile input (issue 20), the rest of suite mp_manager: a
+// client facing something that accepts and never speaks (or never accepts).
+#define BOOST_TEST_DYN_LINK
+#include <boost/test/unit_test.hpp>
+
+#include "mp/manager_functions.hpp"
+#include "mp/manager_protocol.hpp"
+#include "mp/mp_functions.hpp"
+#include "support/helpers.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <poll.h>
+#include <string>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+using namespace std::chrono_literals;
+using namespace manager_test;
+
+namespace {
+/// A listener at `address` that accepts every connection and never says a word (silent),
+/// or never accepts at all (its backlog fills).
+class MuteListener {
+ public:
+  MuteListener(std::string address, bool accepts) : a_(parex::detail::ManagerAddress::parse(address)) {
+    fd_ = parex::detail::listen_at(a_, accepts ? 16 : 0);
+    if (accepts) thread_ = std::thread([this] { accept_until_stopped(); });
+  }
+  ~MuteListener() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    for (int fd : held_) ::close(fd);
+    ::close(fd_);
+    if (!a_.tcp) ::unlink(a_.path.c_str());
+  }
+  std::string address() const { return a_.str(); }
+  /// Fills the backlog of a listener that never accepts: a connect() now has to wait.
+  void fill_backlog() {
+    for (int i = 0; i < 64; ++i) {
+      const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      sockaddr_un sa{};
+      sa.sun_family = AF_UNIX;
+      std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", a_.path.c_str());
+      const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+      if (rc != 0) {
+        ::close(fd);
+        BOOST_REQUIRE(errno == EAGAIN);
+        return;
+      }
+      held_.push_back(fd);
+    }
+    BOOST_FAIL("the backlog never filled");
+  }
+
+ private:
+  void accept_until_stopped() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 20) == 1) {
+        const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c >= 0) held_.push_back(c);
+      }
+    }
+  }
+  parex::detail::ManagerAddress a_;
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::vector<int> held_;  // the accepting thread's until it is joined
+};
+
+std::string socket_path(const char* what) {
+  return (std::filesystem::temp_directory_path() / ("parex-test-" + std::to_string(::getpid()) + what)).string();
+}
+
+/// Runs connect_expecting_timeout in a child, so that a connect that hangs fails the test
+/// (the child is killed) instead of hanging it.
+void expect_connect_to_time_out(const std::string& address) {
+  parex::Process p(connect_expecting_timeout, address, 300);
+  p.start();
+  const bool ended = p.join(15s);
+  if (!ended) {
+    p.kill();
+    p.join();
+  }
+  BOOST_TEST(ended, "Manager::connect to " << address << " was still waiting after 15 s");
+  BOOST_TEST(mp_test::code_of(p) == 0);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(mp_manager)
+
+BOOST_AUTO_TEST_CASE(connect_to_a_listener_that_never_speaks_times_out_naming_the_address) {
+  {
+    MuteListener unix_socket(socket_path("-mute.sock"), true);
+    expect_connect_to_time_out(unix_socket.address());
+  }
+  {
+    MuteListener tcp("127.0.0.1:0", true);
+    expect_connect_to_time_out(tcp.address());
+  }
+  {  // connect() itself must not wait past the deadline: a backlog that never drains
+    MuteListener full(socket_path("-full.sock"), false);
+    full.fill_backlog();
+    expect_connect_to_time_out(full.address());
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
