@@ -186,11 +186,8 @@ Manager Manager::connect(const std::string& address, const std::string& authkey,
   m.state_->authkey = authkey;
   m.state_->link = detail::ManagerLink::get(address, authkey);
   m.state_->link->connect(timeout);
-  detail::Buffer probe;  // a lookup that fails with KeyError proves the key now, not at first use
-  probe.put_byte(static_cast<std::uint8_t>(detail::ManagerOp::lookup));
-  detail::put_str(probe, "");
-  try {
-    m.state_->link->request(probe);
+  try {  // a lookup that fails with KeyError proves the key now, not at first use
+    m.lookup_bytes("", 0, "");
   } catch (const KeyError&) {
   }
   return m;
@@ -253,10 +250,13 @@ std::uint64_t Manager::create(std::string_view kind, std::uint64_t tag, const de
   return r.get_raw<std::uint64_t>();
 }
 
-void Manager::publish_bytes(const std::string& name, const detail::Buffer& value, std::shared_ptr<void> keep) {
+void Manager::publish_bytes(const std::string& name, std::uint64_t tag, std::string_view type,
+                            const detail::Buffer& value, std::shared_ptr<void> keep) {
   detail::Buffer b;
   b.put_byte(static_cast<std::uint8_t>(detail::ManagerOp::publish));
   detail::put_str(b, name);
+  b.put_raw(tag);
+  detail::put_str(b, type);
   detail::put_blob(b, value.bytes());
   link()->request(b);
   if (keep) {
@@ -265,10 +265,12 @@ void Manager::publish_bytes(const std::string& name, const detail::Buffer& value
   }
 }
 
-std::vector<std::byte> Manager::lookup_bytes(const std::string& name) {
+std::vector<std::byte> Manager::lookup_bytes(const std::string& name, std::uint64_t tag, std::string_view type) {
   detail::Buffer b;
   b.put_byte(static_cast<std::uint8_t>(detail::ManagerOp::lookup));
   detail::put_str(b, name);
+  b.put_raw(tag);
+  detail::put_str(b, type);
   auto reply = link()->request(b);
   detail::Reader r(reply);
   const auto blob = detail::get_blob(r);

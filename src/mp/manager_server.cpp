@@ -101,21 +101,8 @@ class Server {
       switch (static_cast<ManagerOp>(r.get_byte())) {
         case ManagerOp::call: return call(r, out);
         case ManagerOp::create: return create(r, out);
-        case ManagerOp::publish: {
-          const std::string name(get_str(r));
-          Bytes value = bytes_of(get_blob(r));
-          std::lock_guard lock(names_mutex_);
-          names_[name] = std::move(value);
-          return;
-        }
-        case ManagerOp::lookup: {
-          const std::string name(get_str(r));
-          std::lock_guard lock(names_mutex_);
-          auto it = names_.find(name);
-          if (it == names_.end()) throw KeyError("nothing is published as '" + name + "' on this manager");
-          put_blob(out, span_of(it->second));
-          return;
-        }
+        case ManagerOp::publish: return publish(r);
+        case ManagerOp::lookup: return lookup(r, out);
         case ManagerOp::shutdown: stop = true; return;
       }
       throw ProtocolError("Manager: unknown request");
@@ -158,6 +145,36 @@ class Server {
     out.put_raw(id);
   }
 
+  // Published values carry their type (type_tag.hpp): a lookup as another type fails here,
+  // naming both, instead of decoding one type's bytes as another's.
+  void publish(Reader& r) {
+    std::string name(get_str(r));
+    Published p;
+    p.tag = r.get_raw<std::uint64_t>();
+    p.type = std::string(get_str(r));
+    p.bytes = bytes_of(get_blob(r));
+    std::lock_guard lock(names_mutex_);
+    names_[std::move(name)] = std::move(p);
+  }
+  void lookup(Reader& r, Buffer& out) {
+    const std::string name(get_str(r));
+    const auto tag = r.get_raw<std::uint64_t>();
+    const std::string_view type = get_str(r);
+    std::lock_guard lock(names_mutex_);
+    auto it = names_.find(name);
+    if (it == names_.end()) throw KeyError("nothing is published as '" + name + "' on this manager");
+    if (it->second.tag != tag)
+      throw SharedObjectError("'" + name + "' was published as " + it->second.type + ", not looked up as " +
+                              std::string(type));
+    put_blob(out, span_of(it->second.bytes));
+  }
+
+  struct Published {
+    std::uint64_t tag = 0;
+    std::string type;
+    Bytes bytes;
+  };
+
   std::string key_;
   std::size_t max_connections_, max_bytes_;
   std::atomic<std::size_t> connections_{0};
@@ -165,7 +182,7 @@ class Server {
   std::unordered_map<std::uint64_t, std::shared_ptr<Object>> objects_;
   std::uint64_t last_id_ = 0;
   std::mutex names_mutex_;
-  std::unordered_map<std::string, Bytes> names_;
+  std::unordered_map<std::string, Published> names_;
 };
 }  // namespace
 

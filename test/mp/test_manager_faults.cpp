@@ -1,5 +1,6 @@
 // Manager under faults and hostile input (issue 20), the rest of suite mp_manager: a
-// client facing something that accepts and never speaks (or never accepts).
+// client facing something that accepts and never speaks (or never accepts), a lookup as
+// the wrong type.
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
@@ -110,6 +111,21 @@ BOOST_AUTO_TEST_CASE(connect_to_a_listener_that_never_speaks_times_out_naming_th
     full.fill_backlog();
     expect_connect_to_time_out(full.address());
   }
+}
+
+BOOST_AUTO_TEST_CASE(lookup_as_another_type_is_a_shared_object_error_naming_both) {
+  parex::Manager m;
+  m.publish("n", 5);
+  m.publish("s", std::string("five"));
+  BOOST_TEST(m.lookup<int>("n") == 5);
+  const auto e = test::expect_error<parex::SharedObjectError>([&] { return m.lookup<float>("n"); });
+  const std::string what = e.what();
+  BOOST_TEST(what.find("int") != std::string::npos);
+  BOOST_TEST(what.find("float") != std::string::npos);
+  BOOST_CHECK_THROW(m.lookup<std::vector<char>>("s"), parex::SharedObjectError);
+  BOOST_CHECK_THROW(m.lookup<long>("n"), parex::SharedObjectError);
+  BOOST_TEST(m.lookup<std::string>("s") == "five");
+  BOOST_CHECK_THROW(m.lookup<int>("absent"), parex::KeyError);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

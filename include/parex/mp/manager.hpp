@@ -19,8 +19,8 @@
 //
 // Errors, on the caller's side: an index out of range is IndexError, a missing key
 // KeyError, a missing Namespace attribute AttributeError, a proxy decoded as another
-// type (or element type) SharedObjectError, a user method's exception its own type (as a
-// pool call's), a dead or unreachable server ConnectionError (at once, never a hang), a
+// type (or element type), or a lookup<T> of a value published as another type,
+// SharedObjectError; a user method's exception its own type (as a pool call's), a dead or unreachable server ConnectionError (at once, never a hang), a
 // wrong authkey AuthenticationError, and something at the address that accepts but does
 // not complete the handshake within manager_handshake_timeout (10 s; connect's own
 // timeout) TimeoutError. A client's bad request fails that request only.
@@ -44,6 +44,7 @@
 
 #include <parex/detail/mp/manager_link.hpp>
 #include <parex/detail/mp/segment.hpp>
+#include <parex/detail/wire/type_tag.hpp>
 #include <parex/mp/condition.hpp>
 #include <parex/mp/lock.hpp>
 #include <parex/mp/queues.hpp>
@@ -384,13 +385,13 @@ class Manager {
     detail::encode<T>(b, object);
     std::shared_ptr<void> keep;
     if constexpr (detail::SharedHandle<T> && !std::is_base_of_v<detail::ProxyBase, T>) keep = std::make_shared<T>(object);
-    publish_bytes(name, b, std::move(keep));
+    publish_bytes(name, detail::type_tag<T>(), detail::type_name<T>(), b, std::move(keep));
   }
   /// The object published under name, as T. @throws KeyError if nothing is;
-  /// SharedObjectError if it was published as another type.
+  /// SharedObjectError (naming both types) if it was published as another type.
   template <class T>
   T lookup(const std::string& name) {
-    const auto bytes = lookup_bytes(name);
+    const auto bytes = lookup_bytes(name, detail::type_tag<T>(), detail::type_name<T>());
     detail::Reader r(bytes);
     return detail::decode<T>(r);
   }
@@ -402,8 +403,9 @@ class Manager {
   explicit Manager(Connected);
   std::shared_ptr<detail::ManagerLink> link();
   std::uint64_t create(std::string_view kind, std::uint64_t tag, const detail::Buffer* init = nullptr);
-  void publish_bytes(const std::string& name, const detail::Buffer& value, std::shared_ptr<void> keep);
-  std::vector<std::byte> lookup_bytes(const std::string& name);
+  void publish_bytes(const std::string& name, std::uint64_t tag, std::string_view type, const detail::Buffer& value,
+                     std::shared_ptr<void> keep);
+  std::vector<std::byte> lookup_bytes(const std::string& name, std::uint64_t tag, std::string_view type);
   std::unique_ptr<State> state_;
 };
 
