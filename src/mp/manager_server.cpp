@@ -1,11 +1,22 @@
-// src/mp/manager_server.cpp - the Manager's server process: its object table (the objects
-// themselves: manager_objects.hpp), its names, and one thread per connection.
+// src/mp/manager_server.cpp - the Manager's server process: it accepts connections,
+// admits them, serves each on a thread of its own, and keeps the objects
+// (manager_objects.hpp) and names its clients give it.
+//
+// Admission (max_connections): a connection holds a slot from accept until its thread
+// ends. When every slot is taken, a new connection takes the slot of the oldest one that
+// has not completed its handshake (that one is shut down at once), so connections that
+// never authenticate, however many and however often renewed (any local user can open
+// them over TCP), cannot keep out a client that knows the key: only max_connections
+// authenticated clients fill the server, and only then is a new connection closed at
+// accept. A client is pushed out during its own handshake only if max_connections newer
+// connections arrive within it (a live client completes it in well under a millisecond).
+// A connection that has not completed its handshake after manager_handshake_timeout is
+// dropped as well.
 //
 // Robustness: a request that fails (bad index, missing key, garbage arguments, a user
-// method that throws) fails alone, with its exception sent back; a connection that
-// breaks the framing, sends too much or stalls its handshake (10 s) is closed; beyond
-// max_connections, new connections are closed at accept. Nothing a client sends ends
-// the server, apart from the shutdown request of an authenticated client.
+// method that throws) fails alone, with its exception sent back; a connection that breaks
+// the framing or sends too much is closed. Nothing a client sends ends the server, apart
+// from the shutdown request of an authenticated client.
 #include "mp/manager_server.hpp"
 
 #include "mp/manager_objects.hpp"
@@ -14,9 +25,11 @@
 #include <parex/registry.hpp>
 #include <parex/errors.hpp>
 
-#include <atomic>
+#include <algorithm>
 #include <csignal>
+#include <list>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <sys/socket.h>
 #include <thread>
@@ -47,49 +60,86 @@ class Server {
         }
         std::_Exit(1);  // the listening socket broke: detached threads use *this, never return
       }
-      if (connections_.fetch_add(1) >= max_connections_) {
-        connections_.fetch_sub(1);
+      const auto slot = admit(fd);
+      if (!slot) {
         ::close(fd);
         continue;
       }
       try {
-        std::thread([this, fd] { connection(fd); }).detach();
+        std::thread([this, s = *slot] { connection(s); }).detach();
       } catch (...) {  // no thread: this client is refused, the others go on
-        connections_.fetch_sub(1);
-        ::close(fd);
+        leave(*slot);
       }
     }
   }
 
  private:
-  void connection(int fd) noexcept {
+  struct Slot {
+    int fd;
+    bool authenticated = false;
+    bool evicted = false;
+  };
+  using SlotRef = std::list<Slot>::iterator;
+
+  // See "Admission" at the top. Returns no slot when every slot holds an authenticated client.
+  std::optional<SlotRef> admit(int fd) {
+    std::lock_guard lock(slots_mutex_);
+    if (slots_.size() - evicted_ >= max_connections_) {
+      auto oldest = std::find_if(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.authenticated && !s.evicted; });
+      if (oldest == slots_.end()) return std::nullopt;
+      oldest->evicted = true;  // its thread sees the socket shut, and leaves
+      ++evicted_;
+      ::shutdown(oldest->fd, SHUT_RDWR);
+    }
     try {
-      serve_connection(fd);
-    } catch (...) {  // out of memory, say: this connection ends, the server goes on
+      return slots_.insert(slots_.end(), Slot{fd});
+    } catch (...) {  // out of memory: this one is refused
+      return std::nullopt;
+    }
+  }
+  // The fd is closed only once its slot is gone: admit() never shuts a reused fd number.
+  void leave(SlotRef s) noexcept {
+    const int fd = s->fd;
+    {
+      std::lock_guard lock(slots_mutex_);
+      if (s->evicted) --evicted_;
+      slots_.erase(s);
     }
     ::close(fd);
-    connections_.fetch_sub(1);
   }
 
-  void serve_connection(int fd) {
-    if (server_handshake(fd, key_)) {
-      MessageReader reader(max_bytes_);
-      Buffer out;
-      std::span<const std::byte> msg;
-      while (reader.next(fd, msg) == MessageReader::Status::ok) {
+  void connection(SlotRef slot) noexcept {
+    const int fd = slot->fd;
+    try {
+      if (server_handshake(fd, key_)) {
+        {
+          std::lock_guard lock(slots_mutex_);
+          slot->authenticated = true;
+        }
+        serve_requests(fd);
+      }
+    } catch (...) {  // out of memory, say: this connection ends, the server goes on
+    }
+    leave(slot);
+  }
+
+  void serve_requests(int fd) {
+    MessageReader reader(max_bytes_);
+    Buffer out;
+    std::span<const std::byte> msg;
+    while (reader.next(fd, msg) == MessageReader::Status::ok) {
+      out.clear();
+      bool stop = false;
+      handle(msg, out, stop);
+      if (out.size() > max_message) {  // a reply the framing cannot carry: say so instead
         out.clear();
-        bool stop = false;
-        handle(msg, out, stop);
-        if (out.size() > max_message) {  // a reply the framing cannot carry: say so instead
-          out.clear();
-          out.put_byte(1);
-          encode_exception(out, std::make_exception_ptr(ValueError("Manager: the reply is over 4 GiB")));
-        }
-        if (!send_message(fd, out.bytes())) break;
-        if (stop) {
-          ::shutdown(fd, SHUT_RDWR);
-          std::_Exit(0);  // the owner asked: connection threads end with the process
-        }
+        out.put_byte(1);
+        encode_exception(out, std::make_exception_ptr(ValueError("Manager: the reply is over 4 GiB")));
+      }
+      if (!send_message(fd, out.bytes())) break;
+      if (stop) {
+        ::shutdown(fd, SHUT_RDWR);
+        std::_Exit(0);  // the owner asked: connection threads end with the process
       }
     }
   }
@@ -175,9 +225,11 @@ class Server {
     Bytes bytes;
   };
 
-  std::string key_;
-  std::size_t max_connections_, max_bytes_;
-  std::atomic<std::size_t> connections_{0};
+  const std::string key_;
+  const std::size_t max_connections_, max_bytes_;
+  std::mutex slots_mutex_;
+  std::list<Slot> slots_;        // every connection, oldest first; slots_mutex_
+  std::size_t evicted_ = 0;      // slots shut by admit(), their threads not yet gone; slots_mutex_
   std::shared_mutex objects_mutex_;
   std::unordered_map<std::uint64_t, std::shared_ptr<Object>> objects_;
   std::uint64_t last_id_ = 0;

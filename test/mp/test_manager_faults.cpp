@@ -1,6 +1,6 @@
 // Manager under faults and hostile input (issue 20), the rest of suite mp_manager: a
-// client facing something that accepts and never speaks (or never accepts), a lookup as
-// the wrong type.
+// client facing something that accepts and never speaks (or never accepts), a server full
+// of connections that never authenticate, a lookup as the wrong type.
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
@@ -111,6 +111,39 @@ BOOST_AUTO_TEST_CASE(connect_to_a_listener_that_never_speaks_times_out_naming_th
     full.fill_backlog();
     expect_connect_to_time_out(full.address());
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_server_full_of_silent_connections_still_admits_a_client_with_the_key) {
+  constexpr int slots = 8;
+  parex::Manager m(parex::ManagerOptions{.max_connections = slots});
+  auto l = m.list<int>();  // this process's connection: one slot, authenticated
+  l.append(1);
+  const auto addr = parex::detail::ManagerAddress::parse(m.address());
+  std::vector<int> silent;  // every slot, and more: each got the server's hello, never answers
+  for (int i = 0; i < 2 * slots; ++i) {
+    const int fd = parex::detail::connect_to(addr);
+    std::uint8_t hello[40];
+    BOOST_TEST(parex::detail::read_exact_until(fd, hello, sizeof hello, std::chrono::steady_clock::now() + 10s));
+    silent.push_back(fd);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const int fd = parex::detail::connect_to(addr);  // a new client with the key
+  parex::detail::client_handshake(fd, m.authkey(), m.address(), t0 + 10s);  // ConnectionError if refused
+  parex::detail::Buffer b;
+  parex::detail::put_call_header(b, l.id(), parex::detail::proxy_tag<parex::ListProxy<int>>(), "size");
+  BOOST_TEST(parex::detail::send_message(fd, b.bytes()));
+  std::uint32_t len = 0;
+  BOOST_REQUIRE(parex::detail::read_exact_until(fd, &len, 4, t0 + 10s));
+  std::vector<std::byte> reply(len);
+  BOOST_REQUIRE(parex::detail::read_exact_until(fd, reply.data(), len, t0 + 10s));
+  parex::detail::Reader r(reply);
+  BOOST_TEST(r.get_byte() == 0);
+  BOOST_TEST(parex::detail::get_item<std::uint64_t>(r) == 1u);
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < 2s));  // at once, not after the 10 s handshake window
+  ::close(fd);
+  l.append(2);  // an authenticated connection is never the one pushed out
+  BOOST_TEST(l.size() == 2u);
+  for (int s : silent) ::close(s);
 }
 
 BOOST_AUTO_TEST_CASE(lookup_as_another_type_is_a_shared_object_error_naming_both) {

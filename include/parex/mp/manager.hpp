@@ -284,7 +284,8 @@ struct ManagerOptions {
   std::string address;
   /// Empty: 32 random bytes (authkey() tells them, for processes you hand them to).
   std::string authkey;
-  /// Connections served at once; more are closed at accept.
+  /// Connections served at once. When all are taken, a new one takes the place of the
+  /// oldest that has not completed the handshake; only when every one has is it closed.
   std::size_t max_connections = 1024;
   /// A request larger than this closes its connection.
   std::size_t max_message_bytes = std::size_t{1} << 30;
