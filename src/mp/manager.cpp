@@ -137,16 +137,11 @@ std::string random_key() {
 Manager::Manager(ManagerOptions o) : state_(std::make_unique<State>()) {
   State& s = *state_;
   s.authkey = o.authkey.empty() ? random_key() : o.authkey;
-  std::string address = o.address;
-  if (address.empty()) {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "parex-manager-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::system_error(errno, std::generic_category(), "Manager: mkdtemp");
-    s.private_dir = tmpl;
-    address = tmpl + "/socket";
-  }
   try {
     auto [mine, theirs] = Pipe(false);
-    s.server.emplace(detail::manager_serve, address, s.authkey, std::uint64_t(o.max_connections),
+    // An empty address: the server makes a private directory for its socket itself, so
+    // that the directory exists only while a process that will remove it does.
+    s.server.emplace(detail::manager_serve, o.address, s.authkey, std::uint64_t(o.max_connections),
                      std::uint64_t(o.max_message_bytes), theirs);
     s.server->name = "parex-manager";
     s.server->daemon = true;  // ends with this program, also when this program is killed
@@ -161,6 +156,7 @@ Manager::Manager(ManagerOptions o) : state_(std::make_unique<State>()) {
     }
     if (!got.empty() && got[0] == '!') throw ConnectionError("the Manager's server could not listen: " + got.substr(1));
     s.address = got;
+    if (o.address.empty()) s.private_dir = std::filesystem::path(got).parent_path().string();
   } catch (...) {  // the first error is the one the caller sees
     try {
       if (s.server && s.server->pid() != 0) {
@@ -169,7 +165,7 @@ Manager::Manager(ManagerOptions o) : state_(std::make_unique<State>()) {
       }
     } catch (...) {
     }
-    std::error_code ec;
+    std::error_code ec;  // a server killed before it could remove them
     if (!s.private_dir.empty()) std::filesystem::remove_all(s.private_dir, ec);
     throw;
   }

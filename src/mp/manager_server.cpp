@@ -1,6 +1,6 @@
 // src/mp/manager_server.cpp - the Manager's server process: it accepts connections,
-// admits them, serves each on a thread of its own, and keeps the objects
-// (manager_objects.hpp) and names its clients give it.
+// admits them, serves each on a thread of its own, keeps the objects (manager_objects.hpp)
+// and names its clients give it, and removes its socket however it ends.
 //
 // Admission (max_connections): a connection holds a slot from accept until its thread
 // ends. When every slot is taken, a new connection takes the slot of the oldest one that
@@ -17,21 +17,34 @@
 // method that throws) fails alone, with its exception sent back; a connection that breaks
 // the framing or sends too much is closed. Nothing a client sends ends the server, apart
 // from the shutdown request of an authenticated client.
+//
+// Leaving nothing behind: the server removes its socket, and the private directory it made
+// for a default address, at every end it can see: the shutdown request, SIGTERM (its
+// owner's normal exit, Manager::shutdown's fallback), its owner's death however it died
+// (the daemonic child's parent watch, on_parent_death), a broken listener. Only a SIGKILL
+// of the server itself leaves them; then its owner's Manager::shutdown removes them.
 #include "mp/manager_server.hpp"
 
+#include "mp/child.hpp"
 #include "mp/manager_objects.hpp"
 #include "mp/manager_protocol.hpp"
 
-#include <parex/registry.hpp>
 #include <parex/errors.hpp>
+#include <parex/registry.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <climits>
 #include <csignal>
+#include <cstring>
+#include <filesystem>
 #include <list>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <thread>
 #include <unistd.h>
 #include <unordered_map>
@@ -39,6 +52,57 @@
 namespace parex::detail {
 
 namespace {
+// ---- what the server leaves on disk, removed however it ends -------------------------
+// Fixed buffers, written before the first handler that reads them is installed: the
+// removal runs in a signal handler (async-signal-safe calls only) or on the parent
+// watch's thread.
+struct Leftovers {
+  char socket[sizeof(sockaddr_un{}.sun_path)] = {};  // "" for TCP
+  dev_t dev = 0;                                     // the socket we bound, not a later one there
+  ino_t ino = 0;
+  char dir[PATH_MAX] = {};  // the private directory of a default address, or ""
+  std::atomic<bool> socket_set{false}, dir_set{false};
+};
+Leftovers leftovers;
+
+void remove_leftovers() noexcept {
+  if (leftovers.socket_set.load()) {
+    struct stat st {};
+    if (::lstat(leftovers.socket, &st) == 0 && st.st_dev == leftovers.dev && st.st_ino == leftovers.ino)
+      ::unlink(leftovers.socket);
+  }
+  if (leftovers.dir_set.load()) ::rmdir(leftovers.dir);  // empty once the socket is gone
+}
+
+void on_terminate(int sig) noexcept {
+  remove_leftovers();
+  ::signal(sig, SIG_DFL);  // then end as the signal asked: the owner sees a SIGTERM
+  ::raise(sig);
+}
+
+// A private directory (0700) for a default address, made here rather than by the owner,
+// so that it exists only while something will remove it.
+std::string make_private_dir() {
+  const std::string tmpl = (std::filesystem::temp_directory_path() / "parex-manager-XXXXXX").string();
+  if (tmpl.size() >= sizeof leftovers.dir) throw std::system_error(ENAMETOOLONG, std::generic_category(), "Manager: temp dir");
+  std::memcpy(leftovers.dir, tmpl.c_str(), tmpl.size() + 1);
+  if (!::mkdtemp(leftovers.dir)) throw std::system_error(errno, std::generic_category(), "Manager: mkdtemp");
+  leftovers.dir_set.store(true);
+  return leftovers.dir;
+}
+
+void remember_socket(const ManagerAddress& a) {
+  struct stat st {};
+  if (a.tcp || a.path.size() >= sizeof leftovers.socket || ::lstat(a.path.c_str(), &st) != 0) return;
+  std::memcpy(leftovers.socket, a.path.c_str(), a.path.size() + 1);
+  leftovers.dev = st.st_dev;
+  leftovers.ino = st.st_ino;
+  leftovers.socket_set.store(true);
+}
+
+class Server;
+std::atomic<Server*> the_server{nullptr};  // for the parent-death hook
+
 class Server {
  public:
   Server(std::string key, std::size_t max_connections, std::size_t max_bytes)
@@ -49,7 +113,7 @@ class Server {
     last_id_ >>= 2;
   }
 
-  void serve(int listener) {
+  [[noreturn]] void serve(int listener) {
     for (;;) {
       const int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) {
@@ -58,7 +122,7 @@ class Server {
           std::this_thread::sleep_for(std::chrono::milliseconds(10));
           continue;
         }
-        std::_Exit(1);  // the listening socket broke: detached threads use *this, never return
+        end(1);  // the listening socket broke: detached threads use *this, never return
       }
       const auto slot = admit(fd);
       if (!slot) {
@@ -71,6 +135,12 @@ class Server {
         leave(*slot);
       }
     }
+  }
+
+  /// Ends the process, leaving nothing behind.
+  [[noreturn]] void end(int code) noexcept {
+    remove_leftovers();
+    std::_Exit(code);  // connection threads end with the process
   }
 
  private:
@@ -139,7 +209,7 @@ class Server {
       if (!send_message(fd, out.bytes())) break;
       if (stop) {
         ::shutdown(fd, SHUT_RDWR);
-        std::_Exit(0);  // the owner asked: connection threads end with the process
+        end(0);  // the owner asked
       }
     }
   }
@@ -236,25 +306,37 @@ class Server {
   std::mutex names_mutex_;
   std::unordered_map<std::string, Published> names_;
 };
+
+void on_owner_death() noexcept {
+  if (Server* s = the_server.load()) s->end(1);  // (from the parent watch's thread)
+  remove_leftovers();
+}
 }  // namespace
 
 void manager_serve(std::string address, std::string authkey, std::uint64_t max_connections,
                    std::uint64_t max_message_bytes, Connection ready) {
   std::signal(SIGINT, SIG_IGN);  // Ctrl-C is for the owner, which then shuts the server down
+  std::signal(SIGHUP, SIG_IGN);  // as is a hangup: the server ends with its owner
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGTERM, on_terminate);
+  on_parent_death(on_owner_death);
   ManagerAddress a;
   int listener = -1;
   try {
+    if (address.empty()) address = make_private_dir() + "/socket";
     a = ManagerAddress::parse(address);
     listener = listen_at(a, 128);
+    remember_socket(a);
   } catch (const std::exception& e) {
+    remove_leftovers();
     ready.send(std::string("!") + e.what());
     return;
   }
   ready.send(a.str());
   ready.close();
-  Server server(std::move(authkey), max_connections, max_message_bytes);
-  server.serve(listener);
+  auto* server = new Server(std::move(authkey), max_connections, max_message_bytes);  // ends with the process
+  the_server.store(server);
+  server->serve(listener);
 }
 
 }  // namespace parex::detail

@@ -40,6 +40,13 @@ void connect_expecting_timeout(std::string address, int timeout_ms) {
   }
   throw std::runtime_error("connect did not time out");
 }
+void hold_a_manager(parex::Queue<std::string> report, bool leak) {
+  auto* m = new parex::Manager();
+  report.put(std::to_string(m->pid()) + " " + m->address());
+  if (leak) return;  // exits with its Manager alive: no destructor, no shutdown
+  std::this_thread::sleep_for(std::chrono::seconds(60));
+  delete m;
+}
 }  // namespace manager_test
 
 using namespace manager_test;
@@ -50,3 +57,4 @@ PAREX_REGISTER(append_forever);
 PAREX_REGISTER(list_size_in_worker);
 PAREX_REGISTER(connect_and_count);
 PAREX_REGISTER(connect_expecting_timeout);
+PAREX_REGISTER(hold_a_manager);

@@ -33,4 +33,7 @@ int connect_and_count(std::string address, std::string key, std::string name);
 /// Manager::connect(address, any key, timeout_ms) must throw TimeoutError naming the
 /// address, within the timeout and a margin; throws (exit code 1) otherwise.
 void connect_expecting_timeout(std::string address, int timeout_ms);
+/// Starts a default Manager, puts "<server pid> <address>" on report, then: leak, the
+/// Manager is never destroyed and the process exits at once; else it sleeps (to be killed).
+void hold_a_manager(parex::Queue<std::string> report, bool leak);
 }  // namespace manager_test

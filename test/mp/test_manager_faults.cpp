@@ -1,6 +1,7 @@
 // Manager under faults and hostile input (issue 20), the rest of suite mp_manager: a
 // client facing something that accepts and never speaks (or never accepts), a server full
-// of connections that never authenticate, a lookup as the wrong type.
+// of connections that never authenticate, an owner killed or exiting without shutdown,
+// a lookup as the wrong type.
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
@@ -12,7 +13,9 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <poll.h>
+#include <sstream>
 #include <string>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -93,6 +96,14 @@ void expect_connect_to_time_out(const std::string& address) {
   BOOST_TEST(mp_test::code_of(p) == 0);
 }
 
+/// Gone, or a zombie nobody reaps (an orphan's new parent may be a PID 1 that does not).
+bool process_ended(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  const auto paren = line.rfind(')');
+  return paren != std::string::npos && line.size() > paren + 2 && line[paren + 2] == 'Z';
+}
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(mp_manager)
@@ -144,6 +155,32 @@ BOOST_AUTO_TEST_CASE(a_server_full_of_silent_connections_still_admits_a_client_w
   l.append(2);  // an authenticated connection is never the one pushed out
   BOOST_TEST(l.size() == 2u);
   for (int s : silent) ::close(s);
+}
+
+BOOST_AUTO_TEST_CASE(an_owner_killed_or_exiting_without_shutdown_leaves_no_socket_directory_or_server) {
+  for (const bool leak : {false, true}) {  // SIGKILLed while it holds the Manager; exits with it alive
+    BOOST_TEST_CONTEXT((leak ? "exits without destroying it" : "SIGKILLed")) {
+      parex::Queue<std::string> report;
+      parex::Process owner(hold_a_manager, report, leak);
+      owner.start();
+      std::istringstream in(report.get(30s));
+      pid_t server = 0;
+      std::string address;
+      in >> server >> address;
+      const std::filesystem::path dir = std::filesystem::path(address).parent_path();
+      BOOST_TEST(dir.filename().string().rfind("parex-manager-", 0) == 0u);
+      if (!leak) {
+        BOOST_TEST(std::filesystem::exists(address));
+        owner.kill();
+      }
+      BOOST_TEST(owner.join(30s));
+      const bool clean = test::eventually([&] {
+        return !std::filesystem::exists(address) && !std::filesystem::exists(dir) && process_ended(server);
+      });
+      BOOST_TEST(clean, "left behind: " << (std::filesystem::exists(dir) ? dir.string() : "")
+                                         << (process_ended(server) ? "" : " a live server"));
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(lookup_as_another_type_is_a_shared_object_error_naming_both) {

@@ -40,6 +40,12 @@
 //
 // Objects live until the server ends (no distributed reference counting). One connection
 // per process and server is shared by that process's proxies; calls on it are serialized.
+//
+// Under faults: connections that never authenticate cannot lock clients with the key out
+// (a full server drops the oldest of them for a new connection: max_connections); a
+// server whose owner is killed, or exits without ~Manager, ends and removes its socket
+// and the private directory of a default address (only a SIGKILL of the server itself
+// leaves them, and the owner's shutdown() then removes them).
 #pragma once
 
 #include <parex/detail/mp/manager_link.hpp>
