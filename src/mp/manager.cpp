@@ -246,6 +246,13 @@ std::uint64_t Manager::create(std::string_view kind, std::uint64_t tag, const de
   return r.get_raw<std::uint64_t>();
 }
 
+void Manager::hold_bytes(const detail::Buffer& handle) {
+  detail::Buffer b;
+  b.put_byte(static_cast<std::uint8_t>(detail::ManagerOp::hold));
+  detail::put_blob(b, handle.bytes());
+  link()->request(b);
+}
+
 void Manager::publish_bytes(const std::string& name, std::uint64_t tag, std::string_view type,
                             const detail::Buffer& value, std::shared_ptr<void> keep) {
   detail::Buffer b;

@@ -1,6 +1,6 @@
 // src/mp/manager_server.cpp - the Manager's server process: it accepts connections,
-// admits them, serves each on a thread of its own, keeps the objects (manager_objects.hpp)
-// and names its clients give it, and removes its socket however it ends.
+// admits them, serves each on a thread of its own, keeps the objects (manager_objects.hpp),
+// names and shared memory its clients give it, and removes its socket however it ends.
 //
 // Admission (max_connections): a connection holds a slot from accept until its thread
 // ends. When every slot is taken, a new connection takes the slot of the oldest one that
@@ -29,6 +29,7 @@
 #include "mp/manager_objects.hpp"
 #include "mp/manager_protocol.hpp"
 
+#include <parex/detail/mp/segment.hpp>
 #include <parex/errors.hpp>
 #include <parex/registry.hpp>
 
@@ -42,6 +43,7 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -100,6 +102,15 @@ void remember_socket(const ManagerAddress& a) {
   leftovers.socket_set.store(true);
 }
 
+// Every shared object the server keeps costs it an fd, beside one per connection.
+void raise_fd_limit() noexcept {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
 class Server;
 std::atomic<Server*> the_server{nullptr};  // for the parent-death hook
 
@@ -137,9 +148,14 @@ class Server {
     }
   }
 
-  /// Ends the process, leaving nothing behind.
+  /// Ends the process, leaving nothing behind; the held segments' handles name their
+  /// senders again (a handle sent later must not name a process that is gone).
   [[noreturn]] void end(int code) noexcept {
     remove_leftovers();
+    {
+      std::lock_guard lock(held_mutex_);
+      for (auto& s : held_) s->leave_home();
+    }
     std::_Exit(code);  // connection threads end with the process
   }
 
@@ -223,6 +239,7 @@ class Server {
         case ManagerOp::create: return create(r, out);
         case ManagerOp::publish: return publish(r);
         case ManagerOp::lookup: return lookup(r, out);
+        case ManagerOp::hold: return hold(r);
         case ManagerOp::shutdown: stop = true; return;
       }
       throw ProtocolError("Manager: unknown request");
@@ -289,6 +306,17 @@ class Server {
     put_blob(out, span_of(it->second.bytes));
   }
 
+  // A toolbox object a Manager made: this process keeps its shared memory until it ends,
+  // and handles to it name this process from now on (Segment::make_home).
+  void hold(Reader& r) {
+    Reader handle(get_blob(r));
+    std::uint64_t offset = 0;
+    std::shared_ptr<Segment> s = decode_handle(handle, offset, 0);
+    std::lock_guard lock(held_mutex_);
+    held_.push_back(s);
+    s->make_home();
+  }
+
   struct Published {
     std::uint64_t tag = 0;
     std::string type;
@@ -305,6 +333,8 @@ class Server {
   std::uint64_t last_id_ = 0;
   std::mutex names_mutex_;
   std::unordered_map<std::string, Published> names_;
+  std::mutex held_mutex_;
+  std::vector<std::shared_ptr<Segment>> held_;  // toolbox objects its clients' Managers made
 };
 
 void on_owner_death() noexcept {
@@ -320,6 +350,7 @@ void manager_serve(std::string address, std::string authkey, std::uint64_t max_c
   std::signal(SIGPIPE, SIG_IGN);
   std::signal(SIGTERM, on_terminate);
   on_parent_death(on_owner_death);
+  raise_fd_limit();
   ManagerAddress a;
   int listener = -1;
   try {

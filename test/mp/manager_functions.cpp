@@ -47,6 +47,7 @@ void hold_a_manager(parex::Queue<std::string> report, bool leak) {
   std::this_thread::sleep_for(std::chrono::seconds(60));
   delete m;
 }
+void put_in_listed_queue(parex::ListProxy<parex::Queue<int>> l, int n) { l.get(0).put(n); }
 }  // namespace manager_test
 
 using namespace manager_test;
@@ -58,3 +59,4 @@ PAREX_REGISTER(list_size_in_worker);
 PAREX_REGISTER(connect_and_count);
 PAREX_REGISTER(connect_expecting_timeout);
 PAREX_REGISTER(hold_a_manager);
+PAREX_REGISTER(put_in_listed_queue);

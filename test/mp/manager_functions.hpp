@@ -36,4 +36,6 @@ void connect_expecting_timeout(std::string address, int timeout_ms);
 /// Starts a default Manager, puts "<server pid> <address>" on report, then: leak, the
 /// Manager is never destroyed and the process exits at once; else it sleeps (to be killed).
 void hold_a_manager(parex::Queue<std::string> report, bool leak);
+/// The queue at l[0]: puts n there.
+void put_in_listed_queue(parex::ListProxy<parex::Queue<int>> l, int n);
 }  // namespace manager_test

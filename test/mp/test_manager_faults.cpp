@@ -1,7 +1,8 @@
 // Manager under faults and hostile input (issue 20), the rest of suite mp_manager: a
 // client facing something that accepts and never speaks (or never accepts), a server full
 // of connections that never authenticate, an owner killed or exiting without shutdown,
-// a lookup as the wrong type.
+// a lookup as the wrong type, and toolbox objects that outlive every handle but the
+// server's.
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
@@ -196,6 +197,43 @@ BOOST_AUTO_TEST_CASE(lookup_as_another_type_is_a_shared_object_error_naming_both
   BOOST_CHECK_THROW(m.lookup<long>("n"), parex::SharedObjectError);
   BOOST_TEST(m.lookup<std::string>("s") == "five");
   BOOST_CHECK_THROW(m.lookup<int>("absent"), parex::KeyError);
+}
+
+BOOST_AUTO_TEST_CASE(a_manager_queue_appended_as_a_temporary_lives_as_long_as_the_server) {
+  parex::Manager m;
+  auto l = m.list<parex::Queue<int>>();
+  l.append(m.Queue<int>());  // the only handle is gone at the semicolon
+  l.get(0).put(1);           // and so is this one
+  parex::Process p(put_in_listed_queue, l, 2);  // another process, after them
+  p.start();
+  BOOST_TEST(p.join(30s));
+  BOOST_TEST(mp_test::code_of(p) == 0);
+  auto q = l.get(0);
+  BOOST_TEST(q.get(10s) == 1);
+  BOOST_TEST(q.get(10s) == 2);
+  auto locks = m.list<parex::Lock>();  // the other factories' objects are held alike
+  locks.append(m.Lock());
+  {
+    auto first = locks.get(0);
+    BOOST_TEST(first.acquire(1s));
+    first.release();
+  }
+  auto again = locks.get(0);  // every handle of this process was gone
+  BOOST_TEST(again.acquire(1s));
+  again.release();
+}
+
+BOOST_AUTO_TEST_CASE(manager_made_objects_still_travel_once_the_server_has_ended) {
+  parex::Manager m;
+  auto q = m.Queue<int>();
+  auto done = m.Event();
+  m.shutdown();  // "they keep working if the server ends": handles name this process again
+  parex::Process p(mp_test::produce_range, q, 0, 3);
+  p.start();
+  BOOST_TEST(p.join(30s));
+  BOOST_TEST(q.get(10s) == 0);
+  done.set();
+  BOOST_TEST(done.is_set());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -20,15 +20,21 @@
 // Errors, on the caller's side: an index out of range is IndexError, a missing key
 // KeyError, a missing Namespace attribute AttributeError, a proxy decoded as another
 // type (or element type), or a lookup<T> of a value published as another type,
-// SharedObjectError; a user method's exception its own type (as a pool call's), a dead or unreachable server ConnectionError (at once, never a hang), a
-// wrong authkey AuthenticationError, and something at the address that accepts but does
-// not complete the handshake within manager_handshake_timeout (10 s; connect's own
-// timeout) TimeoutError. A client's bad request fails that request only.
+// SharedObjectError; a user method's exception its own type (as a pool call's), a dead
+// or unreachable server ConnectionError (at once, never a hang), a wrong authkey
+// AuthenticationError, and something at the address that accepts but does not complete
+// the handshake within manager_handshake_timeout (10 s; connect's own timeout) TimeoutError.
+// A client's bad request fails that request only.
 //
 // Queue, JoinableQueue, Lock, RLock, Semaphore, Event, Condition and Barrier are not
 // proxied: the factories return the toolbox's own shared-memory objects, which every
 // process reaches directly (no server round trip per call: far faster than Python's
 // proxies, and they keep working if the server ends). They travel and publish the same.
+// The server holds each one's memory, as it holds its proxied objects: a handle reaches
+// it while the server runs, after every other process has dropped it (a temporary
+// appended to a manager list works); once the server has ended, while a process that
+// holds it runs, as any toolbox object. (The server must be able to open this process's
+// memory: same user; a server of another user makes these factories throw SharedObjectError.)
 //
 // Separate programs: Manager(ManagerOptions{.address = "/run/me/app.sock", .authkey =
 // "..."}) serves at a Unix socket path (owner-only) or at "127.0.0.1:PORT" (PORT 0: any
@@ -373,16 +379,19 @@ class Manager {
     return Proxy<C>(link(), create(detail::managed_type_name<C>, tag), tag);
   }
 
+  // The toolbox's own objects, held by the server until it ends (as Python's manager
+  // objects are): a handle to one reaches it after every other handle is gone, e.g. a
+  // m.Queue<int>() appended to a manager list as a temporary.
   template <class T>
-  parex::Queue<T> Queue(std::size_t maxsize = 0) { return parex::Queue<T>(maxsize); }
+  parex::Queue<T> Queue(std::size_t maxsize = 0) { return held(parex::Queue<T>(maxsize)); }
   template <class T>
-  parex::JoinableQueue<T> JoinableQueue(std::size_t maxsize = 0) { return parex::JoinableQueue<T>(maxsize); }
-  parex::Lock Lock() { return {}; }
-  parex::RLock RLock() { return {}; }
-  parex::Semaphore Semaphore(unsigned value = 1) { return parex::Semaphore(value); }
-  parex::Event Event() { return {}; }
-  parex::Condition Condition() { return {}; }
-  parex::Barrier Barrier(unsigned parties) { return parex::Barrier(parties); }
+  parex::JoinableQueue<T> JoinableQueue(std::size_t maxsize = 0) { return held(parex::JoinableQueue<T>(maxsize)); }
+  parex::Lock Lock() { return held(parex::Lock()); }
+  parex::RLock RLock() { return held(parex::RLock()); }
+  parex::Semaphore Semaphore(unsigned value = 1) { return held(parex::Semaphore(value)); }
+  parex::Event Event() { return held(parex::Event()); }
+  parex::Condition Condition() { return held(parex::Condition()); }
+  parex::Barrier Barrier(unsigned parties) { return held(parex::Barrier(parties)); }
 
   /// Names an object for lookup by any client of this server: a proxy, a toolbox object
   /// (kept alive by this Manager while it lives) or any serializable value.
@@ -410,6 +419,16 @@ class Manager {
   explicit Manager(Connected);
   std::shared_ptr<detail::ManagerLink> link();
   std::uint64_t create(std::string_view kind, std::uint64_t tag, const detail::Buffer* init = nullptr);
+  /// The server keeps the object's shared memory: every toolbox handle's encoding starts
+  /// with its segment's (encode_handle), which is what the server reads.
+  template <class H>
+  H held(H object) {
+    detail::Buffer b;
+    object.encode_to(b);
+    hold_bytes(b);
+    return object;
+  }
+  void hold_bytes(const detail::Buffer& handle);
   void publish_bytes(const std::string& name, std::uint64_t tag, std::string_view type, const detail::Buffer& value,
                      std::shared_ptr<void> keep);
   std::vector<std::byte> lookup_bytes(const std::string& name, std::uint64_t tag, std::string_view type);

@@ -27,7 +27,7 @@
 
 namespace parex::detail {
 
-enum class ManagerOp : std::uint8_t { create = 1, call = 2, publish = 3, lookup = 4, shutdown = 5 };
+enum class ManagerOp : std::uint8_t { create = 1, call = 2, publish = 3, lookup = 4, shutdown = 5, hold = 6 };
 
 /// How long each side of a Manager connection gives the other to complete the handshake
 /// (connect() included, on the client's side). A live peer answers in well under a
