@@ -7,6 +7,7 @@
 #include <parex/registry.hpp>
 #include <parex/serialize.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -58,6 +59,8 @@ std::vector<std::byte> read_call() {
   return bytes;
 }
 
+std::atomic<void (*)() noexcept> parent_death_hook{nullptr};
+
 // A daemonic child ends with its parent, even a parent that was SIGKILLed. A thread
 // waits on the parent's pidfd (PR_SET_PDEATHSIG would fire when the parent's *thread*
 // that started us ends, not the parent).
@@ -72,10 +75,13 @@ void watch_parent(pid_t parent) {
     } else {  // a kernel without pidfd_open (before 5.3): look every 100 ms
       while (::getppid() == parent) ::usleep(100000);
     }
+    if (auto hook = parent_death_hook.load()) hook();
     ::kill(::getpid(), SIGKILL);
   }).detach();
 }
 }  // namespace
+
+void on_parent_death(void (*hook)() noexcept) noexcept { parent_death_hook.store(hook); }
 
 std::string format_process_marker(const ProcessMarker& m) {
   return std::to_string(process_marker_version) + ":" + std::to_string(m.parent) + ":" + (m.daemon ? "1" : "0");

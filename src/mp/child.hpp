@@ -31,6 +31,12 @@ std::optional<ProcessMarker> parse_process_marker(const char* s);
 /// In a child: runs its call and exits (0, or 1 if the function threw). Never returns.
 [[noreturn]] void run_process_child(const char* marker);
 
+/// In a daemonic child: `hook` runs (on the thread that watches the parent) once the
+/// parent has died, however it died, just before this process kills itself. For what a
+/// child must undo even then (a Manager's server removes its socket). One hook; the last
+/// set wins; nullptr removes it.
+void on_parent_death(void (*hook)() noexcept) noexcept;
+
 /// What current_process() and parent_process() report in this process.
 void set_process_identity(std::string name, pid_t parent, std::string parent_name, bool daemon, std::string authkey);
 

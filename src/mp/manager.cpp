@@ -43,10 +43,11 @@ ManagerLink::~ManagerLink() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void ManagerLink::connect_locked() {
-  const int fd = connect_to(ManagerAddress::parse(address_));
+void ManagerLink::connect_locked(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;  // one for connect() and handshake
+  const int fd = connect_to(ManagerAddress::parse(address_), deadline);
   try {
-    client_handshake(fd, authkey_, address_);
+    client_handshake(fd, authkey_, address_, deadline);
   } catch (...) {
     ::close(fd);
     throw;
@@ -65,7 +66,7 @@ std::vector<std::byte> ManagerLink::request(const Buffer& request) {
       fd_ = -1;  // reconnect: a new server may serve this address now
     }
   }
-  if (fd_ < 0) connect_locked();  // first use, or the last call found the server gone
+  if (fd_ < 0) connect_locked(manager_handshake_timeout);  // first use, or the last call found the server gone
   auto gone = [&]() -> ConnectionError {
     ::close(fd_);
     fd_ = -1;
@@ -78,6 +79,11 @@ std::vector<std::byte> ManagerLink::request(const Buffer& request) {
   Reader r(reply);
   if (r.get_byte() != 0) std::rethrow_exception(decode_exception(r));
   return std::vector<std::byte>(reply.begin() + 1, reply.end());
+}
+
+void ManagerLink::connect(std::chrono::milliseconds timeout) {
+  std::lock_guard lock(mutex_);
+  if (fd_ < 0) connect_locked(timeout);
 }
 
 // ---- proxies ------------------------------------------------------------------------
@@ -131,16 +137,11 @@ std::string random_key() {
 Manager::Manager(ManagerOptions o) : state_(std::make_unique<State>()) {
   State& s = *state_;
   s.authkey = o.authkey.empty() ? random_key() : o.authkey;
-  std::string address = o.address;
-  if (address.empty()) {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "parex-manager-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::system_error(errno, std::generic_category(), "Manager: mkdtemp");
-    s.private_dir = tmpl;
-    address = tmpl + "/socket";
-  }
   try {
     auto [mine, theirs] = Pipe(false);
-    s.server.emplace(detail::manager_serve, address, s.authkey, std::uint64_t(o.max_connections),
+    // An empty address: the server makes a private directory for its socket itself, so
+    // that the directory exists only while a process that will remove it does.
+    s.server.emplace(detail::manager_serve, o.address, s.authkey, std::uint64_t(o.max_connections),
                      std::uint64_t(o.max_message_bytes), theirs);
     s.server->name = "parex-manager";
     s.server->daemon = true;  // ends with this program, also when this program is killed
@@ -155,6 +156,7 @@ Manager::Manager(ManagerOptions o) : state_(std::make_unique<State>()) {
     }
     if (!got.empty() && got[0] == '!') throw ConnectionError("the Manager's server could not listen: " + got.substr(1));
     s.address = got;
+    if (o.address.empty()) s.private_dir = std::filesystem::path(got).parent_path().string();
   } catch (...) {  // the first error is the one the caller sees
     try {
       if (s.server && s.server->pid() != 0) {
@@ -163,7 +165,7 @@ Manager::Manager(ManagerOptions o) : state_(std::make_unique<State>()) {
       }
     } catch (...) {
     }
-    std::error_code ec;
+    std::error_code ec;  // a server killed before it could remove them
     if (!s.private_dir.empty()) std::filesystem::remove_all(s.private_dir, ec);
     throw;
   }
@@ -173,17 +175,15 @@ Manager::Manager(ManagerOptions o) : state_(std::make_unique<State>()) {
 
 Manager::Manager(Connected) {}
 
-Manager Manager::connect(const std::string& address, const std::string& authkey) {
+Manager Manager::connect(const std::string& address, const std::string& authkey, std::chrono::milliseconds timeout) {
   Manager m{Connected{}};
   m.state_ = std::make_unique<State>();
   m.state_->address = address;
   m.state_->authkey = authkey;
   m.state_->link = detail::ManagerLink::get(address, authkey);
-  detail::Buffer probe;  // a lookup that fails with KeyError proves the key now, not at first use
-  probe.put_byte(static_cast<std::uint8_t>(detail::ManagerOp::lookup));
-  detail::put_str(probe, "");
-  try {
-    m.state_->link->request(probe);
+  m.state_->link->connect(timeout);
+  try {  // a lookup that fails with KeyError proves the key now, not at first use
+    m.lookup_bytes("", 0, "");
   } catch (const KeyError&) {
   }
   return m;
@@ -246,10 +246,20 @@ std::uint64_t Manager::create(std::string_view kind, std::uint64_t tag, const de
   return r.get_raw<std::uint64_t>();
 }
 
-void Manager::publish_bytes(const std::string& name, const detail::Buffer& value, std::shared_ptr<void> keep) {
+void Manager::hold_bytes(const detail::Buffer& handle) {
+  detail::Buffer b;
+  b.put_byte(static_cast<std::uint8_t>(detail::ManagerOp::hold));
+  detail::put_blob(b, handle.bytes());
+  link()->request(b);
+}
+
+void Manager::publish_bytes(const std::string& name, std::uint64_t tag, std::string_view type,
+                            const detail::Buffer& value, std::shared_ptr<void> keep) {
   detail::Buffer b;
   b.put_byte(static_cast<std::uint8_t>(detail::ManagerOp::publish));
   detail::put_str(b, name);
+  b.put_raw(tag);
+  detail::put_str(b, type);
   detail::put_blob(b, value.bytes());
   link()->request(b);
   if (keep) {
@@ -258,10 +268,12 @@ void Manager::publish_bytes(const std::string& name, const detail::Buffer& value
   }
 }
 
-std::vector<std::byte> Manager::lookup_bytes(const std::string& name) {
+std::vector<std::byte> Manager::lookup_bytes(const std::string& name, std::uint64_t tag, std::string_view type) {
   detail::Buffer b;
   b.put_byte(static_cast<std::uint8_t>(detail::ManagerOp::lookup));
   detail::put_str(b, name);
+  b.put_raw(tag);
+  detail::put_str(b, type);
   auto reply = link()->request(b);
   detail::Reader r(reply);
   const auto blob = detail::get_blob(r);

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -20,6 +21,7 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <system_error>
+#include <thread>
 #include <unistd.h>
 
 namespace parex::detail {
@@ -114,25 +116,57 @@ int listen_at(ManagerAddress& a, int backlog) {
   return fd;
 }
 
-int connect_to(const ManagerAddress& a) {
-  const int fd = ::socket(a.tcp ? AF_INET : AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw ConnectionError("Manager: socket: " + std::string(std::strerror(errno)));
-  int rc;
-  if (a.tcp) {
-    sockaddr_in sa = tcp_address(a);
-    rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-    const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  } else {
-    sockaddr_un sa = unix_address(a.path);
-    rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+// Non-blocking, so that the deadline bounds it: a TCP connect to a listener whose backlog
+// is full waits for SYN retries (minutes), a blocking Unix one for ever. The socket is
+// blocking again once connected (the framing below relies on it).
+int connect_to(const ManagerAddress& a, std::chrono::steady_clock::time_point deadline) {
+  auto timed_out = [&] {
+    return TimeoutError("cannot reach the manager at " + a.str() + ": connect() did not complete in time");
+  };
+  for (auto pause = std::chrono::milliseconds(1);; pause = std::min(2 * pause, std::chrono::milliseconds(50))) {
+    const int fd = ::socket(a.tcp ? AF_INET : AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) throw ConnectionError("Manager: socket: " + std::string(std::strerror(errno)));
+    int rc;
+    if (a.tcp) {
+      sockaddr_in sa = tcp_address(a);
+      rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    } else {
+      sockaddr_un sa = unix_address(a.path);
+      rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    }
+    int e = rc == 0 ? 0 : errno;
+    if (e == EINPROGRESS) {  // TCP: wait until it completes or fails
+      for (;;) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+        pollfd pfd{fd, POLLOUT, 0};
+        const int n = left > 0 ? ::poll(&pfd, 1, static_cast<int>(left)) : 0;
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          ::close(fd);
+          throw timed_out();
+        }
+        socklen_t len = sizeof e;
+        if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0) e = errno;
+        break;
+      }
+    } else if (e == EAGAIN && !a.tcp) {  // a Unix listener's backlog is full: try again shortly
+      ::close(fd);
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) throw timed_out();
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(pause, deadline - now));
+      continue;
+    }
+    if (e != 0) {
+      ::close(fd);
+      throw ConnectionError("cannot reach the manager at " + a.str() + ": " + std::strerror(e));
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    if (a.tcp) {
+      const int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    return fd;
   }
-  if (rc != 0) {
-    const int e = errno;
-    ::close(fd);
-    throw ConnectionError("cannot reach the manager at " + a.str() + ": " + std::strerror(e));
-  }
-  return fd;
 }
 
 bool read_exact_until(int fd, void* p, std::size_t n, std::chrono::steady_clock::time_point deadline) {
@@ -182,8 +216,8 @@ bool server_handshake(int fd, const std::string& key) {
   std::memcpy(hello, magic, 8);
   random_bytes(hello + 8, 32);
   if (!write_all(fd, hello, sizeof hello)) return false;
-  std::uint8_t reply[64];  // within 10 s in all: a client that trickles bytes is dropped too
-  if (!read_exact_until(fd, reply, sizeof reply, std::chrono::steady_clock::now() + std::chrono::seconds(10))) return false;
+  std::uint8_t reply[64];  // within the timeout in all: a client that trickles bytes is dropped too
+  if (!read_exact_until(fd, reply, sizeof reply, std::chrono::steady_clock::now() + manager_handshake_timeout)) return false;
   Digest256 got;
   std::memcpy(got.data(), reply, 32);
   if (!digests_equal(got, answer(key, "client", hello + 8))) {
@@ -198,21 +232,31 @@ bool server_handshake(int fd, const std::string& key) {
   return write_all(fd, yes, sizeof yes);
 }
 
-void client_handshake(int fd, const std::string& key, const std::string& address) {
-  auto gone = [&] { return ConnectionError("the manager at " + address + " closed the connection during the handshake"); };
+void client_handshake(int fd, const std::string& key, const std::string& address,
+                      std::chrono::steady_clock::time_point deadline) {
+  // Past the deadline: something accepts at that address and does not answer as a parex
+  // Manager does (a hung server, another program).
+  auto read = [&](void* p, std::size_t n) {
+    if (read_exact_until(fd, p, n, deadline)) return;
+    if (std::chrono::steady_clock::now() >= deadline)
+      throw TimeoutError("the manager at " + address +
+                         " did not complete the handshake in time (is a parex Manager serving there?)");
+    throw ConnectionError("the manager at " + address + " closed the connection during the handshake");
+  };
   std::uint8_t hello[8 + 32];
-  if (!read_exact(fd, hello, sizeof hello)) throw gone();
+  read(hello, sizeof hello);
   if (std::memcmp(hello, magic, 8) != 0) throw ConnectionError("the server at " + address + " is not a parex Manager");
   std::uint8_t reply[64];
   const Digest256 mine = answer(key, "client", hello + 8);
   std::memcpy(reply, mine.data(), 32);
   random_bytes(reply + 32, 32);
-  if (!write_all(fd, reply, sizeof reply)) throw gone();
+  if (!write_all(fd, reply, sizeof reply))
+    throw ConnectionError("the manager at " + address + " closed the connection during the handshake");
   std::uint8_t verdict = 0;
-  if (!read_exact(fd, &verdict, 1)) throw gone();
+  read(&verdict, 1);
   if (verdict != 1) throw AuthenticationError("the manager at " + address + " refused the authkey");
   Digest256 theirs;
-  if (!read_exact(fd, theirs.data(), theirs.size())) throw gone();
+  read(theirs.data(), theirs.size());
   if (!digests_equal(theirs, answer(key, "server", reply + 32)))
     throw AuthenticationError("the server at " + address + " does not know the authkey");
 }

@@ -9,6 +9,8 @@
 // A message: u32 little-endian length, then that many bytes.
 #pragma once
 
+#include <parex/detail/mp/manager_link.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -32,13 +34,18 @@ struct ManagerAddress {
 /// A listening socket (owner-only for a Unix path); fills in a TCP port 0.
 /// @throws std::system_error.
 int listen_at(ManagerAddress& a, int backlog);
-/// A connected socket. @throws ConnectionError.
-int connect_to(const ManagerAddress& a);
+/// A connected (blocking) socket. @throws ConnectionError; TimeoutError when connect()
+/// does not complete by the deadline (a listener whose backlog is full).
+int connect_to(const ManagerAddress& a,
+               std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::now() + manager_handshake_timeout);
 
-/// The server's side: true if the client knows the key (the reply is sent either way).
+/// The server's side, within manager_handshake_timeout: true if the client knows the key
+/// (the reply is sent either way).
 bool server_handshake(int fd, const std::string& key);
-/// The client's side. @throws AuthenticationError, ConnectionError.
-void client_handshake(int fd, const std::string& key, const std::string& address);
+/// The client's side. @throws AuthenticationError, ConnectionError; TimeoutError when the
+/// server has not completed its side by the deadline.
+void client_handshake(int fd, const std::string& key, const std::string& address,
+                      std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::now() + manager_handshake_timeout);
 
 /// The largest message the framing carries (its length is a u32).
 inline constexpr std::size_t max_message = 0xffffffffu;
@@ -65,6 +72,7 @@ ssize_t receive(int fd, std::byte* p, std::size_t n);
 void random_bytes(std::uint8_t* p, std::size_t n);
 /// Reads or writes exactly n bytes; false at EOF, on error or timeout.
 bool read_exact(int fd, void* p, std::size_t n);
+bool read_exact_until(int fd, void* p, std::size_t n, std::chrono::steady_clock::time_point deadline);
 bool write_all(int fd, const void* p, std::size_t n);
 
 }  // namespace parex::detail

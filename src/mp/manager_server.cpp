@@ -1,26 +1,52 @@
-// src/mp/manager_server.cpp - the Manager's server process: the registry of user types it
-// can make, its object table, and one thread per connection. The server never decodes a
-// user's item: lists, dicts and values hold encoded bytes (see manager_link.hpp).
+// src/mp/manager_server.cpp - the Manager's server process: it accepts connections,
+// admits them, serves each on a thread of its own, keeps the objects (manager_objects.hpp),
+// names and shared memory its clients give it, and removes its socket however it ends.
+//
+// Admission (max_connections): a connection holds a slot from accept until its thread
+// ends. When every slot is taken, a new connection takes the slot of the oldest one that
+// has not completed its handshake (that one is shut down at once), so connections that
+// never authenticate, however many and however often renewed (any local user can open
+// them over TCP), cannot keep out a client that knows the key: only max_connections
+// authenticated clients fill the server, and only then is a new connection closed at
+// accept. A client is pushed out during its own handshake only if max_connections newer
+// connections arrive within it (a live client completes it in well under a millisecond).
+// A connection that has not completed its handshake after manager_handshake_timeout is
+// dropped as well.
 //
 // Robustness: a request that fails (bad index, missing key, garbage arguments, a user
-// method that throws) fails alone, with its exception sent back; a connection that
-// breaks the framing, sends too much or stalls its handshake (10 s) is closed; beyond
-// max_connections, new connections are closed at accept. Nothing a client sends ends
-// the server, apart from the shutdown request of an authenticated client.
+// method that throws) fails alone, with its exception sent back; a connection that breaks
+// the framing or sends too much is closed. Nothing a client sends ends the server, apart
+// from the shutdown request of an authenticated client.
+//
+// Leaving nothing behind: the server removes its socket, and the private directory it made
+// for a default address, at every end it can see: the shutdown request, SIGTERM (its
+// owner's normal exit, Manager::shutdown's fallback), its owner's death however it died
+// (the daemonic child's parent watch, on_parent_death), a broken listener. Only a SIGKILL
+// of the server itself leaves them; then its owner's Manager::shutdown removes them.
 #include "mp/manager_server.hpp"
 
+#include "mp/child.hpp"
+#include "mp/manager_objects.hpp"
 #include "mp/manager_protocol.hpp"
 
-#include <parex/registry.hpp>
+#include <parex/detail/mp/segment.hpp>
 #include <parex/errors.hpp>
+#include <parex/registry.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <climits>
 #include <csignal>
+#include <cstring>
+#include <filesystem>
 #include <list>
-#include <map>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <thread>
 #include <unistd.h>
 #include <unordered_map>
@@ -28,201 +54,65 @@
 namespace parex::detail {
 
 namespace {
-struct ManagedType {
-  void* (*create)();
-  void (*destroy)(void*);
-  std::unordered_map<std::string, ManagedMethod> methods;
+// ---- what the server leaves on disk, removed however it ends -------------------------
+// Fixed buffers, written before the first handler that reads them is installed: the
+// removal runs in a signal handler (async-signal-safe calls only) or on the parent
+// watch's thread.
+struct Leftovers {
+  char socket[sizeof(sockaddr_un{}.sun_path)] = {};  // "" for TCP
+  dev_t dev = 0;                                     // the socket we bound, not a later one there
+  ino_t ino = 0;
+  char dir[PATH_MAX] = {};  // the private directory of a default address, or ""
+  std::atomic<bool> socket_set{false}, dir_set{false};
 };
-std::unordered_map<std::string, ManagedType>& managed_types() {
-  static auto* t = new std::unordered_map<std::string, ManagedType>;
-  return *t;
-}
-}  // namespace
+Leftovers leftovers;
 
-bool register_managed_type(const char* type, void* (*create)(), void (*destroy)(void*),
-                           std::initializer_list<ManagedMethodEntry> methods) noexcept {
-  auto& t = managed_types()[type];
-  t.create = create;
-  t.destroy = destroy;
-  for (const auto& m : methods) t.methods[m.name] = m.fn;
-  return true;
-}
-
-namespace {
-using Bytes = std::string;
-Bytes bytes_of(std::span<const std::byte> b) { return Bytes(reinterpret_cast<const char*>(b.data()), b.size()); }
-std::span<const std::byte> span_of(const Bytes& b) { return {reinterpret_cast<const std::byte*>(b.data()), b.size()}; }
-
-struct Object {
-  enum Kind { list, array, dict, value, ns, custom } kind;
-  std::uint64_t tag;
-  std::mutex mutex;
-  std::vector<Bytes> items;                                             // list, array
-  std::list<std::pair<Bytes, Bytes>> pairs;                             // dict, in insertion order
-  std::unordered_map<Bytes, std::list<std::pair<Bytes, Bytes>>::iterator> index;
-  Bytes one;                                                            // value
-  std::map<std::string, std::pair<std::uint64_t, Bytes>> attrs;         // namespace
-  const ManagedType* type = nullptr;                                    // custom
-  void* object = nullptr;
-  Object(Kind k, std::uint64_t t) : kind(k), tag(t) {}
-  ~Object() {
-    if (object) type->destroy(object);
+void remove_leftovers() noexcept {
+  if (leftovers.socket_set.load()) {
+    struct stat st {};
+    if (::lstat(leftovers.socket, &st) == 0 && st.st_dev == leftovers.dev && st.st_ino == leftovers.ino)
+      ::unlink(leftovers.socket);
   }
-};
-
-std::size_t at_index(std::int64_t i, std::size_t n, const char* what) {
-  if (i < 0) i += static_cast<std::int64_t>(n);
-  if (i < 0 || static_cast<std::uint64_t>(i) >= n) throw IndexError(std::string(what) + " index out of range");
-  return static_cast<std::size_t>(i);
-}
-void put_blobs(Writer& w, const std::vector<Bytes>& v) {
-  w.put_varint(v.size());
-  for (const auto& b : v) put_blob(w, span_of(b));
-}
-std::size_t find_item(const Object& o, const Bytes& b) {
-  for (std::size_t i = 0; i < o.items.size(); ++i)
-    if (o.items[i] == b) return i;
-  return o.items.size();
+  if (leftovers.dir_set.load()) ::rmdir(leftovers.dir);  // empty once the socket is gone
 }
 
-void call_list(Object& o, std::string_view m, Reader& a, Writer& out) {
-  auto& v = o.items;
-  const bool fixed = o.kind == Object::array;
-  if (m == "get") {
-    put_blob(out, span_of(v[at_index(get_item<std::int64_t>(a), v.size(), "list")]));
-  } else if (m == "set") {
-    const std::size_t i = at_index(get_item<std::int64_t>(a), v.size(), "list assignment");
-    v[i] = bytes_of(get_blob(a));
-  } else if (m == "size") {
-    put_item<std::uint64_t>(out, v.size());
-  } else if (m == "to_vector") {
-    put_blobs(out, v);
-  } else if (fixed) {
-    throw ValueError("an Array has a fixed size: no '" + std::string(m) + "'");
-  } else if (m == "append") {
-    v.push_back(bytes_of(get_blob(a)));
-  } else if (m == "extend") {
-    const std::size_t n = a.get_count(1);
-    std::vector<Bytes> add;
-    add.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) add.push_back(bytes_of(get_blob(a)));  // all or nothing
-    v.insert(v.end(), std::make_move_iterator(add.begin()), std::make_move_iterator(add.end()));
-  } else if (m == "insert") {
-    std::int64_t i = get_item<std::int64_t>(a);
-    const auto n = static_cast<std::int64_t>(v.size());
-    if (i < 0) i = std::max<std::int64_t>(0, i + n);
-    v.insert(v.begin() + std::min(i, n), bytes_of(get_blob(a)));
-  } else if (m == "pop") {
-    if (v.empty()) throw IndexError("pop from empty list");
-    const std::size_t i = at_index(get_item<std::int64_t>(a), v.size(), "pop");
-    put_blob(out, span_of(v[i]));
-    v.erase(v.begin() + static_cast<std::ptrdiff_t>(i));
-  } else if (m == "remove" || m == "index") {
-    const std::size_t i = find_item(o, bytes_of(get_blob(a)));
-    if (i == v.size()) throw ValueError(std::string("list.") + std::string(m) + "(x): x not in list");
-    if (m == "remove") v.erase(v.begin() + static_cast<std::ptrdiff_t>(i));
-    else put_item<std::uint64_t>(out, i);
-  } else if (m == "count") {
-    const Bytes b = bytes_of(get_blob(a));
-    put_item<std::uint64_t>(out, static_cast<std::uint64_t>(std::count(v.begin(), v.end(), b)));
-  } else if (m == "clear") {
-    v.clear();
-  } else {
-    throw ValueError("a list has no method '" + std::string(m) + "'");
+void on_terminate(int sig) noexcept {
+  remove_leftovers();
+  ::signal(sig, SIG_DFL);  // then end as the signal asked: the owner sees a SIGTERM
+  ::raise(sig);
+}
+
+// A private directory (0700) for a default address, made here rather than by the owner,
+// so that it exists only while something will remove it.
+std::string make_private_dir() {
+  const std::string tmpl = (std::filesystem::temp_directory_path() / "parex-manager-XXXXXX").string();
+  if (tmpl.size() >= sizeof leftovers.dir) throw std::system_error(ENAMETOOLONG, std::generic_category(), "Manager: temp dir");
+  std::memcpy(leftovers.dir, tmpl.c_str(), tmpl.size() + 1);
+  if (!::mkdtemp(leftovers.dir)) throw std::system_error(errno, std::generic_category(), "Manager: mkdtemp");
+  leftovers.dir_set.store(true);
+  return leftovers.dir;
+}
+
+void remember_socket(const ManagerAddress& a) {
+  struct stat st {};
+  if (a.tcp || a.path.size() >= sizeof leftovers.socket || ::lstat(a.path.c_str(), &st) != 0) return;
+  std::memcpy(leftovers.socket, a.path.c_str(), a.path.size() + 1);
+  leftovers.dev = st.st_dev;
+  leftovers.ino = st.st_ino;
+  leftovers.socket_set.store(true);
+}
+
+// Every shared object the server keeps costs it an fd, beside one per connection.
+void raise_fd_limit() noexcept {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &r);
   }
 }
 
-void dict_set(Object& o, Bytes k, Bytes v) {
-  auto it = o.index.find(k);
-  if (it != o.index.end()) {
-    it->second->second = std::move(v);
-    return;
-  }
-  o.pairs.emplace_back(k, std::move(v));
-  o.index.emplace(std::move(k), std::prev(o.pairs.end()));
-}
-
-void call_dict(Object& o, std::string_view m, Reader& a, Writer& out) {
-  auto found = [&](const Bytes& k) -> std::list<std::pair<Bytes, Bytes>>::iterator {
-    auto it = o.index.find(k);
-    return it == o.index.end() ? o.pairs.end() : it->second;
-  };
-  auto missing = [] { return KeyError("the key is not in the manager dict"); };
-  if (m == "get") {
-    auto it = found(bytes_of(get_blob(a)));
-    out.put_varint(it == o.pairs.end() ? 0 : 1);
-    if (it != o.pairs.end()) put_blob(out, span_of(it->second));
-  } else if (m == "at") {
-    auto it = found(bytes_of(get_blob(a)));
-    if (it == o.pairs.end()) throw missing();
-    put_blob(out, span_of(it->second));
-  } else if (m == "set") {
-    Bytes k = bytes_of(get_blob(a));
-    dict_set(o, std::move(k), bytes_of(get_blob(a)));
-  } else if (m == "contains") {
-    put_item<bool>(out, found(bytes_of(get_blob(a))) != o.pairs.end());
-  } else if (m == "pop") {
-    const Bytes k = bytes_of(get_blob(a));
-    auto it = found(k);
-    if (it == o.pairs.end()) throw missing();
-    put_blob(out, span_of(it->second));
-    o.index.erase(k);
-    o.pairs.erase(it);
-  } else if (m == "setdefault") {
-    Bytes k = bytes_of(get_blob(a));
-    Bytes v = bytes_of(get_blob(a));
-    auto it = found(k);
-    if (it == o.pairs.end()) {
-      put_blob(out, span_of(v));
-      dict_set(o, std::move(k), std::move(v));
-    } else {
-      put_blob(out, span_of(it->second));
-    }
-  } else if (m == "update") {
-    const std::size_t n = a.get_count(2);
-    std::vector<std::pair<Bytes, Bytes>> add;
-    for (std::size_t i = 0; i < n; ++i) {
-      Bytes k = bytes_of(get_blob(a));
-      add.emplace_back(std::move(k), bytes_of(get_blob(a)));
-    }
-    for (auto& [k, v] : add) dict_set(o, std::move(k), std::move(v));
-  } else if (m == "keys" || m == "values" || m == "items") {
-    out.put_varint(o.pairs.size());
-    for (const auto& [k, v] : o.pairs) {
-      if (m != "values") put_blob(out, span_of(k));
-      if (m != "keys") put_blob(out, span_of(v));
-    }
-  } else if (m == "size") {
-    put_item<std::uint64_t>(out, o.pairs.size());
-  } else if (m == "clear") {
-    o.pairs.clear();
-    o.index.clear();
-  } else {
-    throw ValueError("a dict has no method '" + std::string(m) + "'");
-  }
-}
-
-void call_namespace(Object& o, std::string_view m, Reader& a, Writer& out) {
-  const std::string name = get_item<std::string>(a);
-  auto it = o.attrs.find(name);
-  auto missing = [&] { return AttributeError("the Namespace has no attribute '" + name + "'"); };
-  if (m == "set") {
-    const auto tag = get_item<std::uint64_t>(a);
-    o.attrs[name] = {tag, bytes_of(get_blob(a))};
-  } else if (m == "get") {
-    if (it == o.attrs.end()) throw missing();
-    if (get_item<std::uint64_t>(a) != it->second.first)
-      throw SharedObjectError("the Namespace attribute '" + name + "' was set with another type");
-    put_blob(out, span_of(it->second.second));
-  } else if (m == "has") {
-    put_item<bool>(out, it != o.attrs.end());
-  } else if (m == "del") {
-    if (it == o.attrs.end()) throw missing();
-    o.attrs.erase(it);
-  } else {
-    throw ValueError("a Namespace has no method '" + std::string(m) + "'");
-  }
-}
+class Server;
+std::atomic<Server*> the_server{nullptr};  // for the parent-death hook
 
 class Server {
  public:
@@ -234,7 +124,7 @@ class Server {
     last_id_ >>= 2;
   }
 
-  void serve(int listener) {
+  [[noreturn]] void serve(int listener) {
     for (;;) {
       const int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) {
@@ -243,51 +133,99 @@ class Server {
           std::this_thread::sleep_for(std::chrono::milliseconds(10));
           continue;
         }
-        std::_Exit(1);  // the listening socket broke: detached threads use *this, never return
+        end(1);  // the listening socket broke: detached threads use *this, never return
       }
-      if (connections_.fetch_add(1) >= max_connections_) {
-        connections_.fetch_sub(1);
+      const auto slot = admit(fd);
+      if (!slot) {
         ::close(fd);
         continue;
       }
       try {
-        std::thread([this, fd] { connection(fd); }).detach();
+        std::thread([this, s = *slot] { connection(s); }).detach();
       } catch (...) {  // no thread: this client is refused, the others go on
-        connections_.fetch_sub(1);
-        ::close(fd);
+        leave(*slot);
       }
     }
   }
 
- private:
-  void connection(int fd) noexcept {
-    try {
-      serve_connection(fd);
-    } catch (...) {  // out of memory, say: this connection ends, the server goes on
+  /// Ends the process, leaving nothing behind; the held segments' handles name their
+  /// senders again (a handle sent later must not name a process that is gone).
+  [[noreturn]] void end(int code) noexcept {
+    remove_leftovers();
+    {
+      std::lock_guard lock(held_mutex_);
+      for (auto& s : held_) s->leave_home();
     }
-    ::close(fd);
-    connections_.fetch_sub(1);
+    std::_Exit(code);  // connection threads end with the process
   }
 
-  void serve_connection(int fd) {
-    if (server_handshake(fd, key_)) {
-      MessageReader reader(max_bytes_);
-      Buffer out;
-      std::span<const std::byte> msg;
-      while (reader.next(fd, msg) == MessageReader::Status::ok) {
+ private:
+  struct Slot {
+    int fd;
+    bool authenticated = false;
+    bool evicted = false;
+  };
+  using SlotRef = std::list<Slot>::iterator;
+
+  // See "Admission" at the top. Returns no slot when every slot holds an authenticated client.
+  std::optional<SlotRef> admit(int fd) {
+    std::lock_guard lock(slots_mutex_);
+    if (slots_.size() - evicted_ >= max_connections_) {
+      auto oldest = std::find_if(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.authenticated && !s.evicted; });
+      if (oldest == slots_.end()) return std::nullopt;
+      oldest->evicted = true;  // its thread sees the socket shut, and leaves
+      ++evicted_;
+      ::shutdown(oldest->fd, SHUT_RDWR);
+    }
+    try {
+      return slots_.insert(slots_.end(), Slot{fd});
+    } catch (...) {  // out of memory: this one is refused
+      return std::nullopt;
+    }
+  }
+  // The fd is closed only once its slot is gone: admit() never shuts a reused fd number.
+  void leave(SlotRef s) noexcept {
+    const int fd = s->fd;
+    {
+      std::lock_guard lock(slots_mutex_);
+      if (s->evicted) --evicted_;
+      slots_.erase(s);
+    }
+    ::close(fd);
+  }
+
+  void connection(SlotRef slot) noexcept {
+    const int fd = slot->fd;
+    try {
+      if (server_handshake(fd, key_)) {
+        {
+          std::lock_guard lock(slots_mutex_);
+          slot->authenticated = true;
+        }
+        serve_requests(fd);
+      }
+    } catch (...) {  // out of memory, say: this connection ends, the server goes on
+    }
+    leave(slot);
+  }
+
+  void serve_requests(int fd) {
+    MessageReader reader(max_bytes_);
+    Buffer out;
+    std::span<const std::byte> msg;
+    while (reader.next(fd, msg) == MessageReader::Status::ok) {
+      out.clear();
+      bool stop = false;
+      handle(msg, out, stop);
+      if (out.size() > max_message) {  // a reply the framing cannot carry: say so instead
         out.clear();
-        bool stop = false;
-        handle(msg, out, stop);
-        if (out.size() > max_message) {  // a reply the framing cannot carry: say so instead
-          out.clear();
-          out.put_byte(1);
-          encode_exception(out, std::make_exception_ptr(ValueError("Manager: the reply is over 4 GiB")));
-        }
-        if (!send_message(fd, out.bytes())) break;
-        if (stop) {
-          ::shutdown(fd, SHUT_RDWR);
-          std::_Exit(0);  // the owner asked: connection threads end with the process
-        }
+        out.put_byte(1);
+        encode_exception(out, std::make_exception_ptr(ValueError("Manager: the reply is over 4 GiB")));
+      }
+      if (!send_message(fd, out.bytes())) break;
+      if (stop) {
+        ::shutdown(fd, SHUT_RDWR);
+        end(0);  // the owner asked
       }
     }
   }
@@ -299,21 +237,9 @@ class Server {
       switch (static_cast<ManagerOp>(r.get_byte())) {
         case ManagerOp::call: return call(r, out);
         case ManagerOp::create: return create(r, out);
-        case ManagerOp::publish: {
-          const std::string name(get_str(r));
-          Bytes value = bytes_of(get_blob(r));
-          std::lock_guard lock(names_mutex_);
-          names_[name] = std::move(value);
-          return;
-        }
-        case ManagerOp::lookup: {
-          const std::string name(get_str(r));
-          std::lock_guard lock(names_mutex_);
-          auto it = names_.find(name);
-          if (it == names_.end()) throw KeyError("nothing is published as '" + name + "' on this manager");
-          put_blob(out, span_of(it->second));
-          return;
-        }
+        case ManagerOp::publish: return publish(r);
+        case ManagerOp::lookup: return lookup(r, out);
+        case ManagerOp::hold: return hold(r);
         case ManagerOp::shutdown: stop = true; return;
       }
       throw ProtocolError("Manager: unknown request");
@@ -343,83 +269,105 @@ class Server {
     if (!o) throw SharedObjectError("the manager has no object " + std::to_string(id));
     if (o->tag != tag) throw SharedObjectError("the manager's object " + std::to_string(id) + " is of another type");
     std::lock_guard lock(o->mutex);
-    switch (o->kind) {
-      case Object::list:
-      case Object::array: return call_list(*o, method, r, out);
-      case Object::dict: return call_dict(*o, method, r, out);
-      case Object::ns: return call_namespace(*o, method, r, out);
-      case Object::value:
-        if (method == "get") return put_blob(out, span_of(o->one));
-        if (method == "set") return void(o->one = bytes_of(get_blob(r)));
-        throw ValueError("a Value has no method '" + std::string(method) + "'");
-      case Object::custom: {
-        auto m = o->type->methods.find(std::string(method));
-        if (m == o->type->methods.end())
-          throw UnregisteredFunction("'" + std::string(method) + "' is not registered with PAREX_MANAGER_REGISTER");
-        return m->second(o->object, r, out);
-      }
-    }
+    call_object(*o, method, r, out);
   }
 
   void create(Reader& r, Buffer& out) {
-    const std::string kind(get_str(r));
+    const std::string_view kind = get_str(r);
     const auto tag = r.get_raw<std::uint64_t>();
-    std::shared_ptr<Object> o;
-    if (kind == "list") {
-      o = std::make_shared<Object>(Object::list, tag);
-    } else if (kind == "dict") {
-      o = std::make_shared<Object>(Object::dict, tag);
-    } else if (kind == "namespace") {
-      o = std::make_shared<Object>(Object::ns, tag);
-    } else if (kind == "value") {
-      o = std::make_shared<Object>(Object::value, tag);
-      o->one = bytes_of(get_blob(r));
-    } else if (kind == "array") {
-      o = std::make_shared<Object>(Object::array, tag);
-      const std::size_t n = r.get_count(1);
-      for (std::size_t i = 0; i < n; ++i) o->items.push_back(bytes_of(get_blob(r)));
-    } else {
-      auto t = managed_types().find(kind);
-      if (t == managed_types().end())
-        throw UnregisteredFunction("type '" + kind + "' is not registered with PAREX_MANAGER_REGISTER in the manager's program");
-      o = std::make_shared<Object>(Object::custom, tag);
-      o->type = &t->second;
-      o->object = t->second.create();
-    }
+    std::shared_ptr<Object> o = make_object(kind, tag, r);
     std::unique_lock lock(objects_mutex_);
     const std::uint64_t id = ++last_id_;
     objects_.emplace(id, std::move(o));
     out.put_raw(id);
   }
 
-  std::string key_;
-  std::size_t max_connections_, max_bytes_;
-  std::atomic<std::size_t> connections_{0};
+  // Published values carry their type (type_tag.hpp): a lookup as another type fails here,
+  // naming both, instead of decoding one type's bytes as another's.
+  void publish(Reader& r) {
+    std::string name(get_str(r));
+    Published p;
+    p.tag = r.get_raw<std::uint64_t>();
+    p.type = std::string(get_str(r));
+    p.bytes = bytes_of(get_blob(r));
+    std::lock_guard lock(names_mutex_);
+    names_[std::move(name)] = std::move(p);
+  }
+  void lookup(Reader& r, Buffer& out) {
+    const std::string name(get_str(r));
+    const auto tag = r.get_raw<std::uint64_t>();
+    const std::string_view type = get_str(r);
+    std::lock_guard lock(names_mutex_);
+    auto it = names_.find(name);
+    if (it == names_.end()) throw KeyError("nothing is published as '" + name + "' on this manager");
+    if (it->second.tag != tag)
+      throw SharedObjectError("'" + name + "' was published as " + it->second.type + ", not looked up as " +
+                              std::string(type));
+    put_blob(out, span_of(it->second.bytes));
+  }
+
+  // A toolbox object a Manager made: this process keeps its shared memory until it ends,
+  // and handles to it name this process from now on (Segment::make_home).
+  void hold(Reader& r) {
+    Reader handle(get_blob(r));
+    std::uint64_t offset = 0;
+    std::shared_ptr<Segment> s = decode_handle(handle, offset, 0);
+    std::lock_guard lock(held_mutex_);
+    held_.push_back(s);
+    s->make_home();
+  }
+
+  struct Published {
+    std::uint64_t tag = 0;
+    std::string type;
+    Bytes bytes;
+  };
+
+  const std::string key_;
+  const std::size_t max_connections_, max_bytes_;
+  std::mutex slots_mutex_;
+  std::list<Slot> slots_;        // every connection, oldest first; slots_mutex_
+  std::size_t evicted_ = 0;      // slots shut by admit(), their threads not yet gone; slots_mutex_
   std::shared_mutex objects_mutex_;
   std::unordered_map<std::uint64_t, std::shared_ptr<Object>> objects_;
   std::uint64_t last_id_ = 0;
   std::mutex names_mutex_;
-  std::unordered_map<std::string, Bytes> names_;
+  std::unordered_map<std::string, Published> names_;
+  std::mutex held_mutex_;
+  std::vector<std::shared_ptr<Segment>> held_;  // toolbox objects its clients' Managers made
 };
+
+void on_owner_death() noexcept {
+  if (Server* s = the_server.load()) s->end(1);  // (from the parent watch's thread)
+  remove_leftovers();
+}
 }  // namespace
 
 void manager_serve(std::string address, std::string authkey, std::uint64_t max_connections,
                    std::uint64_t max_message_bytes, Connection ready) {
   std::signal(SIGINT, SIG_IGN);  // Ctrl-C is for the owner, which then shuts the server down
+  std::signal(SIGHUP, SIG_IGN);  // as is a hangup: the server ends with its owner
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGTERM, on_terminate);
+  on_parent_death(on_owner_death);
+  raise_fd_limit();
   ManagerAddress a;
   int listener = -1;
   try {
+    if (address.empty()) address = make_private_dir() + "/socket";
     a = ManagerAddress::parse(address);
     listener = listen_at(a, 128);
+    remember_socket(a);
   } catch (const std::exception& e) {
+    remove_leftovers();
     ready.send(std::string("!") + e.what());
     return;
   }
   ready.send(a.str());
   ready.close();
-  Server server(std::move(authkey), max_connections, max_message_bytes);
-  server.serve(listener);
+  auto* server = new Server(std::move(authkey), max_connections, max_message_bytes);  // ends with the process
+  the_server.store(server);
+  server->serve(listener);
 }
 
 }  // namespace parex::detail

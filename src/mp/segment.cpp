@@ -2,7 +2,9 @@
 //
 // Layout: [Header, 64 bytes][payload]. The header is written once by the creator, except
 // in_flight: handles sent and not yet attached (saturating at 0: a call re-sent after a
-// worker crash is decoded twice).
+// worker crash is decoded twice), and home: the process that keeps the segment for good
+// (make_home; a Manager's server), which every handle names once it is set, so a handle
+// outlives the process that sent it. A handle sent through the home pins nothing.
 #include <parex/detail/mp/segment.hpp>
 
 #include "mp/pins.hpp"
@@ -15,6 +17,7 @@
 #include <fcntl.h>
 #include <mutex>
 #include <random>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <sys/mman.h>
@@ -34,6 +37,7 @@ struct Segment::Header {
   std::uint64_t nonce;
   std::uint64_t bytes;
   std::atomic<std::uint32_t> in_flight;
+  std::atomic<std::uint64_t> home;  // pid << 32 | fd of the process that keeps it; 0: none
 };
 static_assert(sizeof(Segment::Header) <= 64);
 
@@ -88,10 +92,35 @@ void raise_fd_limit() noexcept {
   }
 }
 
-void unpin_one(Segment::Header& h) noexcept {
+constexpr std::uint64_t home_of(std::int64_t pid, int fd) noexcept {
+  return (static_cast<std::uint64_t>(pid) << 32) | static_cast<std::uint32_t>(fd);
+}
+// The home of a segment, or 0 if none or if that process has ended (a server that was
+// killed: handles fall back to naming their sender, as before a home was set). Its fd is
+// looked for, not its pid: a zombie's pid answers kill(pid, 0), its fds are gone.
+std::uint64_t live_home(Segment::Header& h) noexcept {
+  std::uint64_t home = h.home.load(std::memory_order_acquire);
+  if (home == 0) return 0;
+  const auto pid = static_cast<pid_t>(home >> 32);
+  if (pid == ::getpid()) return home;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/fd/%u", static_cast<int>(pid), static_cast<unsigned>(home & 0xffffffffu));
+  if (::access(path, F_OK) == 0) return home;
+  h.home.compare_exchange_strong(home, 0, std::memory_order_acq_rel);
+  return 0;
+}
+void drop_pin(Segment::Header& h) noexcept {
   std::uint32_t v = h.in_flight.load(std::memory_order_relaxed);
   while (v != 0 && !h.in_flight.compare_exchange_weak(v, v - 1, std::memory_order_acq_rel)) {
   }
+}
+// A receipt unpins a send, except a handle that named the home: its send pinned nothing.
+// True if it was a pinned send's.
+bool unpin_one(Segment::Header& h, const SegmentRef& ref) noexcept {
+  const std::uint64_t home = h.home.load(std::memory_order_acquire);
+  if (home != 0 && home == home_of(ref.pid, ref.fd)) return false;
+  drop_pin(h);
+  return true;
 }
 
 // The pins this thread's sends are captured into (PinCapture), if any.
@@ -140,7 +169,7 @@ void release_pins(std::vector<std::weak_ptr<Segment>>& pins, std::span<const std
       left.erase(it);  // the child attached it: its pin went then
       continue;
     }
-    unpin_one(header_of(*s));
+    drop_pin(header_of(*s));
   }
   std::vector<std::shared_ptr<Segment>> released;  // destroyed after the lock
   {
@@ -189,7 +218,7 @@ std::shared_ptr<Segment> Segment::create(std::size_t bytes, const char* kind) {
     ::close(fd);
     throw std::system_error(e, std::generic_category(), "cannot map shared memory for a " + name);
   }
-  auto* h = new (base) Header{segment_magic, fresh_nonce(), bytes, {0}};
+  auto* h = new (base) Header{segment_magic, fresh_nonce(), bytes, {0}, {0}};
   std::shared_ptr<Segment> s(new Segment(fd, base, mapped, bytes));
   std::vector<std::shared_ptr<Segment>> released;
   {
@@ -201,8 +230,17 @@ std::shared_ptr<Segment> Segment::create(std::size_t bytes, const char* kind) {
   return s;
 }
 
+void Segment::make_home() noexcept { header_of(*this).home.store(home_of(::getpid(), fd_), std::memory_order_release); }
+
+void Segment::leave_home() noexcept {
+  std::uint64_t mine = home_of(::getpid(), fd_);
+  header_of(*this).home.compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
+}
+
 SegmentRef Segment::send(const std::shared_ptr<Segment>& self) {
   Header& h = header_of(*self);
+  if (const std::uint64_t home = live_home(h))
+    return {static_cast<std::int64_t>(home >> 32), static_cast<std::int32_t>(home & 0xffffffffu), h.nonce, h.bytes};
   h.in_flight.fetch_add(1, std::memory_order_acq_rel);
   std::vector<std::shared_ptr<Segment>> released;
   {
@@ -224,8 +262,7 @@ std::shared_ptr<Segment> Segment::attach(const SegmentRef& ref, bool received) {
       if (auto s = it->second.lock()) {
         if (s->size() != ref.bytes) throw SharedObjectError("a shared-object handle with a wrong size");
         if (received) {
-          unpin_one(header_of(*s));
-          write_receipt(ref.nonce);
+          if (unpin_one(header_of(*s), ref)) write_receipt(ref.nonce);
           released = l.sweep();  // sent and received in this process: unpin at once
         }
         return s;
@@ -261,10 +298,7 @@ std::shared_ptr<Segment> Segment::attach(const SegmentRef& ref, bool received) {
     throw gone("its fd is not that object any more");
   }
   std::shared_ptr<Segment> s(new Segment(fd, base, mapped, ref.bytes));
-  if (received) {
-    unpin_one(*h);
-    write_receipt(ref.nonce);
-  }
+  if (received && unpin_one(*h, ref)) write_receipt(ref.nonce);
   std::shared_ptr<Segment> other;  // released after the lock: its destructor takes it
   {
     std::lock_guard lock(l.mutex);

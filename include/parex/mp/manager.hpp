@@ -19,14 +19,22 @@
 //
 // Errors, on the caller's side: an index out of range is IndexError, a missing key
 // KeyError, a missing Namespace attribute AttributeError, a proxy decoded as another
-// type (or element type) SharedObjectError, a user method's exception its own type (as a
-// pool call's), a dead or unreachable server ConnectionError (at once, never a hang), a
-// wrong authkey AuthenticationError. A client's bad request fails that request only.
+// type (or element type), or a lookup<T> of a value published as another type,
+// SharedObjectError; a user method's exception its own type (as a pool call's), a dead
+// or unreachable server ConnectionError (at once, never a hang), a wrong authkey
+// AuthenticationError, and something at the address that accepts but does not complete
+// the handshake within manager_handshake_timeout (10 s; connect's own timeout) TimeoutError.
+// A client's bad request fails that request only.
 //
 // Queue, JoinableQueue, Lock, RLock, Semaphore, Event, Condition and Barrier are not
 // proxied: the factories return the toolbox's own shared-memory objects, which every
 // process reaches directly (no server round trip per call: far faster than Python's
 // proxies, and they keep working if the server ends). They travel and publish the same.
+// The server holds each one's memory, as it holds its proxied objects: a handle reaches
+// it while the server runs, after every other process has dropped it (a temporary
+// appended to a manager list works); once the server has ended, while a process that
+// holds it runs, as any toolbox object. (The server must be able to open this process's
+// memory: same user; a server of another user makes these factories throw SharedObjectError.)
 //
 // Separate programs: Manager(ManagerOptions{.address = "/run/me/app.sock", .authkey =
 // "..."}) serves at a Unix socket path (owner-only) or at "127.0.0.1:PORT" (PORT 0: any
@@ -38,16 +46,24 @@
 //
 // Objects live until the server ends (no distributed reference counting). One connection
 // per process and server is shared by that process's proxies; calls on it are serialized.
+//
+// Under faults: connections that never authenticate cannot lock clients with the key out
+// (a full server drops the oldest of them for a new connection: max_connections); a
+// server whose owner is killed, or exits without ~Manager, ends and removes its socket
+// and the private directory of a default address (only a SIGKILL of the server itself
+// leaves them, and the owner's shutdown() then removes them).
 #pragma once
 
 #include <parex/detail/mp/manager_link.hpp>
 #include <parex/detail/mp/segment.hpp>
+#include <parex/detail/wire/type_tag.hpp>
 #include <parex/mp/condition.hpp>
 #include <parex/mp/lock.hpp>
 #include <parex/mp/queues.hpp>
 #include <parex/mp/sharedctypes.hpp>
 #include <parex/mp/synchronize.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -280,7 +296,8 @@ struct ManagerOptions {
   std::string address;
   /// Empty: 32 random bytes (authkey() tells them, for processes you hand them to).
   std::string authkey;
-  /// Connections served at once; more are closed at accept.
+  /// Connections served at once. When all are taken, a new one takes the place of the
+  /// oldest that has not completed the handshake; only when every one has is it closed.
   std::size_t max_connections = 1024;
   /// A request larger than this closes its connection.
   std::size_t max_message_bytes = std::size_t{1} << 30;
@@ -295,8 +312,10 @@ class Manager {
   explicit Manager(ManagerOptions options = {});
   /// A manager served by another process (a Manager constructed there with this address
   /// and key): nothing starts; shutdown() and the destructor end nothing.
-  /// @throws ConnectionError, AuthenticationError.
-  static Manager connect(const std::string& address, const std::string& authkey);
+  /// @throws ConnectionError (nothing listens there), AuthenticationError, TimeoutError
+  /// (what listens there did not complete the handshake within `timeout`).
+  static Manager connect(const std::string& address, const std::string& authkey,
+                         std::chrono::milliseconds timeout = detail::manager_handshake_timeout);
   Manager(Manager&&) noexcept;
   Manager& operator=(Manager&&) noexcept;
   /// shutdown() if this Manager started the server.
@@ -360,16 +379,19 @@ class Manager {
     return Proxy<C>(link(), create(detail::managed_type_name<C>, tag), tag);
   }
 
+  // The toolbox's own objects, held by the server until it ends (as Python's manager
+  // objects are): a handle to one reaches it after every other handle is gone, e.g. a
+  // m.Queue<int>() appended to a manager list as a temporary.
   template <class T>
-  parex::Queue<T> Queue(std::size_t maxsize = 0) { return parex::Queue<T>(maxsize); }
+  parex::Queue<T> Queue(std::size_t maxsize = 0) { return held(parex::Queue<T>(maxsize)); }
   template <class T>
-  parex::JoinableQueue<T> JoinableQueue(std::size_t maxsize = 0) { return parex::JoinableQueue<T>(maxsize); }
-  parex::Lock Lock() { return {}; }
-  parex::RLock RLock() { return {}; }
-  parex::Semaphore Semaphore(unsigned value = 1) { return parex::Semaphore(value); }
-  parex::Event Event() { return {}; }
-  parex::Condition Condition() { return {}; }
-  parex::Barrier Barrier(unsigned parties) { return parex::Barrier(parties); }
+  parex::JoinableQueue<T> JoinableQueue(std::size_t maxsize = 0) { return held(parex::JoinableQueue<T>(maxsize)); }
+  parex::Lock Lock() { return held(parex::Lock()); }
+  parex::RLock RLock() { return held(parex::RLock()); }
+  parex::Semaphore Semaphore(unsigned value = 1) { return held(parex::Semaphore(value)); }
+  parex::Event Event() { return held(parex::Event()); }
+  parex::Condition Condition() { return held(parex::Condition()); }
+  parex::Barrier Barrier(unsigned parties) { return held(parex::Barrier(parties)); }
 
   /// Names an object for lookup by any client of this server: a proxy, a toolbox object
   /// (kept alive by this Manager while it lives) or any serializable value.
@@ -379,13 +401,13 @@ class Manager {
     detail::encode<T>(b, object);
     std::shared_ptr<void> keep;
     if constexpr (detail::SharedHandle<T> && !std::is_base_of_v<detail::ProxyBase, T>) keep = std::make_shared<T>(object);
-    publish_bytes(name, b, std::move(keep));
+    publish_bytes(name, detail::type_tag<T>(), detail::type_name<T>(), b, std::move(keep));
   }
   /// The object published under name, as T. @throws KeyError if nothing is;
-  /// SharedObjectError if it was published as another type.
+  /// SharedObjectError (naming both types) if it was published as another type.
   template <class T>
   T lookup(const std::string& name) {
-    const auto bytes = lookup_bytes(name);
+    const auto bytes = lookup_bytes(name, detail::type_tag<T>(), detail::type_name<T>());
     detail::Reader r(bytes);
     return detail::decode<T>(r);
   }
@@ -397,8 +419,19 @@ class Manager {
   explicit Manager(Connected);
   std::shared_ptr<detail::ManagerLink> link();
   std::uint64_t create(std::string_view kind, std::uint64_t tag, const detail::Buffer* init = nullptr);
-  void publish_bytes(const std::string& name, const detail::Buffer& value, std::shared_ptr<void> keep);
-  std::vector<std::byte> lookup_bytes(const std::string& name);
+  /// The server keeps the object's shared memory: every toolbox handle's encoding starts
+  /// with its segment's (encode_handle), which is what the server reads.
+  template <class H>
+  H held(H object) {
+    detail::Buffer b;
+    object.encode_to(b);
+    hold_bytes(b);
+    return object;
+  }
+  void hold_bytes(const detail::Buffer& handle);
+  void publish_bytes(const std::string& name, std::uint64_t tag, std::string_view type, const detail::Buffer& value,
+                     std::shared_ptr<void> keep);
+  std::vector<std::byte> lookup_bytes(const std::string& name, std::uint64_t tag, std::string_view type);
   std::unique_ptr<State> state_;
 };
 

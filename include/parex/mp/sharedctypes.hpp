@@ -14,6 +14,7 @@
 #pragma once
 
 #include <parex/detail/mp/segment.hpp>
+#include <parex/detail/wire/type_tag.hpp>
 #include <parex/errors.hpp>
 #include <parex/mp/lock.hpp>
 
@@ -33,14 +34,6 @@
 
 namespace parex {
 namespace detail {
-
-/// A hash of T's name, stored beside shared data: a handle decoded as another type fails.
-template <class T>
-std::uint64_t type_tag() noexcept {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (const char* p = typeid(T).name(); *p; ++p) h = (h ^ static_cast<unsigned char>(*p)) * 1099511628211ULL;
-  return h;
-}
 
 #define PAREX_DETAIL_TRIVIAL_FIX                                                                                   \
   "lives in shared memory as raw bytes, so T must be trivially copyable: use numbers, enums, std::array or a plain " \

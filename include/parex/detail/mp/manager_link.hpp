@@ -13,6 +13,7 @@
 #include <parex/registry.hpp>
 #include <parex/serialize.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -26,7 +27,15 @@
 
 namespace parex::detail {
 
-enum class ManagerOp : std::uint8_t { create = 1, call = 2, publish = 3, lookup = 4, shutdown = 5 };
+enum class ManagerOp : std::uint8_t { create = 1, call = 2, publish = 3, lookup = 4, shutdown = 5, hold = 6 };
+
+/// How long each side of a Manager connection gives the other to complete the handshake
+/// (connect() included, on the client's side). A live peer answers in well under a
+/// millisecond; 10 s leaves room for a machine under heavy load (swapping, a server with
+/// a thousand connection threads) while bounding what a silent peer costs: a client
+/// waiting on something that accepts and never speaks fails with TimeoutError, and a
+/// server drops a client that never answers its challenge.
+inline constexpr std::chrono::milliseconds manager_handshake_timeout{10'000};
 
 /// Request headers, written by the client and read by the server with these functions.
 inline void put_str(Writer& w, std::string_view s) {
@@ -78,16 +87,20 @@ class ManagerLink {
   ManagerLink& operator=(const ManagerLink&) = delete;
   ~ManagerLink();
 
-  /// Sends one request (written into `request`) and returns the reply's result bytes.
-  /// Rethrows the server's exception. @throws ConnectionError when the server is gone
-  /// (at once: a dead server is never waited for).
+  /// Sends one request (written into `request`) and returns the reply's result bytes,
+  /// connecting first if need be (within manager_handshake_timeout). Rethrows the
+  /// server's exception. @throws ConnectionError when the server is gone (at once: a dead
+  /// server is never waited for); TimeoutError when connecting timed out.
   std::vector<std::byte> request(const Buffer& request);
+  /// Connects now if not connected, giving up after `timeout`.
+  /// @throws ConnectionError, AuthenticationError, TimeoutError.
+  void connect(std::chrono::milliseconds timeout);
 
   const std::string& address() const noexcept { return address_; }
   const std::string& authkey() const noexcept { return authkey_; }
 
  private:
-  void connect_locked();
+  void connect_locked(std::chrono::milliseconds timeout);
   std::string address_, authkey_;
   std::mutex mutex_;
   int fd_ = -1;

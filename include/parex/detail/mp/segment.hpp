@@ -11,8 +11,9 @@
 // counter in the header): `q.put(parex::Lock())` or `submit(f, parex::Value<int>(0))`
 // with a temporary works. A handle sent and never received stays pinned until the
 // sender exits, except those sent to a Process: its pins go when it ends without having
-// received them (or is destroyed unstarted). In one process a decoded handle finds the
-// mapping already there: the same object, the same address.
+// received them (or is destroyed unstarted). A segment with a home (make_home) is sent
+// as the home's: nothing pinned. In one process a decoded handle finds the mapping
+// already there: the same object, the same address.
 //
 // Who includes this: the handle types of include/parex/mp/. Thread-safe.
 #pragma once
@@ -63,6 +64,14 @@ class Segment {
   std::uint64_t nonce() const noexcept;
   /// A ref for the wire; pins `self` in this process until a receiver attaches.
   static SegmentRef send(const std::shared_ptr<Segment>& self);
+
+  /// This process keeps the segment until it exits (a Manager's server does, for the
+  /// objects its Manager makes): from now on a handle to it, sent by any process, names
+  /// this process, so it reaches the segment after its sender has dropped it. While this
+  /// process lives; once it has ended, handles name their sender again.
+  void make_home() noexcept;
+  /// Undoes make_home (if this process is the home): at an orderly exit.
+  void leave_home() noexcept;
 
   /// A lock in this segment is held by a thread of this process: keep the memory mapped
   /// even if every handle goes (glibc's robust list points into it, and the kernel must
