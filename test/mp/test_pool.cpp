@@ -30,6 +30,7 @@ std::vector<int> squares(int n) {
   return v;
 }
 bool gone(int pid) { return ::kill(pid, 0) == -1 && errno == ESRCH; }
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(mp_pool)
@@ -235,6 +236,14 @@ BOOST_AUTO_TEST_CASE(initializer_and_maxtasksperchild) {
   std::vector<int> pids = pool.map(worker_pid, std::views::iota(0, 6), 1);
   BOOST_TEST(std::set<int>(pids.begin(), pids.end()).size() == 3u);  // a fresh worker every 2 calls
   BOOST_TEST(inits.value() >= 6);
+}
+
+// Python: maxtasksperchild must be a positive int or None. 0 was taken for "no limit".
+BOOST_AUTO_TEST_CASE(maxtasksperchild_zero_is_a_value_error_and_nullopt_no_limit) {
+  test::expect_error<parex::ValueError>([] { parex::Pool p(1, {}, 0); });
+  parex::Pool pool(1, {}, std::nullopt);
+  std::vector<int> pids = pool.map(worker_pid, std::views::iota(0, 6), 1);
+  BOOST_TEST(std::set<int>(pids.begin(), pids.end()).size() == 1u);  // one worker did all
 }
 
 BOOST_AUTO_TEST_CASE(thread_pool_has_the_same_face) {

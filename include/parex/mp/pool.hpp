@@ -32,6 +32,8 @@
 // - starmap takes tuples (or pairs) of up to 4 elements.
 // - imap and imap_unordered return the executor's lazy map range: iterate it once; an
 //   item whose call failed throws when reached. Its destructor cancels what is unread.
+// - maxtasksperchild: std::nullopt (the default) is no limit, as Python's None; 0 is
+//   ValueError, as in Python.
 //
 // A ThreadPool runs any callable; a Pool runs functions registered with PAREX_REGISTER,
 // with the compile-time checks of ProcessPoolExecutor::submit. All members are
@@ -47,6 +49,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <ranges>
 #include <tuple>
 #include <type_traits>
@@ -344,18 +347,22 @@ class PoolFace {
 }  // namespace detail
 
 /// Python's multiprocessing.Pool(processes, initializer, maxtasksperchild); processes 0
-/// means process_cpu_count().
+/// means process_cpu_count(); maxtasksperchild std::nullopt means no limit (Python's None).
+/// @throws ValueError if maxtasksperchild is 0 (as Python), before any worker starts.
 class Pool : public detail::PoolFace<ProcessPoolExecutor> {
  public:
-  explicit Pool(std::size_t processes = 0, Initializer initializer = {}, std::size_t maxtasksperchild = 0)
+  explicit Pool(std::size_t processes = 0, Initializer initializer = {},
+                std::optional<std::size_t> maxtasksperchild = std::nullopt)
       : PoolFace(make_options(processes, std::move(initializer), maxtasksperchild)) {}
 
  private:
-  static ProcessPoolOptions make_options(std::size_t processes, Initializer initializer, std::size_t maxtasksperchild) {
+  static ProcessPoolOptions make_options(std::size_t processes, Initializer initializer,
+                                         std::optional<std::size_t> maxtasksperchild) {
+    if (maxtasksperchild == 0u) throw ValueError("Pool: maxtasksperchild must be a positive number or std::nullopt");
     ProcessPoolOptions o;
     o.max_workers = processes;
     o.initializer = std::move(initializer);
-    o.max_tasks_per_child = maxtasksperchild;
+    o.max_tasks_per_child = maxtasksperchild.value_or(0);  // the executor's 0: no limit
     return o;
   }
 };
