@@ -32,6 +32,12 @@
 // - starmap takes tuples (or pairs) of up to 4 elements.
 // - imap and imap_unordered return the executor's lazy map range: iterate it once; an
 //   item whose call failed throws when reached. Its destructor cancels what is unread.
+//   An input that throws: the results of the items read before it are yielded, then the
+//   step that reaches its place throws the input's own exception (as Python; Python also
+//   drops the part of a chunk read before the error, parex runs it: with chunksize 2 and
+//   an error at item 7, items 0-6 are yielded, Python's 0-5).
+// - map of a range without a size reads it whole first, as Python lists it: an input that
+//   throws fails map before any call, and the chunksize comes from the real length.
 // - maxtasksperchild: std::nullopt (the default) is no limit, as Python's None; 0 is
 //   ValueError, as in Python.
 //
@@ -193,7 +199,12 @@ class PoolFace {
   template <class F, std::ranges::input_range R>
   auto map(F&& fn, R&& range, std::size_t chunksize = 0) {
     check_running();
-    return collect(ex_.map(std::forward<F>(fn), range, options(range, chunksize)));
+    if constexpr (std::ranges::sized_range<R>) {
+      return collect(ex_.map(std::forward<F>(fn), range, options(range, chunksize)));
+    } else {
+      auto items = to_vector(std::forward<R>(range));
+      return collect(ex_.map(std::forward<F>(fn), items, options(items, chunksize)));
+    }
   }
   template <class F, std::ranges::input_range R, class C = NoCallback, class E = NoCallback>
   auto map_async(F fn, R&& range, std::size_t chunksize = 0, Callbacks<C, E> cbs = {}) {
@@ -204,12 +215,14 @@ class PoolFace {
   template <class F, std::ranges::input_range R>
   auto imap(F&& fn, R&& range, std::size_t chunksize = 1) {
     check_running();
-    return ex_.map(std::forward<F>(fn), std::forward<R>(range), MapOptions{.chunksize = chunksize});
+    return ex_.map(std::forward<F>(fn), std::forward<R>(range),
+                   MapOptions{.chunksize = chunksize, .input_errors_in_place = true});
   }
   template <class F, std::ranges::input_range R>
   auto imap_unordered(F&& fn, R&& range, std::size_t chunksize = 1) {
     check_running();
-    return ex_.map(std::forward<F>(fn), std::forward<R>(range), MapOptions{.chunksize = chunksize, .ordered = false});
+    return ex_.map(std::forward<F>(fn), std::forward<R>(range),
+                   MapOptions{.chunksize = chunksize, .ordered = false, .input_errors_in_place = true});
   }
   /// fn(get<0>(t), get<1>(t), ...) for each tuple t of the range, results in order.
   template <class F, std::ranges::forward_range R>
