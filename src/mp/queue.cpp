@@ -214,7 +214,8 @@ void QueueCore::check_open() const {
   if (closed_) throw ValueError("this queue handle was closed");
 }
 
-std::size_t QueueCore::qsize() const noexcept {
+std::size_t QueueCore::qsize() const {
+  check_open();
   Held h(*state_);
   return state_->items;
 }

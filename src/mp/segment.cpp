@@ -197,9 +197,27 @@ Segment::~Segment() {
 
 std::uint64_t Segment::nonce() const noexcept { return header_of(*this).nonce; }
 
+namespace {
+[[noreturn]] void throw_too_big(const std::string& what, const char* kind) {
+  throw std::system_error(std::make_error_code(std::errc::not_enough_memory),
+                          "cannot create shared memory for a parex-" + std::string(kind) + " of " + what +
+                              " (at most " + std::to_string(Segment::max_bytes) + ")");
+}
+}  // namespace
+
+std::size_t segment_bytes(std::size_t head, std::size_t count, std::size_t each, const char* kind) {
+  std::size_t body = 0, total = 0;
+  if (__builtin_mul_overflow(count, each, &body) || __builtin_add_overflow(head, body, &total) ||
+      total > Segment::max_bytes)
+    throw_too_big(std::to_string(count) + " x " + std::to_string(each) + " bytes", kind);
+  return total;
+}
+
 std::shared_ptr<Segment> Segment::create(std::size_t bytes, const char* kind) {
   static std::once_flag raised;
   std::call_once(raised, raise_fd_limit);
+  // Past this, header_bytes + bytes wraps (or is no off_t): a small mapping for a big size.
+  if (bytes > max_bytes) throw_too_big(std::to_string(bytes) + " bytes", kind);
   const std::string name = std::string("parex-") + kind;
   const int fd = static_cast<int>(::syscall(SYS_memfd_create, name.c_str(), MFD_CLOEXEC));
   if (fd < 0) {
@@ -274,6 +292,8 @@ std::shared_ptr<Segment> Segment::attach(const SegmentRef& ref, bool received) {
                              " (a handle reaches its object while a process that holds it lives; see "
                              "parex/detail/mp/segment.hpp)");
   };
+  // No segment is that big (create refuses it), and header_bytes + bytes would wrap.
+  if (ref.bytes > max_bytes) throw gone("a handle with an impossible size");
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     const int e = errno;

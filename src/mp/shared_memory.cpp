@@ -9,6 +9,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <new>
+#include <string>
 #include <unistd.h>
 
 namespace parex {
@@ -29,12 +30,22 @@ void check_tag(const detail::Segment& s) {
 }
 }  // namespace
 
-SharedMemory::SharedMemory(std::size_t size)
-    : segment_(detail::Segment::create(control_bytes + size, "shared-memory")), size_(size) {
+std::size_t SharedMemory::positive_size(long long size) {
+  if (size <= 0) throw ValueError("SharedMemory: the size must be positive, not " + std::to_string(size));
+  return static_cast<std::size_t>(size);
+}
+
+SharedMemory::SharedMemory(std::size_t size) : size_(size) {
+  if (size == 0) throw ValueError("SharedMemory: the size must be positive, not 0");
+  segment_ = detail::Segment::create(detail::segment_bytes(control_bytes, size, 1, "shared-memory"), "shared-memory");
   new (segment_->data()) Control{shm_tag, {0}};
 }
 
 SharedMemory::SharedMemory(std::string_view name) {
+  // Python's ValueError cases: nothing a name could be. A well-formed name of nothing
+  // reachable is SharedObjectError below (Python: FileNotFoundError).
+  if (name.empty()) throw ValueError("SharedMemory: an empty name");
+  if (name.find('\0') != std::string_view::npos) throw ValueError("SharedMemory: a name with an embedded NUL");
   // "parex_<pid>_<fd>_<nonce hex>_<bytes>"
   detail::SegmentRef ref;
   unsigned long long nonce = 0, bytes = 0;

@@ -1,7 +1,7 @@
 // Pool and ThreadPool (include/parex/mp/pool.hpp): map order and chunks, exceptions by
 // type, AsyncResult timeouts and callbacks, starmap, imap, a worker SIGKILLed mid-map,
 // terminate with work running (no worker left), close/join, initializer and
-// maxtasksperchild. Worker threads record what they see in atomics; only this thread
+// maxtasksperchild, inputs that throw (CPython's exception_throwing_generator). Worker threads record what they see in atomics; only this thread
 // asserts (Boost.Test is not thread-safe).
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
@@ -12,11 +12,15 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <functional>
+#include <iterator>
+#include <stdexcept>
 #include <csignal>
 #include <chrono>
 #include <numeric>
 #include <ranges>
 #include <set>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -30,6 +34,67 @@ std::vector<int> squares(int n) {
   return v;
 }
 bool gone(int pid) { return ::kill(pid, 0) == -1 && errno == ESRCH; }
+
+// CPython's exception_throwing_generator(total, when): yields 0, 1, ... and throws when
+// asked for item `when` (-1: before the first). Single pass, no size, like a generator;
+// on_throw runs just before it throws.
+struct SayWhenError : std::runtime_error {
+  SayWhenError() : std::runtime_error("somebody said when") {}
+};
+class Generator {
+ public:
+  Generator(int total, int when, std::function<void()> on_throw = {})
+      : total_(total), when_(when), on_throw_(std::move(on_throw)) {}
+  class iterator {
+   public:
+    using value_type = int;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    int operator*() const { return i_; }
+    iterator& operator++() {
+      g_->reach(i_ + 1);
+      ++i_;
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.i_ >= it.g_->total(); }
+
+   private:
+    friend class Generator;
+    explicit iterator(Generator* g) : g_(g) {}
+    Generator* g_ = nullptr;
+    int i_ = 0;
+  };
+  iterator begin() {
+    reach(when_ == -1 ? -1 : 0);
+    return iterator(this);
+  }
+  std::default_sentinel_t end() const { return {}; }
+  int total() const { return total_; }
+
+ private:
+  void reach(int i) {
+    if (i != when_ || i >= total_) return;
+    if (on_throw_) on_throw_();
+    throw SayWhenError();
+  }
+  int total_, when_;
+  std::function<void()> on_throw_;
+};
+static_assert(std::ranges::input_range<Generator> && !std::ranges::sized_range<Generator>);
+
+// Iterates r until its end or a SayWhenError; what it yielded before.
+template <class R>
+std::vector<int> until_say_when(R& r, bool& threw) {
+  std::vector<int> got;
+  threw = false;
+  try {
+    for (int v : r) got.push_back(v);
+  } catch (const SayWhenError&) {
+    threw = true;
+  }
+  return got;
+}
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(mp_pool)
@@ -108,6 +173,70 @@ BOOST_AUTO_TEST_CASE(imap_is_ordered_and_imap_unordered_yields_in_completion_ord
   for (int v : pool.imap_unordered(square, std::views::iota(0, 500), 7)) all.insert(v);
   BOOST_TEST(all.size() == 500u);
   BOOST_TEST(*all.rbegin() == 499 * 499);
+}
+
+// CPython test_imap_handle_iterable_exception and its imap_unordered twin: the input
+// throws at item 3; imap itself does not throw, items 0-2 are yielded, then the step that
+// reaches item 3 throws the input's own exception. (It threw from imap() and lost them.)
+BOOST_AUTO_TEST_CASE(imap_yields_what_was_read_before_an_input_error_then_throws_it) {
+  parex::Pool pool(2);
+  bool threw = false;
+  for (int round = 0; round < 2; ++round) {  // "again, make sure it's reentrant"
+    Generator first(1, -1);
+    auto r = pool.imap(square, first);
+    BOOST_CHECK_THROW(r.begin(), SayWhenError);
+  }
+  Generator g(10, 3);
+  auto r = pool.imap(square, g);
+  BOOST_TEST((until_say_when(r, threw) == std::vector<int>{0, 1, 4}));
+  BOOST_TEST(threw);
+  // Chunks: Python drops the part of a chunk read before the error; parex runs it.
+  for (std::size_t chunk : {2u, 4u}) {
+    Generator c(20, 7);
+    auto rc = pool.imap(square, c, chunk);
+    BOOST_TEST((until_say_when(rc, threw) == squares(7)), "chunksize " << chunk);
+    BOOST_TEST(threw);
+  }
+  Generator u(10, 3);
+  auto ru = pool.imap_unordered(square, u);
+  std::vector<int> got = until_say_when(ru, threw);
+  std::sort(got.begin(), got.end());
+  BOOST_TEST((got == std::vector<int>{0, 1, 4}));
+  BOOST_TEST(threw);
+  parex::ThreadPool threads(2);  // the same face
+  Generator t(10, 3);
+  auto rt = threads.imap([](int x) { return x + 1; }, t);
+  BOOST_TEST((until_say_when(rt, threw) == std::vector<int>{1, 2, 3}));
+  BOOST_TEST(threw);
+}
+
+// Python's Pool.map lists its input first: an input that throws fails map with its own
+// exception before any call runs.
+BOOST_AUTO_TEST_CASE(map_over_an_input_that_throws_runs_no_call) {
+  parex::Pool pool(2);
+  Generator g(10, 3);
+  BOOST_CHECK_THROW(pool.map(square, g), SayWhenError);
+  std::atomic<int> calls{0};
+  {
+    parex::ThreadPool threads(2);
+    // Before throwing, give calls already sent the time to start (they did, when map read
+    // the input lazily).
+    Generator slow(10, 3, [&] {
+      const auto until = std::chrono::steady_clock::now() + 300ms;
+      while (calls.load() == 0 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+    });
+    BOOST_CHECK_THROW(threads.map(
+                          [&](int x) {
+                            ++calls;
+                            return x;
+                          },
+                          slow),
+                      SayWhenError);
+    threads.close();
+    threads.join();
+  }
+  BOOST_TEST(calls.load() == 0);
+  BOOST_TEST((pool.map(square, std::views::iota(0, 5)) == squares(5)));
 }
 
 BOOST_AUTO_TEST_CASE(apply_async_times_out_waits_and_calls_back) {
@@ -235,6 +364,14 @@ BOOST_AUTO_TEST_CASE(initializer_and_maxtasksperchild) {
   std::vector<int> pids = pool.map(worker_pid, std::views::iota(0, 6), 1);
   BOOST_TEST(std::set<int>(pids.begin(), pids.end()).size() == 3u);  // a fresh worker every 2 calls
   BOOST_TEST(inits.value() >= 6);
+}
+
+// Python: maxtasksperchild must be a positive int or None. 0 was taken for "no limit".
+BOOST_AUTO_TEST_CASE(maxtasksperchild_zero_is_a_value_error_and_nullopt_no_limit) {
+  test::expect_error<parex::ValueError>([] { parex::Pool p(1, {}, 0); });
+  parex::Pool pool(1, {}, std::nullopt);
+  std::vector<int> pids = pool.map(worker_pid, std::views::iota(0, 6), 1);
+  BOOST_TEST(std::set<int>(pids.begin(), pids.end()).size() == 1u);  // one worker did all
 }
 
 BOOST_AUTO_TEST_CASE(thread_pool_has_the_same_face) {

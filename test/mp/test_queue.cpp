@@ -1,6 +1,6 @@
 // Queue, SimpleQueue, JoinableQueue: order, exact delivery with many producers and
 // consumers across processes and threads, timeouts, maxsize, big items, task_done/join,
-// and getters SIGKILLed in the middle of the traffic.
+// getters SIGKILLed in the middle of the traffic, and what a closed handle refuses.
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
@@ -230,6 +230,53 @@ BOOST_AUTO_TEST_CASE(putters_sigkilled_mid_traffic_corrupt_nothing) {
   q.put("after");
   BOOST_TEST(q.get(deadlock_timeout) == "after");
   BOOST_TEST(got > 0);
+}
+
+namespace {
+// CPython test_closed_queue_empty_exceptions (Queue, JoinableQueue) and SimpleQueue's
+// test_empty_exceptions / test_closed: after close(), empty() raises (Python: OSError "is
+// closed"; here ValueError, what put and get on a closed handle raise, in Python too), and
+// so do qsize() and full(); closing twice is harmless; what was put before close() is in
+// the queue for the other handles.
+template <class Q>
+void check_a_closed_handle(Q q) {
+  q.put(1);  // "used", as Python's test has it
+  q.close();
+  q.close();
+  expect_error<parex::ValueError>([&] { return q.empty(); });
+  expect_error<parex::ValueError>([&] { return q.qsize(); });
+  expect_error<parex::ValueError>([&] { return q.full(); });
+  expect_error<parex::ValueError>([&] { q.put(2); });
+  expect_error<parex::ValueError>([&] { q.put_nowait(2); });
+  expect_error<parex::ValueError>([&] { return q.get(); });
+  expect_error<parex::ValueError>([&] { return q.get_nowait(); });
+  parex::detail::Buffer b;
+  parex::detail::encode(b, q);  // another handle to the queue, as a child would decode it
+  parex::detail::Reader r(b.bytes());
+  auto other = parex::detail::decode<Q>(r);
+  BOOST_TEST(!other.empty());
+  BOOST_TEST(other.get(deadlock_timeout) == 1);
+  BOOST_TEST(other.empty());
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_closed_handle_raises_from_empty_qsize_full_put_and_get) {
+  check_a_closed_handle(parex::Queue<int>());
+  check_a_closed_handle(parex::Queue<int>(3));
+  check_a_closed_handle(parex::SimpleQueue<int>());
+  check_a_closed_handle(parex::JoinableQueue<int>());
+}
+
+// Python's multiprocessing.Queue.get(timeout=-1) does not wait (a negative timeout counts
+// as 0) and still takes an item that is there; queue.Queue's ValueError is not its rule.
+BOOST_AUTO_TEST_CASE(a_negative_timeout_means_do_not_wait) {
+  parex::Queue<int> q(1);
+  const auto t0 = std::chrono::steady_clock::now();
+  expect_error<parex::Empty>([&] { return q.get(-1s); });
+  q.put(5, -1s);
+  expect_error<parex::Full>([&] { q.put(6, -1s); });
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < 10s));
+  BOOST_TEST(q.get(-1s) == 5);
 }
 
 BOOST_AUTO_TEST_CASE(a_queue_handle_of_another_item_type_is_refused) {

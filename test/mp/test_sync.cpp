@@ -1,6 +1,7 @@
 // Locks, semaphores, events, Value/Array and SharedMemory across processes and threads:
 // exact counts under contention, timeouts, a lock holder SIGKILLed, handles in pool
-// workers, wrong handles, and no fd left after many create/destroy cycles.
+// workers, wrong handles, sizes and names Python refuses, and no fd left after many
+// create/destroy cycles.
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
@@ -8,10 +9,13 @@
 #include "support/helpers.hpp"
 
 #include <atomic>
+#include <cstdint>
 #include <filesystem>
 #include <mutex>
 #include <numeric>
 #include <sstream>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -314,6 +318,37 @@ BOOST_AUTO_TEST_CASE(shared_memory_by_name_and_by_handle) {
   expect_error<parex::SharedObjectError>([&] { return parex::SharedMemory(std::string_view("psm_12345")); });
   same.close();
   BOOST_TEST(same.buf().empty());
+}
+
+// CPython test_shared_memory_basics / test_shared_memory_name_with_embedded_null: sizes and
+// names that are no block are ValueError; a block the system cannot give is an OSError
+// (std::system_error), never a small mapping that claims ~2^64 bytes.
+BOOST_AUTO_TEST_CASE(shared_memory_refuses_a_size_or_name_python_refuses) {
+  expect_error<parex::ValueError>([] { return parex::SharedMemory(0); });
+  expect_error<parex::ValueError>([] { return parex::SharedMemory(std::size_t{0}); });
+  expect_error<parex::ValueError>([] { return parex::SharedMemory(-2); });
+  const auto e = expect_error<std::system_error>([] { return parex::SharedMemory(SIZE_MAX - 100); });
+  BOOST_TEST((e.code() == std::errc::not_enough_memory));
+  expect_error<std::system_error>([] { return parex::SharedMemory(std::size_t{1} << 62); });  // an off_t; mmap says no
+  expect_error<parex::ValueError>([] { return parex::SharedMemory(std::string_view("")); });
+  parex::SharedMemory shm(512);
+  const std::string with_nul = shm.name() + std::string("\0a", 2);
+  expect_error<parex::ValueError>([&] { return parex::SharedMemory(std::string_view(with_nul)); });
+  BOOST_TEST(parex::SharedMemory(shm.name()).size() == 512u);
+}
+
+// ctypes: Array('i', -1) is ValueError, Array('i', 0) an empty array; a length whose bytes
+// overflow is refused instead of mapping the wrapped (small) size and filling past it.
+BOOST_AUTO_TEST_CASE(an_array_length_that_overflows_or_is_negative_is_refused) {
+  BOOST_TEST(parex::Array<int>(0).size() == 0u);
+  BOOST_TEST(parex::RawArray<int>(std::size_t{0}).to_vector().empty());
+  expect_error<parex::ValueError>([] { return parex::Array<int>(-1); });
+  // Lengths read at run time: as constants, GCC warns about the fill the throw never reaches.
+  static volatile std::size_t max = SIZE_MAX;
+  const auto e = expect_error<std::system_error>([] { return parex::Array<int>(max / 2); });
+  BOOST_TEST((e.code() == std::errc::not_enough_memory));
+  expect_error<std::system_error>([] { return parex::RawArray<double>(max / 8 + 1); });  // bytes wrap to 0
+  expect_error<std::system_error>([] { return parex::Array<char>(max - 64); });  // + the header wraps
 }
 
 BOOST_AUTO_TEST_CASE(handles_reach_running_pool_workers) {

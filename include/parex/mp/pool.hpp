@@ -32,6 +32,14 @@
 // - starmap takes tuples (or pairs) of up to 4 elements.
 // - imap and imap_unordered return the executor's lazy map range: iterate it once; an
 //   item whose call failed throws when reached. Its destructor cancels what is unread.
+//   An input that throws: the results of the items read before it are yielded, then the
+//   step that reaches its place throws the input's own exception (as Python; Python also
+//   drops the part of a chunk read before the error, parex runs it: with chunksize 2 and
+//   an error at item 7, items 0-6 are yielded, Python's 0-5).
+// - map of a range without a size reads it whole first, as Python lists it: an input that
+//   throws fails map before any call, and the chunksize comes from the real length.
+// - maxtasksperchild: std::nullopt (the default) is no limit, as Python's None; 0 is
+//   ValueError, as in Python.
 //
 // A ThreadPool runs any callable; a Pool runs functions registered with PAREX_REGISTER,
 // with the compile-time checks of ProcessPoolExecutor::submit. All members are
@@ -47,6 +55,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <ranges>
 #include <tuple>
 #include <type_traits>
@@ -190,7 +199,12 @@ class PoolFace {
   template <class F, std::ranges::input_range R>
   auto map(F&& fn, R&& range, std::size_t chunksize = 0) {
     check_running();
-    return collect(ex_.map(std::forward<F>(fn), range, options(range, chunksize)));
+    if constexpr (std::ranges::sized_range<R>) {
+      return collect(ex_.map(std::forward<F>(fn), range, options(range, chunksize)));
+    } else {
+      auto items = to_vector(std::forward<R>(range));
+      return collect(ex_.map(std::forward<F>(fn), items, options(items, chunksize)));
+    }
   }
   template <class F, std::ranges::input_range R, class C = NoCallback, class E = NoCallback>
   auto map_async(F fn, R&& range, std::size_t chunksize = 0, Callbacks<C, E> cbs = {}) {
@@ -201,12 +215,14 @@ class PoolFace {
   template <class F, std::ranges::input_range R>
   auto imap(F&& fn, R&& range, std::size_t chunksize = 1) {
     check_running();
-    return ex_.map(std::forward<F>(fn), std::forward<R>(range), MapOptions{.chunksize = chunksize});
+    return ex_.map(std::forward<F>(fn), std::forward<R>(range),
+                   MapOptions{.chunksize = chunksize, .input_errors_in_place = true});
   }
   template <class F, std::ranges::input_range R>
   auto imap_unordered(F&& fn, R&& range, std::size_t chunksize = 1) {
     check_running();
-    return ex_.map(std::forward<F>(fn), std::forward<R>(range), MapOptions{.chunksize = chunksize, .ordered = false});
+    return ex_.map(std::forward<F>(fn), std::forward<R>(range),
+                   MapOptions{.chunksize = chunksize, .ordered = false, .input_errors_in_place = true});
   }
   /// fn(get<0>(t), get<1>(t), ...) for each tuple t of the range, results in order.
   template <class F, std::ranges::forward_range R>
@@ -344,18 +360,22 @@ class PoolFace {
 }  // namespace detail
 
 /// Python's multiprocessing.Pool(processes, initializer, maxtasksperchild); processes 0
-/// means process_cpu_count().
+/// means process_cpu_count(); maxtasksperchild std::nullopt means no limit (Python's None).
+/// @throws ValueError if maxtasksperchild is 0 (as Python), before any worker starts.
 class Pool : public detail::PoolFace<ProcessPoolExecutor> {
  public:
-  explicit Pool(std::size_t processes = 0, Initializer initializer = {}, std::size_t maxtasksperchild = 0)
+  explicit Pool(std::size_t processes = 0, Initializer initializer = {},
+                std::optional<std::size_t> maxtasksperchild = std::nullopt)
       : PoolFace(make_options(processes, std::move(initializer), maxtasksperchild)) {}
 
  private:
-  static ProcessPoolOptions make_options(std::size_t processes, Initializer initializer, std::size_t maxtasksperchild) {
+  static ProcessPoolOptions make_options(std::size_t processes, Initializer initializer,
+                                         std::optional<std::size_t> maxtasksperchild) {
+    if (maxtasksperchild == 0u) throw ValueError("Pool: maxtasksperchild must be a positive number or std::nullopt");
     ProcessPoolOptions o;
     o.max_workers = processes;
     o.initializer = std::move(initializer);
-    o.max_tasks_per_child = maxtasksperchild;
+    o.max_tasks_per_child = maxtasksperchild.value_or(0);  // the executor's 0: no limit
     return o;
   }
 };

@@ -74,7 +74,8 @@ class QueueCore {
   bool get(Buffer& out, std::chrono::nanoseconds timeout);
   /// Waits until an item is there to get; false when it ran out of time.
   bool wait_readable(std::chrono::nanoseconds timeout);
-  std::size_t qsize() const noexcept;
+  /// @throws ValueError if closed here.
+  std::size_t qsize() const;
   std::size_t capacity() const noexcept;
   std::size_t maxsize() const noexcept;
   void task_done();
@@ -129,11 +130,19 @@ class BasicQueue {
   }
   T get_nowait() { return get_for(at_once); }
 
-  /// Items in the queue now (a snapshot, as Python's).
-  std::size_t qsize() const noexcept { return core_->qsize(); }
-  bool empty() const noexcept { return qsize() == 0; }
-  bool full() const noexcept { return core_->maxsize() != 0 && qsize() >= core_->maxsize(); }
-  /// This handle puts and gets no more (ValueError); other handles go on.
+  /// Items in the queue now (a snapshot, as Python's). @throws ValueError after close().
+  std::size_t qsize() const { return core_->qsize(); }
+  /// @throws ValueError after close() (Python: OSError "handle is closed", from its pipe).
+  bool empty() const { return qsize() == 0; }
+  /// @throws ValueError after close().
+  bool full() const {
+    const std::size_t n = qsize();  // first: an unbounded queue's closed handle throws too
+    return core_->maxsize() != 0 && n >= core_->maxsize();
+  }
+  /// This handle is done: put, get, qsize, empty and full throw ValueError from now on,
+  /// one type for "closed" (Python raises ValueError from put and get, OSError from empty,
+  /// and answers qsize and full). Items it put still reach the queue; other handles, in
+  /// this process (decoded ones) or others, go on. Closing twice is harmless.
   void close() noexcept { core_->close(); }
 
   /// JoinableQueue: one item got earlier is done. @throws ValueError if more than put.

@@ -11,10 +11,15 @@
 // SIGKILLs. The price: a name reaches the memory only while some process of the program
 // still holds it (the name names that process's fd), and unlink() is a flag: it makes
 // later attaches by name fail (SharedObjectError), as unlinking the file does in Python.
+//
+// Errors, as Python's: a size of 0 or below, an empty name or one with a NUL is ValueError;
+// memory the system cannot give (a size past Segment::max_bytes, or one mmap refuses) is
+// std::system_error with ENOMEM, C++'s OSError, which parex throws wherever the system says no.
 #pragma once
 
 #include <parex/detail/mp/segment.hpp>
 
+#include <concepts>
 #include <cstddef>
 #include <memory>
 #include <span>
@@ -28,9 +33,15 @@ class SharedMemory : public detail::HandleBase {
   using parex_shared_handle = void;
 
   /// A new zero-filled block of `size` bytes.
+  /// @throws ValueError if size is 0; std::system_error if the memory cannot be had.
   explicit SharedMemory(std::size_t size);
+  /// The same from a signed size: @throws ValueError if it is not positive (not a huge
+  /// size_t after a silent conversion).
+  template <std::signed_integral I>
+  explicit SharedMemory(I size) : SharedMemory(positive_size(static_cast<long long>(size))) {}
   /// Attaches to the block `name` names (name() of a SharedMemory in any process of this
-  /// program that still holds it). @throws SharedObjectError if unreachable or unlinked.
+  /// program that still holds it). @throws ValueError for an empty name or one with a NUL;
+  /// SharedObjectError if unreachable or unlinked.
   explicit SharedMemory(std::string_view name);
 
   /// A name other processes attach with; valid while this process holds the block.
@@ -47,6 +58,7 @@ class SharedMemory : public detail::HandleBase {
 
  private:
   SharedMemory() = default;
+  static std::size_t positive_size(long long size);
   std::shared_ptr<detail::Segment> segment_;
   std::size_t size_ = 0;
 };

@@ -11,6 +11,9 @@
 // none. Nothing here locks for you: value() and operator[] are plain references.
 // What survives a SIGKILL: the memory, for as long as a process holds a handle; the lock
 // as lock.hpp says (a holder that died is reported by previous_owner_died()).
+// Sizes: Array(0) is an empty array and a negative length is ValueError, as in Python; a
+// length whose bytes the system cannot give (its byte count overflows, or mmap refuses)
+// is std::system_error with ENOMEM (see segment_bytes in detail/mp/segment.hpp).
 #pragma once
 
 #include <parex/detail/mp/segment.hpp>
@@ -19,6 +22,7 @@
 #include <parex/mp/lock.hpp>
 
 #include <algorithm>
+#include <concepts>
 #include <cstring>
 #include <initializer_list>
 #include <iterator>
@@ -57,7 +61,7 @@ class SharedData {
   };
 
   explicit SharedData(std::size_t count, const char* kind)
-      : segment_(Segment::create(data_offset + count * sizeof(T), kind)) {
+      : segment_(Segment::create(segment_bytes(data_offset, count, sizeof(T), kind), kind)) {
     if constexpr (Locked) {
       LockHandle::init_cell(segment_->data(), LockHandle::Kind::recursive);
       lock_.emplace(segment_, 0);
@@ -122,6 +126,10 @@ class SharedArray : public SharedData<T, Locked> {
   explicit SharedArray(std::size_t n) : Base(n, Locked ? "array" : "rawarray") {
     std::uninitialized_fill_n(this->data_, n, T{});
   }
+  /// The same from a signed length: @throws ValueError if it is negative (not a huge
+  /// size_t after a silent conversion).
+  template <std::signed_integral I>
+  explicit SharedArray(I n) : SharedArray(non_negative(static_cast<long long>(n))) {}
   /// The given values (Python: Array('i', [1, 2, 3])).
   SharedArray(std::initializer_list<T> values) : SharedArray(values.begin(), values.size()) {}
   /// A copy of a range's values. Never a copy of an Array handle itself: `Array b(a)` with
@@ -148,6 +156,10 @@ class SharedArray : public SharedData<T, Locked> {
   explicit SharedArray(Reader& r) : Base(r, "Array") {}
   SharedArray(const T* first, std::size_t n) : Base(n, Locked ? "array" : "rawarray") {
     if (n) std::memcpy(static_cast<void*>(this->data_), first, n * sizeof(T));
+  }
+  static std::size_t non_negative(long long n) {
+    if (n < 0) throw ValueError("parex::Array: the length must be >= 0, not " + std::to_string(n));
+    return static_cast<std::size_t>(n);
   }
   struct Copied {};
   template <class R>

@@ -87,6 +87,12 @@ struct MapOptions {
   /// Leaving the loop early (or the map's timeout) also stops the calls that run, as
   /// Future::interrupt does; by default only calls not started are cancelled.
   bool interrupt_on_exit = false;
+  /// An exception the input throws before map() returns (within the first window), false:
+  /// map() throws it and cancels the calls not started (Executor.map's rule: Python reads
+  /// its input up front). true: map() returns, the items read before it are yielded, then
+  /// the step that reaches its place throws it (Pool.imap's rule). Past the first window
+  /// it is always thrown in its place: results already computed are never lost.
+  bool input_errors_in_place = false;
   /// Called as calls complete (on the completing thread, one report at a time, never
   /// going backwards), at most once per progress_interval, when the last of `total` items
   /// is done, and once when the iteration reaches its end if that report is not out yet.

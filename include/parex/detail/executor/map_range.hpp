@@ -9,7 +9,9 @@
 //  - a failure that ends the map - the input threw, a submit was refused (shutdown, a
 //    broken pool, a destroyed executor) - is a "stop" slot placed after the last item
 //    that went out: those items are still yielded, then the step that reaches the stop
-//    throws its error and the iteration is over;
+//    throws its error and the iteration is over (one that happens before map() returns
+//    is map()'s own error instead, unless MapOptions::input_errors_in_place says the
+//    input's stays in place);
 //  - the map's timeout throws TimeoutError once, cancels what has not started and ends
 //    the iteration.
 // Not thread-safe: one thread iterates a range. Its executor may be destroyed first (see
@@ -149,11 +151,18 @@ class MapRange {
       const auto n = static_cast<std::size_t>(std::ranges::size(input_));
       max_adaptive_ = std::max<std::size_t>(1, n / (4 * std::max<std::size_t>(1, ex_->max_workers())));
     }
-    next_ = std::ranges::begin(input_);
+    try {
+      next_ = std::ranges::begin(input_);  // a generator may compute its first item here
+    } catch (...) {
+      if (!options_.input_errors_in_place) throw;
+      input_failed_ = true;
+      stop(std::current_exception());
+    }
     fill();
     // Before map() returns, a failing input or submit is map()'s own error (an
     // unregistered function, a shut-down executor), as in Python: nothing unseen runs on.
-    if (stopped_ && !window_.empty() && window_.back().stop) {
+    // Pool.imap's input error is the exception: it waits in its place.
+    if (stopped_ && !window_.empty() && window_.back().stop && !(input_failed_ && options_.input_errors_in_place)) {
       const std::exception_ptr e = window_.back().stop;
       if (progress_.tracker) progress_.tracker->close();
       cancel_all();
@@ -222,6 +231,7 @@ class MapRange {
         } catch (...) {  // the input failed: the items read before it still go out
           const std::exception_ptr e = std::current_exception();
           if (!items.empty()) submit(std::move(items));
+          input_failed_ = !stopped_;  // the stop is the input's, not a failed submit's
           return stop(e);
         }
         submit(std::move(items));
@@ -412,6 +422,7 @@ class MapRange {
   std::size_t next_adaptive_ = 1;
   std::size_t max_adaptive_ = std::size_t{1} << 20;  // no executor estimate goes near it
   bool stopped_ = false;  // no more input is read: it ended badly, or the map timed out
+  bool input_failed_ = false;  // the stop slot holds the input's exception
   bool begun_ = false;
 };
 

@@ -46,8 +46,12 @@ class Segment {
  public:
   /// A fresh zeroed segment with `bytes` of payload (64-byte aligned). `kind` names it in
   /// /proc/<pid>/fd ("memfd:parex-lock").
-  /// @throws std::system_error when the kernel refuses memory or an fd.
+  /// @throws std::system_error when the kernel refuses memory or an fd, and (ENOMEM) for a
+  /// size past max_bytes (std::system_error is C++'s OSError: parex throws it wherever the
+  /// system says no).
   static std::shared_ptr<Segment> create(std::size_t bytes, const char* kind);
+  /// The largest payload a segment can have: header and payload must fit in an off_t.
+  static constexpr std::size_t max_bytes = (std::size_t{1} << 63) - 1 - 64;
   /// The segment a handle refers to, mapped here (or the mapping this process has).
   /// @throws parex::SharedObjectError when it no longer exists or is not what the handle says.
   /// `received`: this attach is the receipt of a sent handle (unpins it in the sender);
@@ -125,6 +129,12 @@ inline std::optional<std::chrono::steady_clock::time_point> deadline_of(std::chr
 inline bool passed(const std::optional<std::chrono::steady_clock::time_point>& deadline) {
   return deadline && std::chrono::steady_clock::now() >= *deadline;
 }
+
+/// head + count x each: the payload of a segment that holds `count` objects of `each` bytes
+/// after `head` bytes. Every constructor that takes a count or a size computes its segment
+/// here: a wrapped sum would map fewer bytes than the object then writes.
+/// @throws std::system_error (ENOMEM) past Segment::max_bytes, as Segment::create does.
+std::size_t segment_bytes(std::size_t head, std::size_t count, std::size_t each, const char* kind);
 
 /// Writes a handle: the segment and the offset of the object inside it.
 void encode_handle(Writer& w, const std::shared_ptr<Segment>& s, std::uint64_t offset);
