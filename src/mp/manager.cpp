@@ -2,7 +2,7 @@
 // proxies' shared part, and the Manager that starts, names objects on and ends a server.
 #include <parex/mp/manager.hpp>
 
-#include "mp/manager_protocol.hpp"
+#include "mp/socket_protocol.hpp"
 #include "mp/manager_server.hpp"
 
 #include <parex/mp/process.hpp>
@@ -44,9 +44,9 @@ ManagerLink::~ManagerLink() {
 }
 
 void ManagerLink::connect_locked() {
-  const int fd = connect_to(ManagerAddress::parse(address_));
+  const int fd = connect_to(SocketAddress::parse(address_));
   try {
-    client_handshake(fd, authkey_, address_);
+    client_handshake(fd, authkey_, "the manager at " + address_);
   } catch (...) {
     ::close(fd);
     throw;

@@ -9,7 +9,7 @@
 // the server, apart from the shutdown request of an authenticated client.
 #include "mp/manager_server.hpp"
 
-#include "mp/manager_protocol.hpp"
+#include "mp/socket_protocol.hpp"
 
 #include <parex/registry.hpp>
 #include <parex/errors.hpp>
@@ -270,7 +270,7 @@ class Server {
   }
 
   void serve_connection(int fd) {
-    if (server_handshake(fd, key_)) {
+    if (server_handshake(fd, key_, std::chrono::steady_clock::now() + server_handshake_limit) == Handshake::accepted) {
       MessageReader reader(max_bytes_);
       Buffer out;
       std::span<const std::byte> msg;
@@ -407,10 +407,10 @@ void manager_serve(std::string address, std::string authkey, std::uint64_t max_c
                    std::uint64_t max_message_bytes, Connection ready) {
   std::signal(SIGINT, SIG_IGN);  // Ctrl-C is for the owner, which then shuts the server down
   std::signal(SIGPIPE, SIG_IGN);
-  ManagerAddress a;
+  SocketAddress a;
   int listener = -1;
   try {
-    a = ManagerAddress::parse(address);
+    a = SocketAddress::parse(address);
     listener = listen_at(a, 128);
   } catch (const std::exception& e) {
     ready.send(std::string("!") + e.what());
