@@ -235,7 +235,7 @@ void client_handshake(int fd, const std::string& key, const std::string& peer,
   std::uint8_t hello[8 + 32];
   if (!read_exact_until(fd, hello, sizeof hello, deadline)) fail();
   if (std::memcmp(hello, magic, 8) != 0)
-    throw AuthenticationError(peer + " does not speak parex's handshake (no challenge; an authkey on one side only?)");
+    throw ConnectionError(peer + " does not speak parex's handshake (not a parex server, or an authkey on one side only)");
   std::uint8_t reply[64];
   const Digest256 mine = answer(key, "client", hello + 8);
   std::memcpy(reply, mine.data(), 32);
