@@ -21,9 +21,12 @@
 // All are plain value types, safe to copy and to throw from any thread.
 #pragma once
 
+#include <cstddef>
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 #include <sys/types.h>
 
 namespace parex {
@@ -217,7 +220,20 @@ class BrokenPipeError : public ConnectionError {
   using ConnectionError::ConnectionError;
 };
 
-/// The other side of a Manager connection does not know the authkey
+/// Connection::recv_bytes_into: the message is longer than the buffer's room past the
+/// offset (Python's multiprocessing.BufferTooShort). message() holds the whole message,
+/// already received (empty when rebuilt from another process's message).
+class BufferTooShort : public Error {
+ public:
+  using Error::Error;
+  BufferTooShort(const std::string& what, std::vector<std::byte> message) : Error(what), message_(std::move(message)) {}
+  const std::vector<std::byte>& message() const noexcept { return message_; }
+
+ private:
+  std::vector<std::byte> message_;
+};
+
+/// The other side of a Manager or connection::Listener/Client does not know the authkey
 /// (multiprocessing.AuthenticationError).
 class AuthenticationError : public Error {
  public:

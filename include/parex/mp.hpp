@@ -8,11 +8,13 @@
 
 #include <parex/mp/condition.hpp>
 #include <parex/mp/connection.hpp>
+#include <parex/mp/listener.hpp>
 #include <parex/mp/lock.hpp>
 #include <parex/mp/manager.hpp>
 #include <parex/mp/pool.hpp>
 #include <parex/mp/process.hpp>
 #include <parex/mp/queues.hpp>
+#include <parex/mp/reduction.hpp>
 #include <parex/mp/shared_memory.hpp>
 #include <parex/mp/sharedctypes.hpp>
 #include <parex/mp/synchronize.hpp>

@@ -165,6 +165,8 @@ std::pair<Connection, Connection> Pipe(bool duplex) {
 }
 
 void Connection::send_raw(std::span<const std::byte> bytes) {
+  if (sock_) [[unlikely]]
+    return socket_send(bytes);
   if (!hold_) throw ValueError("this connection is closed");
   if (!out_) throw ValueError("this end of the pipe only receives");
   if (hold_->peer_gone_lately())
@@ -173,6 +175,8 @@ void Connection::send_raw(std::span<const std::byte> bytes) {
 }
 
 void Connection::recv_raw(detail::Buffer& out, std::size_t maxlength) {
+  if (sock_) [[unlikely]]
+    return socket_recv(out, maxlength);
   if (!hold_) throw ValueError("this connection is closed");
   if (!in_) throw ValueError("this end of the pipe only sends");
   for (;;) {
@@ -193,6 +197,8 @@ std::vector<std::byte> Connection::recv_bytes(std::size_t maxlength) {
 }
 
 bool Connection::poll_for(std::chrono::nanoseconds timeout) {
+  if (sock_) [[unlikely]]
+    return socket_poll(timeout);
   if (!hold_) throw ValueError("this connection is closed");
   if (!in_) throw ValueError("this end of the pipe only sends");
   const bool bounded = timeout != detail::no_timeout;
@@ -214,13 +220,32 @@ void Connection::check_tag(const detail::Buffer& b, std::uint64_t tag, const cha
                         ": it was sent as another type, or by send_bytes()");
 }
 
+std::size_t Connection::recv_bytes_into(std::span<std::byte> buffer, std::size_t offset) {
+  if (offset > buffer.size()) throw ValueError("offset " + std::to_string(offset) + " is past the buffer's end");
+  detail::Buffer b;
+  recv_raw(b, 0);
+  if (b.size() > buffer.size() - offset)
+    throw BufferTooShort("a message of " + std::to_string(b.size()) + " bytes, with room for " +
+                             std::to_string(buffer.size() - offset),
+                         std::vector<std::byte>(b.data(), b.data() + b.size()));
+  if (b.size()) std::memcpy(buffer.data() + offset, b.data(), b.size());
+  return b.size();
+}
+
+bool Connection::readable() const noexcept { return sock_ ? !!(socket_flags() & 1) : in_ != nullptr; }
+bool Connection::writable() const noexcept { return sock_ ? !!(socket_flags() & 2) : out_ != nullptr; }
+
 void Connection::close() noexcept {
+  sock_.reset();
   hold_.reset();
   in_.reset();
   out_.reset();
 }
 
 void Connection::encode_to(detail::Writer& w) const {
+  if (sock_)
+    throw ValueError("a socket Connection cannot travel to another process: give the child the Listener's "
+                     "address, or pass its descriptor with reduction::send_handle");
   if (!hold_) throw ValueError("cannot send a closed connection");
   hold_->send_handle(w);
   w.put_byte(static_cast<std::uint8_t>((in_ ? 1 : 0) | (out_ ? 2 : 0)));

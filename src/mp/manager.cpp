@@ -2,7 +2,7 @@
 // proxies' shared part, and the Manager that starts, names objects on and ends a server.
 #include <parex/mp/manager.hpp>
 
-#include "mp/manager_protocol.hpp"
+#include "mp/socket_protocol.hpp"
 #include "mp/manager_server.hpp"
 
 #include <parex/mp/process.hpp>
@@ -45,9 +45,9 @@ ManagerLink::~ManagerLink() {
 
 void ManagerLink::connect_locked(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;  // one for connect() and handshake
-  const int fd = connect_to(ManagerAddress::parse(address_), deadline);
+  const int fd = connect_to(SocketAddress::parse(address_), deadline);
   try {
-    client_handshake(fd, authkey_, address_, deadline);
+    client_handshake(fd, authkey_, "the manager at " + address_, deadline);
   } catch (...) {
     ::close(fd);
     throw;

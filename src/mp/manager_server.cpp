@@ -27,7 +27,7 @@
 
 #include "mp/child.hpp"
 #include "mp/manager_objects.hpp"
-#include "mp/manager_protocol.hpp"
+#include "mp/socket_protocol.hpp"
 
 #include <parex/detail/mp/segment.hpp>
 #include <parex/errors.hpp>
@@ -93,7 +93,7 @@ std::string make_private_dir() {
   return leftovers.dir;
 }
 
-void remember_socket(const ManagerAddress& a) {
+void remember_socket(const SocketAddress& a) {
   struct stat st {};
   if (a.tcp || a.path.size() >= sizeof leftovers.socket || ::lstat(a.path.c_str(), &st) != 0) return;
   std::memcpy(leftovers.socket, a.path.c_str(), a.path.size() + 1);
@@ -197,7 +197,7 @@ class Server {
   void connection(SlotRef slot) noexcept {
     const int fd = slot->fd;
     try {
-      if (server_handshake(fd, key_)) {
+      if (server_handshake(fd, key_, std::chrono::steady_clock::now() + manager_handshake_timeout) == Handshake::accepted) {
         {
           std::lock_guard lock(slots_mutex_);
           slot->authenticated = true;
@@ -351,11 +351,11 @@ void manager_serve(std::string address, std::string authkey, std::uint64_t max_c
   std::signal(SIGTERM, on_terminate);
   on_parent_death(on_owner_death);
   raise_fd_limit();
-  ManagerAddress a;
+  SocketAddress a;
   int listener = -1;
   try {
     if (address.empty()) address = make_private_dir() + "/socket";
-    a = ManagerAddress::parse(address);
+    a = SocketAddress::parse(address);
     listener = listen_at(a, 128);
     remember_socket(a);
   } catch (const std::exception& e) {

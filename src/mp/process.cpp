@@ -424,6 +424,15 @@ void Process::close() {
   if (!s.started) s.release_pins();  // no child will ever receive them
 }
 
+int Process::sentinel() const {
+  State& s = state();
+  std::lock_guard lock(s.mutex);
+  check_open(s);
+  if (!s.started) throw ValueError("process not started: it has no sentinel yet");
+  if (s.pidfd < 0) throw ValueError("this kernel gave the process no pidfd (Linux 5.3 or later needed for sentinel)");
+  return s.pidfd;
+}
+
 pid_t Process::pid() const {
   State& s = state();
   std::lock_guard lock(s.mutex);

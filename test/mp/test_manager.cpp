@@ -7,7 +7,7 @@
 
 #include "mp/hmac.hpp"
 #include "mp/manager_functions.hpp"
-#include "mp/manager_protocol.hpp"
+#include "mp/socket_protocol.hpp"
 #include "mp/mp_functions.hpp"
 #include "support/helpers.hpp"
 
@@ -217,15 +217,15 @@ BOOST_AUTO_TEST_CASE(a_new_server_at_the_same_address_is_reached_afresh) {
 BOOST_AUTO_TEST_CASE(garbage_truncation_and_floods_do_not_stop_the_server) {
   parex::Manager m(parex::ManagerOptions{.max_message_bytes = 1 << 20});
   auto l = m.list<int>();
-  const auto addr = parex::detail::ManagerAddress::parse(m.address());
+  const auto addr = parex::detail::SocketAddress::parse(m.address());
   {  // garbage instead of a handshake
-    const int fd = parex::detail::connect_to(addr);
+    const int fd = parex::detail::connect_to(addr, std::chrono::steady_clock::now() + std::chrono::seconds(10));
     const char junk[] = "GET / HTTP/1.1\r\n\r\n and a lot more junk than 64 bytes, to fill the reply slot entirely!!";
     BOOST_TEST(parex::detail::write_all(fd, junk, sizeof junk));
     ::close(fd);
   }
   auto authed = [&] {
-    const int fd = parex::detail::connect_to(addr);
+    const int fd = parex::detail::connect_to(addr, std::chrono::steady_clock::now() + std::chrono::seconds(10));
     parex::detail::client_handshake(fd, m.authkey(), m.address());
     return fd;
   };
@@ -256,7 +256,7 @@ BOOST_AUTO_TEST_CASE(garbage_truncation_and_floods_do_not_stop_the_server) {
     ::close(fd);
   }
   std::vector<int> idle;  // a flood of connections that never say hello
-  for (int i = 0; i < 200; ++i) idle.push_back(parex::detail::connect_to(addr));
+  for (int i = 0; i < 200; ++i) idle.push_back(parex::detail::connect_to(addr, std::chrono::steady_clock::now() + std::chrono::seconds(10)));
   l.append(7);
   BOOST_TEST(l.size() == 1u);
   const int fresh = authed();  // a new client gets in during the flood (the handshake throws otherwise)

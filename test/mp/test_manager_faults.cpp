@@ -7,7 +7,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "mp/manager_functions.hpp"
-#include "mp/manager_protocol.hpp"
+#include "mp/socket_protocol.hpp"
 #include "mp/mp_functions.hpp"
 #include "support/helpers.hpp"
 
@@ -32,7 +32,7 @@ namespace {
 /// or never accepts at all (its backlog fills).
 class MuteListener {
  public:
-  MuteListener(std::string address, bool accepts) : a_(parex::detail::ManagerAddress::parse(address)) {
+  MuteListener(std::string address, bool accepts) : a_(parex::detail::SocketAddress::parse(address)) {
     fd_ = parex::detail::listen_at(a_, accepts ? 16 : 0);
     if (accepts) thread_ = std::thread([this] { accept_until_stopped(); });
   }
@@ -72,7 +72,7 @@ class MuteListener {
       }
     }
   }
-  parex::detail::ManagerAddress a_;
+  parex::detail::SocketAddress a_;
   int fd_ = -1;
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -130,16 +130,16 @@ BOOST_AUTO_TEST_CASE(a_server_full_of_silent_connections_still_admits_a_client_w
   parex::Manager m(parex::ManagerOptions{.max_connections = slots});
   auto l = m.list<int>();  // this process's connection: one slot, authenticated
   l.append(1);
-  const auto addr = parex::detail::ManagerAddress::parse(m.address());
+  const auto addr = parex::detail::SocketAddress::parse(m.address());
   std::vector<int> silent;  // every slot, and more: each got the server's hello, never answers
   for (int i = 0; i < 2 * slots; ++i) {
-    const int fd = parex::detail::connect_to(addr);
+    const int fd = parex::detail::connect_to(addr, std::chrono::steady_clock::now() + std::chrono::seconds(10));
     std::uint8_t hello[40];
     BOOST_TEST(parex::detail::read_exact_until(fd, hello, sizeof hello, std::chrono::steady_clock::now() + 10s));
     silent.push_back(fd);
   }
   const auto t0 = std::chrono::steady_clock::now();
-  const int fd = parex::detail::connect_to(addr);  // a new client with the key
+  const int fd = parex::detail::connect_to(addr, std::chrono::steady_clock::now() + std::chrono::seconds(10));  // a new client with the key
   parex::detail::client_handshake(fd, m.authkey(), m.address(), t0 + 10s);  // ConnectionError if refused
   parex::detail::Buffer b;
   parex::detail::put_call_header(b, l.id(), parex::detail::proxy_tag<parex::ListProxy<int>>(), "size");

@@ -25,6 +25,18 @@
 // Underneath: one shared queue per direction (queues.hpp), so a send that need not wait
 // makes no system call; a small table of holder pids per end answers "is the other end
 // gone".
+//
+// A Connection is also one end of a stream socket: from connection::Listener/Client
+// (listener.hpp) or Connection(fd). Same API and message encoding (tag + value), each
+// message framed as u32 length + bytes; a received message is bounded by
+// max_message_size() (default_max_message_size), a larger announced length is a
+// ProtocolError that closes the connection before anything of that size is allocated.
+// EOFError once the peer closed or died (mid-message included), BrokenPipeError on a send
+// to a closed peer (no SIGPIPE). The two backings are one type: the socket one is a
+// pointer checked first in each call ([[unlikely]]), so a Pipe end pays one test, not a
+// virtual call. A socket end cannot travel to another process as a handle (send its
+// descriptor with reduction::send_handle, or give the child the Listener's address).
+// Not thread-safe: one thread per direction at a time, as in Python.
 #pragma once
 
 #include <parex/detail/mp/segment.hpp>
@@ -48,6 +60,10 @@ namespace parex {
 
 namespace detail {
 struct PipeEnds;
+struct SocketEnd;
+struct ConnectionAccess;
+/// A socket Connection's receive limit unless set_max_message_size says otherwise.
+inline constexpr std::size_t default_max_message_size = std::size_t{1} << 30;  // 1 GiB
 /// This process's hold on one end of a pipe: registered while it lives.
 class EndHold {
  public:
@@ -77,6 +93,10 @@ class Connection : public detail::HandleBase {
  public:
   using parex_shared_handle = void;
 
+  /// A Connection over a connected stream socket fd (Unix or TCP), which it now owns
+  /// (Python's Connection(handle)). @throws ValueError if fd is not a socket.
+  explicit Connection(int fd, bool readable = true, bool writable = true);
+
   /// Sends obj. @throws ValueError if this end is closed or receive-only; BrokenPipeError
   /// once no live process holds the other end (see above).
   template <class T>
@@ -103,6 +123,9 @@ class Connection : public detail::HandleBase {
   /// The next message's bytes. maxlength (0: none): a longer message throws ProtocolError
   /// and is dropped, as Python's recv_bytes(maxlength) closes on one.
   std::vector<std::byte> recv_bytes(std::size_t maxlength = 0);
+  /// Receives the next message into buffer at offset; returns its size.
+  /// @throws BufferTooShort (holding the message) if it does not fit.
+  std::size_t recv_bytes_into(std::span<std::byte> buffer, std::size_t offset = 0);
   /// True if a message is waiting, or the other end is gone (recv would not block).
   bool poll() { return poll_for(std::chrono::nanoseconds(0)); }
   template <class Rep, class Period>
@@ -111,22 +134,37 @@ class Connection : public detail::HandleBase {
   }
   /// Closes this handle's end (other handles in this process keep theirs).
   void close() noexcept;
-  bool closed() const noexcept { return !hold_; }
-  bool readable() const noexcept { return in_ != nullptr; }
-  bool writable() const noexcept { return out_ != nullptr; }
+  bool closed() const noexcept { return !hold_ && !sock_; }
+  bool readable() const noexcept;
+  bool writable() const noexcept;
+  /// The socket's descriptor. @throws ValueError for a Pipe end (shared memory, no fd:
+  /// use connection::wait to wait on it) or a closed connection.
+  int fileno() const;
+  /// A socket connection's receive limit in bytes (default_max_message_size).
+  /// @throws ValueError on a Pipe end (its peer shares memory with this process anyway).
+  std::size_t max_message_size() const;
+  void set_max_message_size(std::size_t bytes);
 
   void encode_to(detail::Writer& w) const;
   static Connection decode_from(detail::Reader& r);
 
  private:
   friend std::pair<Connection, Connection> Pipe(bool duplex);
+  friend struct detail::ConnectionAccess;
   Connection() = default;
+  // The socket backing (connection_socket.cpp): out of line, off the Pipe path.
+  void socket_send(std::span<const std::byte> bytes);
+  void socket_recv(detail::Buffer& out, std::size_t maxlength);
+  bool socket_poll(std::chrono::nanoseconds timeout);
+  detail::SocketEnd& socket() const;
+  unsigned socket_flags() const noexcept;  // 1 readable, 2 writable
   void send_raw(std::span<const std::byte> bytes);
   static void check_tag(const detail::Buffer& b, std::uint64_t tag, const char* type);
   void recv_raw(detail::Buffer& out, std::size_t maxlength);
   bool poll_for(std::chrono::nanoseconds timeout);
   std::shared_ptr<detail::EndHold> hold_;
   std::shared_ptr<detail::QueueCore> in_, out_;  // empty where this end does not read / write
+  std::shared_ptr<detail::SocketEnd> sock_;      // set for a socket end (then hold_ is empty)
 };
 
 /// A pair of connected ends. duplex: both ways; else the first receives, the second sends.

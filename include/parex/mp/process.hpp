@@ -133,6 +133,10 @@ class Process {
   /// The child's pid; 0 before start().
   pid_t pid() const;
   std::optional<int> exitcode() const;
+  /// A descriptor that polls readable once the child has ended (its pidfd; Python's
+  /// sentinel), for connection::wait or poll(2). Owned by this Process: do not close it;
+  /// valid until close() or destruction. @throws ValueError if not started or closed.
+  int sentinel() const;
 
   struct State;
 

@@ -2,7 +2,7 @@
 // need from the non-template side: the connection to a server (ManagerLink), the request
 // layout written once for both sides, and the registry of user types a server serves.
 //
-// The wire, after the handshake (src/mp/manager_protocol.cpp): every message is a u32
+// The wire, after the handshake (src/mp/socket_protocol.cpp): every message is a u32
 // little-endian length and that many bytes. A request is [u8 op][fields]; a reply is
 // [u8 status: 0 ok, 1 error][the result, or the encoded exception]. Items travel as
 // blobs (varint length, then the item encoded by parex's codec): the server stores and

@@ -1,5 +1,5 @@
-// src/mp/manager_protocol.cpp - the Manager's socket, both sides (see manager_protocol.hpp).
-#include "mp/manager_protocol.hpp"
+// src/mp/socket_protocol.cpp - parex's sockets, both sides (see socket_protocol.hpp).
+#include "mp/socket_protocol.hpp"
 
 #include "mp/hmac.hpp"
 #include "sync/futex.hpp"
@@ -7,6 +7,7 @@
 #include <parex/errors.hpp>
 
 #include <algorithm>
+#include <cstddef>
 #include <chrono>
 #include <arpa/inet.h>
 #include <cerrno>
@@ -47,26 +48,28 @@ Digest256 answer(const std::string& key, const char* side, const std::uint8_t* c
   return hmac_sha256(key, msg);
 }
 
-sockaddr_un unix_address(const std::string& path) {
-  sockaddr_un sa{};
+// An abstract name ('\0' first) is its bytes, no terminator: the length says where it ends.
+socklen_t unix_address(const std::string& path, sockaddr_un& sa) {
+  sa = {};
   sa.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof sa.sun_path)
-    throw ValueError("Manager: a Unix socket path must have 1 to " + std::to_string(sizeof sa.sun_path - 1) +
-                     " characters: '" + path + "'");
-  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
-  return sa;
+  if (path.empty() || path.size() >= sizeof sa.sun_path || (path[0] == '\0' && path.size() < 2))
+    throw ValueError("a Unix socket address must have 1 to " + std::to_string(sizeof sa.sun_path - 1) +
+                     " characters (an abstract one: '\\0' and a name): '" + path + "'");
+  std::memcpy(sa.sun_path, path.data(), path.size());
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + (path[0] == '\0' ? 0 : 1));
 }
-sockaddr_in tcp_address(const ManagerAddress& a) {
+sockaddr_in tcp_address(const SocketAddress& a) {
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(a.port);
-  if (::inet_pton(AF_INET, a.host.c_str(), &sa.sin_addr) != 1) throw ValueError("Manager: not an IPv4 address: " + a.host);
+  const std::string host = a.host == "localhost" ? "127.0.0.1" : a.host.empty() ? "0.0.0.0" : a.host;
+  if (::inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) throw ValueError("not an IPv4 address: '" + a.host + "'");
   return sa;
 }
 }  // namespace
 
-ManagerAddress ManagerAddress::parse(const std::string& address) {
-  ManagerAddress a;
+SocketAddress SocketAddress::parse(const std::string& address) {
+  SocketAddress a;
   const auto colon = address.rfind(':');
   if (!address.empty() && address[0] != '/' && address[0] != '.' && colon != std::string::npos) {
     a.tcp = true;
@@ -86,9 +89,9 @@ ManagerAddress ManagerAddress::parse(const std::string& address) {
   return a;
 }
 
-std::string ManagerAddress::str() const { return tcp ? host + ":" + std::to_string(port) : path; }
+std::string SocketAddress::str() const { return tcp ? host + ":" + std::to_string(port) : path; }
 
-int listen_at(ManagerAddress& a, int backlog) {
+int listen_at(SocketAddress& a, int backlog, bool owner_only) {
   const int fd = ::socket(a.tcp ? AF_INET : AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::system_error(errno, std::generic_category(), "Manager: socket");
   auto fail = [&](const char* what) {
@@ -99,18 +102,34 @@ int listen_at(ManagerAddress& a, int backlog) {
   if (a.tcp) {
     const int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in sa = tcp_address(a);
+    sockaddr_in sa;
+    try {
+      sa = tcp_address(a);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
     if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) fail("bind");
     socklen_t len = sizeof sa;
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
     a.port = ntohs(sa.sin_port);
   } else {
-    sockaddr_un sa = unix_address(a.path);
-    const mode_t old = ::umask(0177);  // the socket is born owner-only: no window for others
-    const int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-    ::umask(old);
+    sockaddr_un sa;
+    socklen_t len;
+    try {
+      len = unix_address(a.path, sa);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+    const bool file = a.path[0] != '\0';
+    // The umask is the process's: set only around the bind, and only for an owner-only file,
+    // so that it is born owner-only (no window for others).
+    const mode_t old = owner_only && file ? ::umask(0177) : 0;
+    const int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&sa), len);
+    if (owner_only && file) ::umask(old);
     if (rc != 0) fail("bind");
-    ::chmod(a.path.c_str(), 0600);
+    if (owner_only && file) ::chmod(a.path.c_str(), 0600);
   }
   if (::listen(fd, backlog) != 0) fail("listen");
   return fd;
@@ -119,25 +138,32 @@ int listen_at(ManagerAddress& a, int backlog) {
 // Non-blocking, so that the deadline bounds it: a TCP connect to a listener whose backlog
 // is full waits for SYN retries (minutes), a blocking Unix one for ever. The socket is
 // blocking again once connected (the framing below relies on it).
-int connect_to(const ManagerAddress& a, std::chrono::steady_clock::time_point deadline) {
+int connect_to(const SocketAddress& a, std::chrono::steady_clock::time_point deadline) {
   auto timed_out = [&] {
-    return TimeoutError("cannot reach the manager at " + a.str() + ": connect() did not complete in time");
+    return TimeoutError("cannot connect to " + a.str() + ": connect() did not complete in time");
   };
   for (auto pause = std::chrono::milliseconds(1);; pause = std::min(2 * pause, std::chrono::milliseconds(50))) {
     const int fd = ::socket(a.tcp ? AF_INET : AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) throw ConnectionError("Manager: socket: " + std::string(std::strerror(errno)));
+    if (fd < 0) throw ConnectionError("socket: " + std::string(std::strerror(errno)));
     int rc;
     if (a.tcp) {
       sockaddr_in sa = tcp_address(a);
       rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
     } else {
-      sockaddr_un sa = unix_address(a.path);
-      rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+      sockaddr_un sa;
+      socklen_t len = 0;
+      try {
+        len = unix_address(a.path, sa);
+      } catch (...) {
+        ::close(fd);
+        throw;
+      }
+      rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), len);
     }
     int e = rc == 0 ? 0 : errno;
     if (e == EINPROGRESS) {  // TCP: wait until it completes or fails
       for (;;) {
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+        const auto left = deadline == no_deadline ? 1000 : std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
         pollfd pfd{fd, POLLOUT, 0};
         const int n = left > 0 ? ::poll(&pfd, 1, static_cast<int>(left)) : 0;
         if (n < 0 && errno == EINTR) continue;
@@ -158,7 +184,7 @@ int connect_to(const ManagerAddress& a, std::chrono::steady_clock::time_point de
     }
     if (e != 0) {
       ::close(fd);
-      throw ConnectionError("cannot reach the manager at " + a.str() + ": " + std::strerror(e));
+      throw ConnectionError("cannot connect to " + a.str() + ": " + std::strerror(e));
     }
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     if (a.tcp) {
@@ -172,8 +198,9 @@ int connect_to(const ManagerAddress& a, std::chrono::steady_clock::time_point de
 bool read_exact_until(int fd, void* p, std::size_t n, std::chrono::steady_clock::time_point deadline) {
   auto* c = static_cast<char*>(p);
   while (n) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (left <= 0) return false;
+    const auto left = deadline == no_deadline ? -1
+        : std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (deadline != no_deadline && left <= 0) return false;
     pollfd pfd{fd, POLLIN, 0};
     const int rc = ::poll(&pfd, 1, static_cast<int>(left));
     if (rc < 0 && errno == EINTR) continue;
@@ -211,68 +238,78 @@ bool write_all(int fd, const void* p, std::size_t n) {
   return true;
 }
 
-bool server_handshake(int fd, const std::string& key) {
+Handshake server_handshake(int fd, const std::string& key, std::chrono::steady_clock::time_point deadline) {
   std::uint8_t hello[8 + 32];
   std::memcpy(hello, magic, 8);
   random_bytes(hello + 8, 32);
-  if (!write_all(fd, hello, sizeof hello)) return false;
-  std::uint8_t reply[64];  // within the timeout in all: a client that trickles bytes is dropped too
-  if (!read_exact_until(fd, reply, sizeof reply, std::chrono::steady_clock::now() + manager_handshake_timeout)) return false;
+  if (!write_all(fd, hello, sizeof hello)) return Handshake::gone;
+  std::uint8_t reply[64];  // all of it by the deadline: a client that trickles bytes is dropped too
+  if (!read_exact_until(fd, reply, sizeof reply, deadline))
+    return std::chrono::steady_clock::now() >= deadline ? Handshake::timed_out : Handshake::gone;
   Digest256 got;
   std::memcpy(got.data(), reply, 32);
   if (!digests_equal(got, answer(key, "client", hello + 8))) {
     const std::uint8_t no = 0;
     write_all(fd, &no, 1);
-    return false;
+    return Handshake::refused;
   }
   std::uint8_t yes[1 + 32];
   yes[0] = 1;
   const Digest256 mine = answer(key, "server", reply + 32);
   std::memcpy(yes + 1, mine.data(), 32);
-  return write_all(fd, yes, sizeof yes);
+  return write_all(fd, yes, sizeof yes) ? Handshake::accepted : Handshake::gone;
 }
 
-void client_handshake(int fd, const std::string& key, const std::string& address,
+void client_handshake(int fd, const std::string& key, const std::string& peer,
                       std::chrono::steady_clock::time_point deadline) {
-  // Past the deadline: something accepts at that address and does not answer as a parex
-  // Manager does (a hung server, another program).
-  auto read = [&](void* p, std::size_t n) {
-    if (read_exact_until(fd, p, n, deadline)) return;
-    if (std::chrono::steady_clock::now() >= deadline)
-      throw TimeoutError("the manager at " + address +
-                         " did not complete the handshake in time (is a parex Manager serving there?)");
-    throw ConnectionError("the manager at " + address + " closed the connection during the handshake");
+  auto fail = [&] {  // throws the error's own type (returning it as an Error would slice it)
+    if (deadline != no_deadline && std::chrono::steady_clock::now() >= deadline)
+      throw TimeoutError(peer + " did not complete the authentication handshake in time");
+    throw ConnectionError(peer + " closed the connection during the handshake");
   };
   std::uint8_t hello[8 + 32];
-  read(hello, sizeof hello);
-  if (std::memcmp(hello, magic, 8) != 0) throw ConnectionError("the server at " + address + " is not a parex Manager");
+  if (!read_exact_until(fd, hello, sizeof hello, deadline)) fail();
+  if (std::memcmp(hello, magic, 8) != 0)
+    throw ConnectionError(peer + " does not speak parex's handshake (not a parex server, or an authkey on one side only)");
   std::uint8_t reply[64];
   const Digest256 mine = answer(key, "client", hello + 8);
   std::memcpy(reply, mine.data(), 32);
   random_bytes(reply + 32, 32);
-  if (!write_all(fd, reply, sizeof reply))
-    throw ConnectionError("the manager at " + address + " closed the connection during the handshake");
+  if (!write_all(fd, reply, sizeof reply)) fail();
   std::uint8_t verdict = 0;
-  read(&verdict, 1);
-  if (verdict != 1) throw AuthenticationError("the manager at " + address + " refused the authkey");
+  if (!read_exact_until(fd, &verdict, 1, deadline)) fail();
+  if (verdict != 1) throw AuthenticationError(peer + " refused the authkey");
   Digest256 theirs;
-  read(theirs.data(), theirs.size());
+  if (!read_exact_until(fd, theirs.data(), theirs.size(), deadline)) fail();
   if (!digests_equal(theirs, answer(key, "server", reply + 32)))
-    throw AuthenticationError("the server at " + address + " does not know the authkey");
+    throw AuthenticationError(peer + " does not know the authkey");
 }
 
-bool send_message(int fd, std::span<const std::byte> body) {
+bool send_message(int fd, std::span<const std::byte> body, int fd_to_pass) {
   if (body.size() > max_message) return false;
   const std::uint32_t len = static_cast<std::uint32_t>(body.size());
   iovec iov[2] = {{const_cast<std::uint32_t*>(&len), sizeof len}, {const_cast<std::byte*>(body.data()), body.size()}};
   msghdr m{};
   m.msg_iov = iov;
   m.msg_iovlen = 2;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  if (fd_to_pass >= 0) {
+    std::memset(control, 0, sizeof control);
+    m.msg_control = control;
+    m.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd_to_pass, sizeof(int));
+  }
   std::size_t left = sizeof len + body.size();
   while (left) {
     const ssize_t put = ::sendmsg(fd, &m, MSG_NOSIGNAL);
     if (put < 0 && errno == EINTR) continue;
     if (put <= 0) return false;
+    m.msg_control = nullptr;  // the descriptor went with the first byte
+    m.msg_controllen = 0;
     left -= static_cast<std::size_t>(put);
     std::size_t skip = static_cast<std::size_t>(put);
     while (m.msg_iovlen && skip >= m.msg_iov[0].iov_len) {
@@ -291,11 +328,41 @@ bool send_message(int fd, std::span<const std::byte> body) {
 // A blocking wakeup costs ~20 us each way on a small VM (a Unix socket ping-pong: ~40 us),
 // while the other side usually answers within a few: poll without sleeping for a short
 // while first, then block. Bounded, so an idle connection costs no CPU.
-ssize_t receive(int fd, std::byte* p, std::size_t n) {
+namespace {
+// Descriptors received and not yet taken (reduction::recv_handle), per connection.
+constexpr std::size_t max_held_fds = 64;
+// recvmsg, keeping the descriptors that come with the bytes (MSG_CMSG_CLOEXEC: none leaks
+// into a child spawned meanwhile).
+ssize_t recv_with_fds(int fd, std::byte* p, std::size_t n, int flags, std::deque<int>& fds) {
+  iovec iov{p, n};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 16)];
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = control;
+  m.msg_controllen = sizeof control;
+  const ssize_t got = ::recvmsg(fd, &m, flags | MSG_CMSG_CLOEXEC);
+  if (got < 0) return got;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (std::size_t i = 0; i < count; ++i) {
+        int f;
+        std::memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
+        if (fds.size() < max_held_fds) fds.push_back(f);
+        else ::close(f);  // a peer flooding us with descriptors must not exhaust our table
+      }
+    }
+  return got;
+}
+}  // namespace
+
+ssize_t receive(int fd, std::byte* p, std::size_t n, std::deque<int>* fds) {
   using Clock = std::chrono::steady_clock;
+  auto once = [&](int flags) { return fds ? recv_with_fds(fd, p, n, flags, *fds) : ::recv(fd, p, n, flags); };
   const auto until = Clock::now() + std::chrono::microseconds(50);
   for (;;) {
-    const ssize_t got = ::recv(fd, p, n, MSG_DONTWAIT);
+    const ssize_t got = once(MSG_DONTWAIT);
     if (got >= 0) return got;
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
@@ -303,10 +370,18 @@ ssize_t receive(int fd, std::byte* p, std::size_t n) {
     cpu_relax();
   }
   for (;;) {
-    const ssize_t got = ::recv(fd, p, n, 0);
+    const ssize_t got = once(0);
     if (got < 0 && errno == EINTR) continue;
     return got;
   }
+}
+
+bool MessageReader::has_message() const noexcept {
+  const std::size_t have = end_ - begin_;
+  if (have < 4) return false;
+  std::uint32_t len;
+  std::memcpy(&len, buf_.data() + begin_, 4);
+  return len > max_ || have >= 4 + std::size_t{len};
 }
 
 MessageReader::Status MessageReader::next(int fd, std::span<const std::byte>& message) {
@@ -335,7 +410,7 @@ MessageReader::Status MessageReader::next(int fd, std::span<const std::byte>& me
       constexpr std::size_t step = std::size_t{1} << 20;
       if (need > buf_.size()) buf_.resize(std::max({need > step ? end_ + step : need, std::size_t{4096}, buf_.size()}));
     }
-    const ssize_t got = receive(fd, buf_.data() + end_, buf_.size() - end_);
+    const ssize_t got = receive(fd, buf_.data() + end_, buf_.size() - end_, fds_);
     if (got <= 0) return Status::closed;
     end_ += static_cast<std::size_t>(got);
   }
