@@ -12,6 +12,11 @@
 // callbacks run (a callback that blocks, e.g. on another MpiExecutor's future, stalls
 // them all).
 //
+// Deadlines and interrupt: a rank cannot be stopped without ending the job (no ULFM). A
+// call past its deadline fails with TimeoutError and runs on, its result dropped (as on a
+// thread pool); Future::interrupt cancels a call no rank has started (taking it back from
+// the rank that holds it) and answers false for one that runs.
+//
 // Failure: with Debian 12's Open MPI 4.1 a rank that dies ends the whole job (mpirun
 // kills every rank); there is no recovery without ULFM. A rank that goes silent (stopped,
 // hung inside MPI, unreachable) past MpiOptions::watchdog fails the calls it held with
@@ -29,6 +34,7 @@
 // @endcode
 #pragma once
 
+#include <parex/detail/remote/initializer.hpp>
 #include <parex/executor.hpp>
 #include <parex/init.hpp>
 #include <parex/registry.hpp>
@@ -47,6 +53,11 @@ struct MpiOptions {
   /// result, no heartbeat: a working rank sends one every 250 ms) is taken as lost: its
   /// calls fail with WorkerCrashed and it gets no more work. At least 1 s.
   std::chrono::milliseconds watchdog{30'000};
+  /// Runs on each worker rank before the first call of this executor there (ranks are
+  /// shared: each executor's initializer runs once per rank it uses). If it throws, or its
+  /// rank is lost meanwhile, the executor is broken, as a process pool is: its calls not
+  /// yet sent fail with BrokenExecutor naming the rank, and submit throws it.
+  Initializer initializer{};
 };
 
 namespace mpi {
@@ -84,6 +95,9 @@ class MpiExecutor final : public Executor, public detail::MapOverloads<MpiExecut
   using detail::MapOverloads<MpiExecutor>::map;
 
   std::size_t max_workers() const noexcept override;
+  /// Executor::stats: per worker rank its rank number (pid 0), calls, failures, busy time;
+  /// restarts is always 0 (a rank is never replaced).
+  ExecutorStats stats() override;
 
   struct Impl;
 
@@ -102,8 +116,6 @@ class MpiExecutor final : public Executor, public detail::MapOverloads<MpiExecut
   void dispatch(detail::LocalTask* task) override;
   void dispatch_remote(detail::RemoteCall* call) override;
   void do_shutdown(bool wait, bool cancel_futures) override;
-  // A rank cannot be stopped and replaced: CallOptions::timeout is refused (retries work).
-  bool supports_deadlines() const noexcept override { return false; }
   std::size_t adaptive_chunk(const detail::FunctionEntry& fn) const noexcept override;
   std::shared_ptr<Impl> impl_;
 };

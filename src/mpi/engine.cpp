@@ -85,6 +85,8 @@ void Engine::attach(const std::shared_ptr<Client>& c) {
 }
 
 void Engine::submit(Client& c, RemoteCall* call) {
+  if (c.broken.load(std::memory_order_acquire)) throw BrokenExecutor(c.broken_why);
+  c.in_inbox.fetch_add(1, std::memory_order_relaxed);
   switch (c.inbox.push(call)) {
     case Inbox<RemoteCall>::Push::first:
       wake();
@@ -92,6 +94,7 @@ void Engine::submit(Client& c, RemoteCall* call) {
     case Inbox<RemoteCall>::Push::more:
       break;
     case Inbox<RemoteCall>::Push::closed:
+      c.in_inbox.fetch_sub(1, std::memory_order_relaxed);
       throw InvalidStateError("cannot submit after shutdown");
   }
 }
@@ -128,6 +131,11 @@ void Engine::run() {
       progressed |= pump();
       const Clock::time_point now = Clock::now();
       progressed |= rebalance(now);
+      if (interrupts_waiting_) progressed |= revoke_for_interrupts();
+      if (now >= next_deadline_check_) {
+        progressed |= check_deadlines(now);
+        next_deadline_check_ = now + std::chrono::milliseconds(1);
+      }
       // Silence is judged only on a loop that keeps up: after a gap (a long done callback
       // on this thread, a long receive) every rank is given the benefit of the doubt, and
       // messages still queued are read before anyone is judged.
@@ -141,7 +149,11 @@ void Engine::run() {
         next_watchdog_check_ = now + watchdog_period;
       }
       finish_clients();
-      if (stop_seen_ && clients_.empty() && idle()) return;
+      if (stop_seen_ && clients_.empty() && idle()) {
+        while (run_posted()) {
+        }
+        return;
+      }
       if (progressed) {
         backoff.reset();
         idle_rounds = 0;
@@ -164,9 +176,11 @@ void Engine::run() {
 bool Engine::take_commands() {
   if (!has_commands_.load(std::memory_order_acquire)) return false;
   std::vector<Command> commands;
+  std::vector<std::function<void()>> posted;
   {
     std::lock_guard lock(mutex_);
     commands.swap(commands_);
+    posted.swap(posted_);
     has_commands_.store(false, std::memory_order_relaxed);
     stop_seen_ = stopping_;
   }
@@ -191,6 +205,7 @@ bool Engine::take_commands() {
       c.pending.swap(keep);
     }
   }
+  for (auto& fn : posted) fn();  // after the attaches: a task may look for its executor
   if (stop_seen_) {  // at exit: executors still alive take no more calls
     for (auto& c : clients_) {
       if (c->closed) continue;
@@ -257,6 +272,7 @@ void Engine::on_frame(Rank& r, const Frame& f) {
       deliver(r, in, f.header.items, &mix);
       if (!in.empty()) throw ProtocolError("trailing bytes in a results frame");
       mix.teach(costs_, f.header.busy_us);
+      count_frame_busy(r, f.header.busy_us);
       r.progress_at = Clock::now();
       r.stalled = false;  // it moves again
       return;
@@ -275,12 +291,15 @@ void Engine::deliver(Rank& r, Reader& in, std::uint32_t n, FrameMix* mix) {
     const std::uint32_t k = std::min(n, c->count - c->done);
     if (mix) mix->add(c->fn->id, k);
     c->take_outcomes(in, k);
+    owner->tally[static_cast<std::size_t>(r.id)].frame_items += k;
     r.received += k;
     n -= k;
     if ((c->done += k) == c->count) {
       r.outstanding.pop_front();
       r.load.discharge(c->charge_ns);
+      const bool counted = !c->internal && !c->expired, failed = c->errors != 0;
       c->finish();  // may free c
+      if (counted) owner->count(r.id, failed);
       owner->release();
     }
   }
@@ -294,6 +313,8 @@ bool Engine::pump() {
     reap_sends(r, 0);
     if (!r.revoking && !r.stalled && has_room(r)) sent |= send_calls(r);
   }
+  sent |= send_initializers();
+  fail_broken();
   fail_stranded();
   return sent;
 }
@@ -310,6 +331,7 @@ RemoteCall* Engine::next_call(Rank& r, Client*& owner, bool take) {
   for (std::size_t k = 0; k < clients_.size(); ++k) {
     Client& c = *clients_[(next_client_ + k) % clients_.size()];
     if (c.pending.empty() || static_cast<std::size_t>(r.id) > c.ranks) continue;
+    if (c.init_fn && c.init_state[static_cast<std::size_t>(r.id)] != Client::Init::done) continue;  // initializer.cpp
     RemoteCall* x = c.pending.front();
     if (!take) return x;
     c.pending.pop_front();
@@ -398,8 +420,10 @@ void Engine::lose(Rank& r, const std::string& why) {
   std::fprintf(stderr, "parex: MPI worker rank %d %s; its calls fail\n", r.id, why.c_str());
   bool unfinished_sends = false;
   for (auto& s : r.sending) unfinished_sends |= !s.frame.done();
+  answer_interrupts(r, nullptr);
   for (auto [c, owner] : r.outstanding) {
     if (unfinished_sends) graveyard_.push_back(std::move(c->args));
+    if (!c->internal && !c->expired) owner->count(r.id, true);
     const std::string name = c->fn->name;
     c->fail_rest(std::make_exception_ptr(
         WorkerCrashed("MPI worker rank " + std::to_string(r.id) + " " + why + " while it held a call of '" + name + "'",
@@ -418,6 +442,7 @@ void Engine::fail_stranded() {
     if (usable) continue;
     for (RemoteCall* x : c->pending) {
       if (x->state().set_running()) {
+        c->count(0, true);
         x->fail_rest(std::make_exception_ptr(BrokenExecutor("MpiExecutor: every worker rank it may use was lost")));
       } else {
         x->drop();

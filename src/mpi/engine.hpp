@@ -20,8 +20,12 @@
 //    taken back (rebalance.cpp, remote/take_back.hpp).
 //  - Idle (nothing pending, nothing at any rank), the thread sleeps on a futex; otherwise
 //    it polls MPI with a back-off (transport.hpp: MPI cannot wait on two things at once).
+//  - A rank runs an executor's calls only after that executor's initializer has run there
+//    (initializer.cpp). Deadlines (deadlines.cpp) and Future::interrupt (interrupts.cpp)
+//    are decided here; stats (stats.cpp) are read here, on the thread, by a posted task.
 #pragma once
 
+#include <parex/detail/executor/executor_core.hpp>
 #include <parex/detail/remote/remote_call.hpp>
 #include <parex/detail/wire/buffer.hpp>
 
@@ -35,6 +39,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
+#include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,10 +54,38 @@ using Clock = std::chrono::steady_clock;
 
 /// One MpiExecutor's share of the engine.
 struct Client {
-  Client(std::size_t ranks, std::chrono::milliseconds watchdog) : ranks(ranks), watchdog(watchdog) {}
+  Client(std::size_t ranks, std::chrono::milliseconds watchdog, const FunctionEntry* init_fn = nullptr,
+         std::vector<std::byte> init_args = {})
+      : ranks(ranks), watchdog(watchdog), init_fn(init_fn), init_args(std::move(init_args)), init_state(ranks + 1),
+        tally(ranks + 1) {}
   Inbox<RemoteCall> inbox;  // submitters push, the engine takes
+  std::atomic<std::size_t> in_inbox{0};  // calls pushed, not yet taken (stats: queued)
   const std::size_t ranks;  // runs on ranks 1..ranks
   const std::chrono::milliseconds watchdog;
+  // MpiOptions::initializer (init_fn null: none), run on each rank before the first call
+  // of this executor there (initializer.cpp).
+  const FunctionEntry* const init_fn;
+  const std::vector<std::byte> init_args;
+  // Set once (progress thread) if it failed on a rank: every call fails, submit throws.
+  std::atomic<bool> broken{false};
+  std::string broken_why;  // written before broken is set
+
+  // Progress thread only.
+  enum class Init : std::uint8_t { not_sent, running, done };
+  std::vector<Init> init_state;  // per rank
+  struct Tally {  // per rank: what its calls of this executor came to (stats.cpp)
+    std::size_t calls = 0, failed = 0;
+    double busy_ns = 0;
+    std::uint32_t frame_items = 0;  // in the results frame being delivered
+  };
+  std::vector<Tally> tally;
+  std::size_t other_done = 0, other_failed = 0;  // ended without a rank's outcome (interrupted, stranded)
+  /// Counts a finished call (a rank's, or none: rank 0).
+  void count(int rank, bool failed) noexcept {
+    auto& t = rank > 0 ? tally[static_cast<std::size_t>(rank)].calls : other_done;
+    ++t;
+    if (failed) ++(rank > 0 ? tally[static_cast<std::size_t>(rank)].failed : other_failed);
+  }
 
   // Progress thread only.
   std::deque<RemoteCall*> pending;
@@ -59,12 +94,14 @@ struct Client {
   /// Appends a chain from the inbox (oldest first) to pending; false if it was empty.
   bool take(RemoteCall* chain) noexcept {
     const bool any = chain != nullptr;
-    for (RemoteCall* x = chain; x;) {
+    std::size_t n = 0;
+    for (RemoteCall* x = chain; x; ++n) {
       RemoteCall* next = x->next;
       pending.push_back(x);
       ++held;
       x = next;
     }
+    if (n) in_inbox.fetch_sub(n, std::memory_order_relaxed);
     return any;
   }
   /// A call of this executor left the engine (finished, dropped or failed).
@@ -96,6 +133,12 @@ class Engine {
   bool on_progress_thread() const noexcept { return std::this_thread::get_id() == thread_.get_id(); }
   /// Items per chunk of a map of `fn` without a chunksize (any thread).
   std::size_t chunk_for(const FunctionEntry& fn) const noexcept { return costs_.chunk_for(fn.id); }
+  /// Runs fn on the progress thread, soon; false once the thread has ended.
+  bool post(std::function<void()> fn);
+  /// Executor::stats of c (any thread; stats.cpp).
+  ExecutorStats stats(const std::shared_ptr<Client>& c);
+  /// Future::interrupt of a call an MpiExecutor holds (any thread; interrupts.cpp).
+  static bool interrupt(RemoteCall& call) noexcept;
 
  private:
   struct Sent {
@@ -119,6 +162,10 @@ class Engine {
     bmpi::request revoke_request;
     std::deque<Sent> sending;  // frames whose sends may not have completed
     Clock::time_point heard{};  // last message, or when it last got work while holding none
+    // Future::interrupt of calls it holds (interrupts.cpp): answered once a take-back says
+    // whether each had started; the request in flight was asked for them.
+    std::vector<std::pair<RemoteCall*, std::shared_ptr<std::promise<bool>>>> interrupts;
+    bool revoke_for_interrupt = false;
   };
   struct Command {
     std::shared_ptr<Client> client;
@@ -136,7 +183,20 @@ class Engine {
   void deliver(Rank& r, Reader& in, std::uint32_t n, FrameMix* mix = nullptr);
   bool pump();
   bool rebalance(Clock::time_point now);
+  void ask_revoke(Rank& r);
   void on_revoked(Rank& r);
+  // deadlines.cpp, interrupts.cpp, initializer.cpp, stats.cpp
+  bool check_deadlines(Clock::time_point now);
+  void on_interrupt(RemoteCall* c, const std::shared_ptr<std::promise<bool>>& answer);
+  bool revoke_for_interrupts();
+  void answer_interrupts(Rank& r, const std::vector<std::pair<RemoteCall*, Client*>>* taken_back);
+  bool send_initializers();
+  void send_initializer(Rank& r, Client& c);
+  void fail_broken();
+  void fail_pending(Client& c, const std::exception_ptr& e);
+  void count_frame_busy(Rank& r, std::uint64_t busy_us);
+  ExecutorStats snapshot(const Client& c) const;
+  bool run_posted();
   bool send_calls(Rank& r);
   RemoteCall* next_call(Rank& r, Client*& owner, bool take = true);
   bool has_room(Rank& r);
@@ -157,6 +217,8 @@ class Engine {
   Buffer in_;  // the last frame received
   std::vector<Buffer> graveyard_;  // arguments a lost rank's unfinished sends may still read
   Clock::time_point next_watchdog_check_{};
+  Clock::time_point next_deadline_check_{};
+  std::size_t interrupts_waiting_ = 0;  // in the ranks' interrupts lists
   bool lost_any_ = false;
   bool stop_seen_ = false;  // stopping_, as the progress thread last read it
   Clock::time_point last_loop_{};      // the previous loop's clock
@@ -164,7 +226,9 @@ class Engine {
 
   std::mutex mutex_;  // guards commands_, stopping_
   std::vector<Command> commands_;
+  std::vector<std::function<void()>> posted_;
   bool stopping_ = false;
+  bool thread_done_ = false;  // run() has returned: post() says no
   std::atomic<bool> has_commands_{false};
   std::atomic<std::uint32_t> wake_seq_{0};
   std::atomic<bool> sleeping_{false};

@@ -40,7 +40,14 @@ struct MpiExecutor::Impl {
 
 MpiExecutor::MpiExecutor(MpiOptions options) : Executor(true), impl_(std::make_shared<Impl>()) {
   impl_->workers = checked_workers(options);
-  impl_->client = std::make_shared<detail::mpi::Client>(impl_->workers, std::max(options.watchdog, min_watchdog));
+  const detail::FunctionEntry* init_fn = nullptr;
+  if (options.initializer) {
+    init_fn = detail::Registry::global().by_pointer(options.initializer.function());
+    if (!init_fn) detail::throw_unregistered(options.initializer.function(), nullptr);
+  }
+  impl_->client = std::make_shared<detail::mpi::Client>(impl_->workers, std::max(options.watchdog, min_watchdog),
+                                                        init_fn, options.initializer.encoded_args());
+  detail::set_interrupt_hook(&detail::mpi::Engine::interrupt);
   impl_->engine = &detail::mpi::Engine::get();
   impl_->engine->attach(impl_->client);
 }
@@ -65,7 +72,12 @@ void MpiExecutor::dispatch(detail::LocalTask*) {
   throw InvalidStateError("an MpiExecutor runs registered functions in worker ranks, not local tasks");
 }
 
-void MpiExecutor::dispatch_remote(detail::RemoteCall* call) { impl_->engine->submit(*impl_->client, call); }
+void MpiExecutor::dispatch_remote(detail::RemoteCall* call) {
+  call->owner = impl_->client.get();  // for Future::interrupt (interrupts.cpp)
+  impl_->engine->submit(*impl_->client, call);
+}
+
+ExecutorStats MpiExecutor::stats() { return impl_->engine->stats(impl_->client); }
 
 void MpiExecutor::do_shutdown(bool wait, bool cancel_futures) {
   impl_->engine->close(impl_->client, cancel_futures);

@@ -15,6 +15,9 @@
 
 #include <parex/errors.hpp>
 
+#include <utility>
+#include <vector>
+
 namespace parex::detail::mpi {
 
 bool Engine::rebalance(Clock::time_point now) {
@@ -32,13 +35,18 @@ bool Engine::rebalance(Clock::time_point now) {
     if (!r.ready || r.lost || r.revoking || r.outstanding.size() < 2 || now - r.progress_at < stall_after) continue;
     reap_sends(r, 0);
     if (!r.sending.empty()) continue;  // arguments still on their way: they must outlive the call
-    r.revoke_to = r.sent;
-    r.revoke_request = world_.isend(r.id, revoke, reinterpret_cast<const char*>(&r.revoke_to),
-                                    static_cast<int>(sizeof r.revoke_to));
-    r.revoking = true;
+    ask_revoke(r);
     asked = true;
   }
   return asked;
+}
+
+// Asks r to give back every call it holds unclaimed (its sends must have completed).
+void Engine::ask_revoke(Rank& r) {
+  r.revoke_to = r.sent;
+  r.revoke_request =
+      world_.isend(r.id, revoke, reinterpret_cast<const char*>(&r.revoke_to), static_cast<int>(sizeof r.revoke_to));
+  r.revoking = true;
 }
 
 // The answer of rank r (probed, not yet received).
@@ -48,20 +56,38 @@ void Engine::on_revoked(Rank& r) {
   if (!r.revoking) return lose(r, "answered a request to take back calls that nobody made");
   r.revoke_request.wait();  // it received the request: the send is complete
   r.revoking = false;
-  if (r.lost || from >= r.sent) return;  // lost meanwhile, or it had claimed them all
+  const bool for_interrupt = std::exchange(r.revoke_for_interrupt, false);
+  if (r.lost) return;  // lost meanwhile (its interrupts were answered then)
+  if (from >= r.sent) return answer_interrupts(r, nullptr);  // it had claimed them all
   auto first = r.outstanding.end();
   while (first != r.outstanding.begin() && std::prev(first)->first->first_item >= from) --first;
   if (first == r.outstanding.end() || first->first->first_item != from)
     return lose(r, "took back calls from the middle of one");
-  for (auto it = r.outstanding.end(); it != first;) {
-    auto [c, owner] = *--it;
-    r.load.discharge(c->charge_ns);
-    owner->pending.push_front(c);
-  }
+  std::vector<std::pair<RemoteCall*, Client*>> taken(first, r.outstanding.end());
   r.outstanding.erase(first, r.outstanding.end());
   r.sent = from;
+  // Back to the front of their executors' lists, in order; an interrupted one is cancelled
+  // instead (interrupts.cpp): it never ran.
+  for (auto it = taken.rbegin(); it != taken.rend(); ++it) {
+    auto [c, owner] = *it;
+    r.load.discharge(c->charge_ns);
+    if (c->internal) {  // an initializer (initializer.cpp): sent again
+      owner->init_state[static_cast<std::size_t>(r.id)] = Client::Init::not_sent;
+      c->drop();
+      owner->release();
+      continue;
+    }
+    if (!c->interrupted) {
+      owner->pending.push_front(c);
+      continue;
+    }
+    owner->count(0, true);
+    c->fail_rest(std::make_exception_ptr(CancelledError("the call was interrupted before its MPI rank started it")));
+    owner->release();
+  }
+  answer_interrupts(r, &taken);
   r.stalled = !r.outstanding.empty();  // it runs a long call: nothing more until it answers
-  if (r.stalled) {
+  if (r.stalled && !for_interrupt) {
     // Its running call has been at it for about as long as the rank was silent (half of
     // that, surely: the flusher sends what finished before it within flusher_latency).
     RemoteCall& running = *r.outstanding.front().first;

@@ -12,6 +12,7 @@
 
 #include <parex/detail/executor/deadline.hpp>
 
+#include <atomic>
 #include <unordered_set>
 #include <utility>
 
@@ -41,11 +42,21 @@ void ProcessPoolExecutor::Impl::withdraw() noexcept {
   pools().erase(this);
 }
 
+namespace {
+std::atomic<detail::InterruptHook> other_backend{nullptr};
+}  // namespace
+
+void detail::set_interrupt_hook(InterruptHook hook) noexcept { other_backend.store(hook, std::memory_order_release); }
+
 // From the thread that called Future::interrupt: the pool decides on its reactor thread.
 bool detail::request_interrupt(RemoteCall& c) noexcept {
   try {
-    std::lock_guard lock(pools_mutex);
-    if (!c.owner || !pools().contains(c.owner)) return false;
+    std::unique_lock lock(pools_mutex);
+    if (!c.owner || !pools().contains(c.owner)) {
+      lock.unlock();
+      const InterruptHook other = other_backend.load(std::memory_order_acquire);
+      return c.owner && other && other(c);
+    }
     auto* impl = static_cast<ProcessPoolExecutor::Impl*>(const_cast<void*>(c.owner));
     if (impl->broken.load(std::memory_order_acquire)) return false;
     // The reference keeps the call alive until the reactor has looked (a handler never

@@ -138,7 +138,7 @@ ExecutorStats ProcessPoolExecutor::Impl::snapshot() const {
     s.failed += w->calls_failed;
     if (w->phase != WorkerProcess::Phase::dead)
       s.workers.push_back({static_cast<int>(w->pid), w->calls_done, w->calls_failed,
-                           std::chrono::microseconds(w->busy_us)});
+                           std::chrono::microseconds(w->busy_us), -1});
   }
   return s;
 }

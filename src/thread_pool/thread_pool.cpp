@@ -162,7 +162,7 @@ struct ThreadPoolExecutor::Impl {
     for (const auto& w : workers) {
       const std::size_t calls = w->calls.load(std::memory_order_relaxed);
       const bool busy = w->busy.load(std::memory_order_acquire);
-      s.workers.push_back({static_cast<int>(::getpid()), calls, w->failed.load(std::memory_order_relaxed), {}});
+      s.workers.push_back({static_cast<int>(::getpid()), calls, w->failed.load(std::memory_order_relaxed), {}, -1});
       s.done += calls;
       s.failed += s.workers.back().failed;
       s.running += busy;

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <numeric>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -64,6 +65,32 @@ PAREX_REGISTER(executor_in_a_worker_rank);
 
 std::string big_string(int bytes) { return std::string(static_cast<std::size_t>(bytes), 'x'); }
 PAREX_REGISTER(big_string);
+
+
+/// MpiOptions::initializer of the tests: tags this rank and leaves a file named after it.
+int g_init_tag = 0;
+void tag_rank(std::string dir, int tag) {
+  g_init_tag = tag;
+  std::ofstream(dir + "/init-" + std::to_string(parex::mpi::rank())) << tag;
+}
+PAREX_REGISTER(tag_rank);
+/// The tag tag_rank left in this rank (0: none).
+int init_tag() { return g_init_tag; }
+PAREX_REGISTER(init_tag);
+void init_throws() { throw std::runtime_error("init boom"); }
+PAREX_REGISTER(init_throws);
+int mark_then_sleep(std::string path, int ms);  // test_parity.cpp
+
+namespace {
+struct Dir {
+  std::filesystem::path path = std::filesystem::temp_directory_path() /
+                               ("parex-mpi-" + std::to_string(::getpid()) + "-" +
+                                std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+  Dir() { std::filesystem::create_directories(path); }
+  ~Dir() { std::filesystem::remove_all(path); }
+  std::string operator/(const std::string& n) const { return (path / n).string(); }
+};
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(mpi)
 
@@ -136,6 +163,51 @@ BOOST_AUTO_TEST_CASE(only_rank_0_has_workers) {
 // A result past the eager limit, computed just before a slow call in the same frame,
 // reaches rank 0 while the slow call runs: the rank's flusher sends it and drives the
 // transfer (which needs the sender to call into MPI) instead of leaving it for the end.
+BOOST_AUTO_TEST_CASE(the_initializer_runs_on_every_rank_before_its_first_call) {
+  Dir dir;
+  parex::MpiExecutor ex{{.initializer = parex::Initializer(tag_rank, dir.path.string(), 7)}};
+  std::vector<parex::Future<int>> fs;
+  for (int i = 0; i < 20; ++i) fs.push_back(ex.submit(init_tag));
+  for (auto& f : fs) BOOST_TEST(f.result(deadlock_timeout) == 7);
+  // Every rank it may use, calls or not.
+  for (int r = 1; r < parex::mpi::world_size(); ++r)
+    BOOST_TEST(eventually([&] { return std::filesystem::exists(dir / ("init-" + std::to_string(r))); }));
+}
+
+BOOST_AUTO_TEST_CASE(an_initializer_that_throws_breaks_its_executor_naming_the_rank) {
+  {
+    parex::MpiExecutor ex{{.initializer = parex::Initializer(init_throws)}};
+    auto e = expect_error<parex::BrokenExecutor>([&] { ex.submit(square, 3).result(deadlock_timeout); });
+    const std::string what = e.what();
+    BOOST_TEST(what.find("initializer failed on MPI worker rank") != std::string::npos, what);
+    BOOST_TEST(what.find("init boom") != std::string::npos, what);
+    expect_error<parex::BrokenExecutor>([&] { ex.submit(square, 3); });
+  }
+  parex::MpiExecutor other;  // the ranks serve the next executor as before
+  BOOST_TEST(other.submit(square, 3).result(deadlock_timeout) == 9);
+}
+
+BOOST_AUTO_TEST_CASE(interrupt_of_a_running_call_answers_false_as_a_thread_pool_does) {
+  Dir dir;
+  parex::MpiExecutor ex;
+  auto f = ex.submit(mark_then_sleep, dir / "running", 300);
+  BOOST_TEST(eventually([&] { return std::filesystem::exists(dir / "running"); }));
+  BOOST_TEST(!f.interrupt());
+  BOOST_TEST(f.result(deadlock_timeout) == 300);
+}
+
+BOOST_AUTO_TEST_CASE(stats_name_the_worker_ranks) {
+  parex::MpiExecutor ex;
+  for (int i = 0; i < 10; ++i) ex.submit(square, i).result(deadlock_timeout);
+  parex::ExecutorStats s;
+  BOOST_TEST(eventually([&] {
+    s = ex.stats();
+    return s.done == 10;
+  }));
+  BOOST_TEST_REQUIRE(s.workers.size() == static_cast<std::size_t>(parex::mpi::world_size() - 1));
+  for (std::size_t i = 0; i < s.workers.size(); ++i) BOOST_TEST(s.workers[i].rank == static_cast<int>(i + 1));
+}
+
 BOOST_AUTO_TEST_CASE(a_big_result_does_not_wait_behind_a_slow_neighbour) {
   parex::MpiExecutor ex{{.max_workers = 1}};
   for (int i = 0; i < 200; ++i) ex.submit(square, i).result(deadlock_timeout);  // tiny calls: frames batch

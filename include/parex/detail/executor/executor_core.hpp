@@ -43,6 +43,7 @@ struct WorkerStats {
   std::size_t calls = 0;             // calls it finished (a map chunk is one call)
   std::size_t failed = 0;            // of them, those that failed (for a chunk: one of its items)
   std::chrono::nanoseconds busy{0};  // time it spent running them (process pools; 0 for threads)
+  int rank = -1;                     // MpiExecutor: its MPI rank (pid is 0 there); -1 elsewhere
 };
 
 /// A snapshot of an executor's work (Executor::stats).
@@ -170,7 +171,7 @@ class Executor : public detail::MapOverloads<Executor> {
     return submit_timed<false>(std::chrono::nanoseconds(0), std::forward<F>(fn), std::forward<A>(args)...);
   }
   /// submit with a deadline and retries (see CallOptions).
-  /// @throws InvalidStateError if the backend cannot enforce a deadline (MpiExecutor).
+  /// @throws InvalidStateError if the backend cannot enforce a deadline.
   template <class F, class... A>
   Future<detail::call_result_t<F, A...>> submit(const CallOptions& options, F&& fn, A&&... args) {
     return submit_with<false>(options, std::forward<F>(fn), std::forward<A>(args)...);
@@ -183,8 +184,8 @@ class Executor : public detail::MapOverloads<Executor> {
   /// The number of workers.
   virtual std::size_t max_workers() const noexcept = 0;
 
-  /// Counters of the work done so far and of each worker (thread and process pools).
-  /// @throws InvalidStateError on a backend that keeps none (MpiExecutor).
+  /// Counters of the work done so far and of each worker (every backend).
+  /// @throws InvalidStateError on a backend that keeps none.
   virtual ExecutorStats stats();
 
  protected:

@@ -35,6 +35,8 @@ class RemoteCall {
   std::chrono::nanoseconds timeout{0};  // each item's deadline from its start (0: none)
   const void* owner = nullptr;          // the pool that holds it (set by the pool)
   bool interrupted = false;             // reactor thread only: Future::interrupt reached it
+  bool expired = false;                 // MPI progress thread only: expire() completed its future
+  bool internal = false;                // the backend's own call (an MPI initializer): not in stats
   // Set by the dispatching thread when the call is sent to a worker (remote/batching.hpp):
   std::uint64_t first_item = 0;         // the worker's number of its first item sent
   double charge_ns = 0;                 // the estimated work the worker's load was charged
@@ -51,6 +53,10 @@ class RemoteCall {
   virtual void take_outcomes(Reader& r, std::uint32_t n) = 0;
   /// Item `done` failed with e.
   virtual void on_error(std::exception_ptr e) noexcept = 0;
+  /// Completes the future now: every item without an outcome fails with e (a deadline a
+  /// backend cannot enforce by stopping the call). The call stays with the backend: the
+  /// outcomes that still arrive are read and dropped, and finish() ends it as usual.
+  virtual void expire(std::exception_ptr e) noexcept = 0;
   /// After the last item: completes the future, drops the pool's reference (may free this).
   virtual void finish() noexcept = 0;
   /// Never sent: drops the pool's reference (the future is cancelled or failed already).
@@ -87,6 +93,10 @@ class RemoteCall {
 /// holds it to stop it (process_pool/interrupts.cpp). False if no pool can (done, or a
 /// backend that cannot stop calls).
 bool request_interrupt(RemoteCall& call) noexcept;
+/// Another remote backend's answer to request_interrupt for the calls it owns (the MPI
+/// library sets it when it loads): the process pool asks it about calls it does not own.
+using InterruptHook = bool (*)(RemoteCall& call) noexcept;
+void set_interrupt_hook(InterruptHook hook) noexcept;
 
 [[noreturn]] void throw_unregistered(const void* fn, const std::type_info* object_type);
 // Decodes an error outcome's body into an exception, wrapping codec-stage failures as
@@ -121,6 +131,10 @@ class SingleCall final : public State<R>, public RemoteCall {
   void on_error(std::exception_ptr e) noexcept override {
     ++errors;
     args = Buffer();
+    if (this->try_claim()) this->finish_with_error(std::move(e));
+  }
+  void expire(std::exception_ptr e) noexcept override {
+    expired = true;
     if (this->try_claim()) this->finish_with_error(std::move(e));
   }
   void finish() noexcept override { this->release_producer(); }
@@ -177,6 +191,23 @@ class ChunkCall final : public State<ChunkResult<R>>, public RemoteCall {
     } catch (...) {  // out of memory: the whole chunk fails with it
       failed_ = std::current_exception();
     }
+  }
+  void expire(std::exception_ptr e) noexcept override {
+    expired = true;
+    if (!this->try_claim()) return;
+    try {
+      for (std::uint32_t i = done; i < count; ++i) {
+        fill_left_out();
+        results_.emplace_back(std::in_place_index<1>, e);
+      }
+      fill_left_out();
+    } catch (...) {
+      failed_ = std::current_exception();
+    }
+    if (failed_) this->finish_with_error(failed_);
+    else this->emplace_claimed(std::move(results_));
+    results_.clear();  // the outcomes still to come land here, unused
+    next_left_out_ = left_out_.size();
   }
   void finish() noexcept override {
     args = Buffer();
