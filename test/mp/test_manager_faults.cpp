@@ -175,6 +175,7 @@ BOOST_AUTO_TEST_CASE(an_owner_killed_or_exiting_without_shutdown_leaves_no_socke
         owner.kill();
       }
       BOOST_TEST(owner.join(30s));
+      if (leak) BOOST_TEST(mp_test::code_of(owner) == 0);
       const bool clean = test::eventually([&] {
         return !std::filesystem::exists(address) && !std::filesystem::exists(dir) && process_ended(server);
       });
