@@ -147,7 +147,7 @@ detail::SocketAddress to_socket(const Address& a) {
   return s;
 }
 
-std::chrono::steady_clock::time_point after(std::chrono::milliseconds t) { return std::chrono::steady_clock::now() + t; }
+std::chrono::steady_clock::time_point after(std::chrono::milliseconds t) { return detail::deadline_after(t); }
 }  // namespace
 
 std::string Address::str() const {

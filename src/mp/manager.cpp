@@ -44,7 +44,7 @@ ManagerLink::~ManagerLink() {
 }
 
 void ManagerLink::connect_locked(std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;  // one for connect() and handshake
+  const auto deadline = deadline_after(timeout);  // one for connect() and handshake
   const int fd = connect_to(SocketAddress::parse(address_), deadline);
   try {
     client_handshake(fd, authkey_, "the manager at " + address_, deadline);

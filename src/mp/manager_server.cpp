@@ -128,7 +128,12 @@ class Server {
     for (;;) {
       const int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno == EINTR || errno == ECONNABORTED) continue;
+        // accept(2): Linux passes pending network errors of the new connection through
+        // accept; they are that connection's, not the listener's. Retry them.
+        if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN || errno == ENETDOWN || errno == EPROTO ||
+            errno == ENOPROTOOPT || errno == EHOSTDOWN || errno == ENONET || errno == EHOSTUNREACH ||
+            errno == EOPNOTSUPP || errno == ENETUNREACH || errno == EPERM)
+          continue;
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {  // wait for fds to free
           std::this_thread::sleep_for(std::chrono::milliseconds(10));
           continue;

@@ -389,30 +389,20 @@ bool Process::is_alive() const {
   return s.started && !s.reap(false);
 }
 
-void Process::terminate() {
-  State& s = state();
+namespace {
+// terminate(), kill(), interrupt(): a closed Process answers none of them.
+void signal_open(Process::State& s, int sig) {
   {
     std::lock_guard lock(s.mutex);
     check_open(s);
   }
-  s.signal(SIGTERM);
+  s.signal(sig);
 }
-void Process::kill() {
-  State& s = state();
-  {
-    std::lock_guard lock(s.mutex);
-    check_open(s);
-  }
-  s.signal(SIGKILL);
-}
-void Process::interrupt() {
-  State& s = state();
-  {
-    std::lock_guard lock(s.mutex);
-    check_open(s);
-  }
-  s.signal(SIGINT);
-}
+}  // namespace
+
+void Process::terminate() { signal_open(state(), SIGTERM); }
+void Process::kill() { signal_open(state(), SIGKILL); }
+void Process::interrupt() { signal_open(state(), SIGINT); }
 
 void Process::close() {
   State& s = state();

@@ -81,6 +81,7 @@ struct QueueState {
     std::int32_t pid;        // a consumer process
     std::uint32_t count;     // items it got and has not task_done; 0: a free slot
   } owed[owed_slots];        // guarded by mutex
+  std::uint64_t credits;     // task_done() calls made on another process's behalf
   alignas(64) std::atomic<std::uint32_t> data_seq;
   std::atomic<std::uint32_t> data_waiters;
   alignas(64) std::atomic<std::uint32_t> space_seq;
@@ -154,28 +155,34 @@ void owe(QueueState& s, int delta) {
   if (delta > 0 && free_slot) *free_slot = {me, 1};
 }
 
-// One task_done(): from this process's count if it owes any, else (a task_done() made on
-// another's behalf) from a dead consumer's, else from any consumer's.
+// One task_done(): from this process's count if it owes any; else it is made on another
+// process's behalf (which one cannot be known), and counts as a credit against the
+// counts of dead consumers: join() then blames a dead consumer only for what the credits
+// do not cover, and never a process that owes nothing.
 void settle(QueueState& s) {
   if (!s.joinable) return;
   const std::int32_t me = ::getpid();
-  QueueState::Owed* other = nullptr;
-  for (auto& o : s.owed) {
-    if (o.count == 0) continue;
-    if (o.pid == me) {
+  for (auto& o : s.owed)
+    if (o.count != 0 && o.pid == me) {
       --o.count;
       return;
     }
-    if (!other || (process_alive(other->pid) && !process_alive(o.pid))) other = &o;
-  }
-  if (other) --other->count;
+  ++s.credits;
 }
 
-// A consumer that died owing task_done() calls: join() would wait for it for ever.
+// A consumer that died owing task_done() calls that no credit covers: join() would wait
+// for it for ever.
 std::optional<QueueState::Owed> dead_consumer(QueueState& s) {
+  std::uint64_t dead_owe = 0;
+  std::optional<QueueState::Owed> first;
   for (auto& o : s.owed)
-    if (o.count != 0 && !process_alive(o.pid)) return o;
-  return std::nullopt;
+    if (o.count != 0 && !process_alive(o.pid)) {
+      dead_owe += o.count;
+      if (!first) first = o;
+    }
+  if (!first || dead_owe <= s.credits) return std::nullopt;
+  first->count = static_cast<std::uint32_t>(std::min<std::uint64_t>(first->count, dead_owe - s.credits));
+  return first;
 }
 bool anyone_owes(const QueueState& s) {
   for (auto& o : s.owed)

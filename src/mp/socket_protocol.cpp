@@ -11,6 +11,7 @@
 #include <chrono>
 #include <arpa/inet.h>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -138,35 +139,39 @@ int listen_at(SocketAddress& a, int backlog, bool owner_only) {
 // Non-blocking, so that the deadline bounds it: a TCP connect to a listener whose backlog
 // is full waits for SYN retries (minutes), a blocking Unix one for ever. The socket is
 // blocking again once connected (the framing below relies on it).
+namespace {
+// poll()'s timeout until the deadline: `none` without one, 0 once it has passed, and at
+// most INT_MAX ms (a deadline weeks away must not wrap to a negative, endless wait).
+int poll_ms(std::chrono::steady_clock::time_point deadline, int none) {
+  if (deadline == no_deadline) return none;
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+  return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, INT_MAX));
+}
+}  // namespace
+
 int connect_to(const SocketAddress& a, std::chrono::steady_clock::time_point deadline) {
   auto timed_out = [&] {
     return TimeoutError("cannot connect to " + a.str() + ": connect() did not complete in time");
   };
+  // The address first: a bad one (ValueError) leaves no socket behind.
+  sockaddr_in in{};
+  sockaddr_un un{};
+  socklen_t un_len = 0;
+  if (a.tcp) in = tcp_address(a);
+  else un_len = unix_address(a.path, un);
   for (auto pause = std::chrono::milliseconds(1);; pause = std::min(2 * pause, std::chrono::milliseconds(50))) {
     const int fd = ::socket(a.tcp ? AF_INET : AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) throw ConnectionError("socket: " + std::string(std::strerror(errno)));
-    int rc;
-    if (a.tcp) {
-      sockaddr_in sa = tcp_address(a);
-      rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-    } else {
-      sockaddr_un sa;
-      socklen_t len = 0;
-      try {
-        len = unix_address(a.path, sa);
-      } catch (...) {
-        ::close(fd);
-        throw;
-      }
-      rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), len);
-    }
+    const int rc = a.tcp ? ::connect(fd, reinterpret_cast<sockaddr*>(&in), sizeof in)
+                         : ::connect(fd, reinterpret_cast<sockaddr*>(&un), un_len);
     int e = rc == 0 ? 0 : errno;
     if (e == EINPROGRESS) {  // TCP: wait until it completes or fails
       for (;;) {
-        const auto left = deadline == no_deadline ? 1000 : std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+        const int left = poll_ms(deadline, 1000);
         pollfd pfd{fd, POLLOUT, 0};
-        const int n = left > 0 ? ::poll(&pfd, 1, static_cast<int>(left)) : 0;
+        const int n = left != 0 ? ::poll(&pfd, 1, left) : 0;
         if (n < 0 && errno == EINTR) continue;
+        if (n == 0 && deadline == no_deadline) continue;
         if (n <= 0) {
           ::close(fd);
           throw timed_out();
@@ -198,11 +203,10 @@ int connect_to(const SocketAddress& a, std::chrono::steady_clock::time_point dea
 bool read_exact_until(int fd, void* p, std::size_t n, std::chrono::steady_clock::time_point deadline) {
   auto* c = static_cast<char*>(p);
   while (n) {
-    const auto left = deadline == no_deadline ? -1
-        : std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (deadline != no_deadline && left <= 0) return false;
+    const int left = poll_ms(deadline, -1);
+    if (left == 0) return false;
     pollfd pfd{fd, POLLIN, 0};
-    const int rc = ::poll(&pfd, 1, static_cast<int>(left));
+    const int rc = ::poll(&pfd, 1, left);
     if (rc < 0 && errno == EINTR) continue;
     if (rc <= 0) return false;
     const ssize_t got = ::recv(fd, c, n, MSG_DONTWAIT);

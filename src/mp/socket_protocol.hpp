@@ -38,6 +38,13 @@ int listen_at(SocketAddress& a, int backlog, bool owner_only = true);
 /// No deadline.
 inline constexpr std::chrono::steady_clock::time_point no_deadline = std::chrono::steady_clock::time_point::max();
 
+/// now + t, or no_deadline for a t past a century (milliseconds::max() means "none", and
+/// must not overflow).
+inline std::chrono::steady_clock::time_point deadline_after(std::chrono::milliseconds t) {
+  if (t >= std::chrono::hours(24 * 365 * 100)) return no_deadline;
+  return std::chrono::steady_clock::now() + t;
+}
+
 /// A connected (blocking) socket. Non-blocking while it connects, so that the deadline
 /// bounds it: a TCP connect to a listener whose backlog is full waits for SYN retries
 /// (minutes), a blocking Unix one for ever. @throws ConnectionError, ValueError;

@@ -47,6 +47,13 @@ void Engine::send_initializer(Rank& r, Client& c) {
       f.result();
       owner->init_state[static_cast<std::size_t>(rank)] = Client::Init::done;
       return;
+    } catch (...) {
+    }
+    // Broken already by another rank: submit() may be reading broken_why on its thread,
+    // and only the first failure is told.
+    if (owner->broken.load(std::memory_order_acquire)) return;
+    try {
+      f.result();
     } catch (const std::exception& e) {
       owner->broken_why = "MpiExecutor: the initializer failed on MPI worker rank " + std::to_string(rank) + ": " +
                           e.what();

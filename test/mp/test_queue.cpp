@@ -375,4 +375,40 @@ BOOST_AUTO_TEST_CASE(join_tells_a_dead_consumer_from_a_slow_one) {
   slow.join();
 }
 
+// A task_done() made for an item another process got (which one cannot be known) is a
+// credit against the dead consumers' debts: nobody is blamed for an item it does not owe.
+BOOST_AUTO_TEST_CASE(task_done_on_another_process_behalf_blames_nobody_falsely) {
+  parex::JoinableQueue<int> q;
+  for (int i = 0; i < 2; ++i) q.put(i);
+  parex::Event got_a, got_c;
+  parex::Process a(get_n_and_hang, q, 1, got_a);
+  a.start();
+  BOOST_REQUIRE(got_a.wait(deadlock_timeout));
+  parex::Process c(get_n_and_hang, q, 1, got_c);
+  c.start();
+  BOOST_REQUIRE(got_c.wait(deadlock_timeout));
+  q.task_done();  // for a's item, say: this process got none
+  a.kill();
+  a.join();
+  std::atomic<int> outcome{0};  // 1: returned, 2: ConsumerDiedError
+  long blamed = 0;
+  std::thread joiner([&] {
+    try {
+      q.join();
+      outcome = 1;
+    } catch (const parex::ConsumerDiedError& e) {
+      blamed = e.pid();
+      outcome = 2;
+    }
+  });
+  std::this_thread::sleep_for(500ms);
+  BOOST_TEST(outcome.load() == 0, "join() blamed a dead consumer whose debt a task_done() covered");
+  c.kill();  // now a debt no credit covers
+  BOOST_TEST(eventually([&] { return outcome.load() != 0; }));
+  joiner.join();
+  BOOST_TEST(outcome.load() == 2);
+  BOOST_TEST((blamed == a.pid() || blamed == c.pid()));
+  c.join();
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -154,7 +154,10 @@ class BasicQueue {
   /// JoinableQueue: blocks until every item put has been task_done(). Beyond Python:
   /// @throws ConsumerDiedError once a process that got items died before their
   /// task_done() (Python's join() would wait for ever). join(timeout) keeps Python's
-  /// meaning: false once it ran out.
+  /// meaning: false once it ran out. A task_done() made by a process for items another
+  /// got is counted against the dead consumers' debts: a dead consumer is blamed only for
+  /// what such calls do not cover (so with that pattern a death can go unseen, and join()
+  /// waits as Python's does, but no process is ever blamed for items it does not owe).
   void join()
     requires Joinable
   {
