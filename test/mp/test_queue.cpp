@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <random>
+#include <atomic>
 #include <csignal>
 #include <string>
 #include <thread>
@@ -373,6 +374,98 @@ BOOST_AUTO_TEST_CASE(join_tells_a_dead_consumer_from_a_slow_one) {
   joiner.join();
   expect_error<parex::ConsumerDiedError>([&] { q.join(); });
   slow.join();
+}
+
+// Issue 21: Python 3.13's shutdown(immediate), ShutDown, and join_thread /
+// cancel_join_thread.
+BOOST_AUTO_TEST_CASE(shutdown_lets_the_items_out_then_raises) {
+  parex::Queue<int> q;
+  for (int i = 0; i < 3; ++i) q.put(i);
+  parex::Queue<int> other = q;  // every handle sees it
+  std::atomic<bool> woke{false};
+  parex::Queue<int> empty_q;
+  std::thread waiter([&] {
+    try {
+      empty_q.get();
+    } catch (const parex::ShutDown&) {
+      woke = true;
+    }
+  });
+  std::this_thread::sleep_for(50ms);
+  empty_q.shutdown();
+  waiter.join();
+  BOOST_TEST(woke.load(), "a get() waiting on an empty queue did not wake with ShutDown");
+  q.shutdown();
+  expect_error<parex::ShutDown>([&] { other.put(9); });
+  for (int i = 0; i < 3; ++i) BOOST_TEST(other.get(deadlock_timeout) == i);  // what was in goes out
+  expect_error<parex::ShutDown>([&] { return q.get(); });
+  expect_error<parex::ShutDown>([&] { return q.get_nowait(); });
+}
+
+BOOST_AUTO_TEST_CASE(shutdown_now_drops_the_items_and_join_returns) {
+  parex::JoinableQueue<int> q;
+  for (int i = 0; i < 5; ++i) q.put(i);
+  BOOST_TEST(q.get(deadlock_timeout) == 0);  // got, not yet done
+  std::atomic<bool> joined{false};
+  std::thread joiner([&] {
+    q.join();
+    joined = true;
+  });
+  std::this_thread::sleep_for(50ms);
+  q.shutdown(true);  // the 4 left count as done
+  BOOST_TEST(!joined.load());
+  q.task_done();  // the one got before
+  joiner.join();
+  BOOST_TEST(joined.load());
+  expect_error<parex::ShutDown>([&] { return q.get(0s); });
+  expect_error<parex::ShutDown>([&] { q.put(1); });
+  // A bounded put waiting for room wakes with ShutDown too.
+  parex::Queue<int> full(1);
+  full.put(1);
+  std::atomic<bool> put_woke{false};
+  std::thread putter([&] {
+    try {
+      full.put(2);
+    } catch (const parex::ShutDown&) {
+      put_woke = true;
+    }
+  });
+  std::this_thread::sleep_for(50ms);
+  full.shutdown();
+  putter.join();
+  BOOST_TEST(put_woke.load());
+}
+
+BOOST_AUTO_TEST_CASE(a_shutdown_reaches_another_process) {
+  parex::Queue<int> q;
+  parex::Array<int> seen(4);
+  parex::Process p(consume_until_minus_one, q, seen);  // gets until -1; here ShutDown ends it
+  p.start();
+  q.put(0);
+  std::this_thread::sleep_for(100ms);
+  q.shutdown();
+  BOOST_TEST(p.join(deadlock_timeout));
+  BOOST_TEST(code_of(p) == 1);  // it ended on ShutDown, thrown from its get()
+}
+
+BOOST_AUTO_TEST_CASE(join_thread_and_cancel_join_thread) {
+  parex::Queue<std::string> q(0, 1 << 16);
+  expect_error<parex::ValueError>([&] { q.join_thread(); });  // Python asserts closed
+  const std::string big(100000, 'j');
+  q.put(big);  // past a quarter of the ring: waits in this process's feeder
+  parex::Queue<std::string> reader = q;
+  std::thread r([&] { BOOST_TEST(reader.get(deadlock_timeout).size() == big.size()); });
+  q.close();
+  q.join_thread();  // returns once the feeder has moved it in
+  r.join();
+  // cancel_join_thread: a child's exit does not wait for items nobody reads, even while
+  // a reader could come (this process holds the queue).
+  parex::Queue<int> held(0, 1 << 16);
+  parex::Process p(produce_range_then_cancel, held, 0, 100000);
+  p.start();
+  BOOST_TEST(p.join(30s), "the child's exit waited for its feeder despite cancel_join_thread()");
+  if (p.is_alive()) p.kill();
+  BOOST_TEST(code_of(p) == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
