@@ -193,6 +193,14 @@ class ConnectionError : public Error {
   using Error::Error;
 };
 
+/// A Queue that was shut down: put() at once, get() once it is empty (Python 3.13's
+/// queue.ShutDown).
+class ShutDown : public Error {
+ public:
+  ShutDown() : Error("the queue was shut down") {}
+  using Error::Error;
+};
+
 /// JoinableQueue::join(): a consumer process died between get() and task_done(), so the
 /// count can never reach zero (Python's join() would wait for ever). Names the process
 /// and how many task_done() calls it owed.

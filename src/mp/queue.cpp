@@ -51,6 +51,7 @@ constexpr int yield_before_sleep = 2;   // sched_yield() rounds, before a futex 
 // slot per consumer process; past this many at once the others go uncounted (their
 // death is not seen: join() waits, as Python's does).
 constexpr int owed_slots = 64;
+enum Shut : std::uint32_t { open = 0, shut_down = 1, shut_down_now = 2 };
 
 std::size_t padded(std::size_t n) { return (n + 7) & ~std::size_t{7}; }
 
@@ -82,6 +83,7 @@ struct QueueState {
     std::uint32_t count;     // items it got and has not task_done; 0: a free slot
   } owed[owed_slots];        // guarded by mutex
   std::uint64_t credits;     // task_done() calls made on another process's behalf
+  std::atomic<std::uint32_t> shut;  // 0, shut_down, shut_down_now: changed under mutex
   alignas(64) std::atomic<std::uint32_t> data_seq;
   std::atomic<std::uint32_t> data_waiters;
   alignas(64) std::atomic<std::uint32_t> space_seq;
@@ -221,6 +223,10 @@ void QueueCore::check_open() const {
   if (closed_) throw ValueError("this queue handle was closed");
 }
 
+void QueueCore::check_not_shut_down() const {
+  if (state_->shut.load(std::memory_order_acquire) != open) throw ShutDown();
+}
+
 std::size_t QueueCore::qsize() const {
   check_open();
   Held h(*state_);
@@ -261,6 +267,10 @@ void QueueCore::put_in_ring(std::span<const std::byte> item, std::chrono::nanose
   // Wait for: no other streaming writer, room under maxsize, bytes for the first record.
   const std::size_t first_body = chunked ? chunk_max : item.size();
   for (;;) {
+    if (s.shut.load(std::memory_order_relaxed) != open) {
+      if (counted && s.unfinished != 0 && --s.unfinished == 0) bump(s.done_seq, s.done_waiters, INT32_MAX);
+      throw ShutDown();
+    }
     if (!s.writer.none() && !s.writer.is_me()) {
       if (!s.writer.alive() && s.head <= s.stream_start) {
         // It died mid-stream and no getter has started its item: take its chunks back
@@ -360,6 +370,14 @@ bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
       s.reader = {};  // the rest of its item's chunks are skipped below
     }
     const std::uint64_t tail = s.tail.load(std::memory_order_relaxed);
+    const std::uint32_t shut = s.shut.load(std::memory_order_relaxed);
+    if (shut == shut_down_now || (s.head == tail && shut != open)) {
+      if (assembling) {  // its remaining chunks were dropped: so is the item
+        stop_assembling();
+        if (s.unfinished != 0 && --s.unfinished == 0) bump(s.done_seq, s.done_waiters, INT32_MAX);
+      }
+      throw ShutDown();
+    }
     if (s.head == tail) {
       if (assembling && !s.writer.none() && !s.writer.alive()) {  // its writer died mid-item
         s.writer = {};
@@ -438,6 +456,21 @@ bool QueueCore::wait_readable(std::chrono::nanoseconds timeout) {
   // a getter that would take the item.
   if (s.data_waiters.load(std::memory_order_seq_cst) != 0) bump(s.data_seq, s.data_waiters, 1);
   return true;
+}
+
+void QueueCore::shutdown(bool immediate) {
+  QueueState& s = *state_;
+  Held held(s);
+  s.shut.store(std::max<std::uint32_t>(s.shut.load(std::memory_order_relaxed), immediate ? shut_down_now : shut_down),
+               std::memory_order_relaxed);
+  if (immediate) {  // as Python: the items dropped count as done for join()
+    s.unfinished -= std::min(s.unfinished, s.items);
+    s.items = 0;
+    s.head = s.tail.load(std::memory_order_relaxed);
+  }
+  bump(s.data_seq, s.data_waiters, INT32_MAX);
+  bump(s.space_seq, s.space_waiters, INT32_MAX);
+  if (s.unfinished == 0) bump(s.done_seq, s.done_waiters, INT32_MAX);
 }
 
 void QueueCore::task_done() {

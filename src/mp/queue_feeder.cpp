@@ -29,6 +29,7 @@ struct QueueFeeder {
   std::atomic<std::size_t> pending{0};       // items.size(), read without the mutex
   bool running = false;
   int segment_fd = -1;  // the queue's memfd here, open while the feeder runs (exit handler)
+  std::atomic<bool> exit_waits{true};  // false after cancel_join_thread()
   std::function<bool()> reader_gone;  // the core's (queues.hpp), for the exit handler
 };
 
@@ -78,10 +79,27 @@ bool open_elsewhere(int fd) {
   return found;
 }
 
-// A normal exit waits for every feeder to empty, as Python joins its feeder threads;
-// but not for one whose queue no other process holds any more (its reader was killed,
-// or never existed), nor for a pipe's whose receiving end no live process holds: those
-// items could never be read, and the wait would never end.
+// Waits until a feeder is empty, or its items can never be read: its queue no other
+// process holds any more (its reader was killed, or never existed), or a pipe's whose
+// receiving end no live process holds. False in the second case.
+bool wait_for_feeder(QueueFeeder* f) {
+  std::unique_lock lock(f->mutex);
+  for (std::size_t left = f->items.size(); !f->items.empty();) {
+    if (f->drained.wait_for(lock, exit_reader_check, [&] { return f->items.empty(); })) break;
+    if (f->items.size() != left) {  // it moves
+      left = f->items.size();
+      continue;
+    }
+    lock.unlock();
+    const bool reader_may_come = !(f->reader_gone && f->reader_gone()) && open_elsewhere(f->segment_fd);
+    lock.lock();
+    if (!reader_may_come && !f->items.empty()) return false;
+  }
+  return true;
+}
+
+// A normal exit waits for every feeder to empty, as Python joins its feeder threads
+// (except those cancel_join_thread() let go), but not for items nobody can ever read.
 void wait_for_feeders() {
   std::vector<QueueFeeder*> live;
   {
@@ -89,21 +107,12 @@ void wait_for_feeders() {
     for (auto& f : feeders().all) live.push_back(f.get());
   }
   for (QueueFeeder* f : live) {
-    std::unique_lock lock(f->mutex);
-    for (std::size_t left = f->items.size(); !f->items.empty();) {
-      if (f->drained.wait_for(lock, exit_reader_check, [&] { return f->items.empty(); })) break;
-      if (f->items.size() != left) {  // it moves
-        left = f->items.size();
-        continue;
-      }
-      lock.unlock();
-      const bool reader_may_come = !(f->reader_gone && f->reader_gone()) && open_elsewhere(f->segment_fd);
-      lock.lock();
-      if (!reader_may_come && !f->items.empty()) {
+    if (!f->exit_waits.load(std::memory_order_acquire)) continue;
+    if (!wait_for_feeder(f)) {
+      std::lock_guard lock(f->mutex);
+      if (!f->items.empty())
         std::fprintf(stderr, "parex: exiting without %zu item(s) put on a queue that no other process holds\n",
                      f->items.size());
-        break;
-      }
     }
   }
 }
@@ -114,8 +123,35 @@ void wait_for_feeders() {
 constexpr auto unbounded_put_patience = std::chrono::milliseconds(1);
 }  // namespace
 
+QueueFeeder* QueueCore::make_feeder() {
+  static std::once_flag once;
+  std::call_once(once, [] { std::atexit(wait_for_feeders); });
+  std::lock_guard lock(feeders().mutex);  // one creation at a time
+  QueueFeeder* f = feeder_.load(std::memory_order_acquire);
+  if (!f) {
+    f = feeders().all.emplace_back(std::make_unique<QueueFeeder>()).get();
+    f->segment_fd = segment_->fd();
+    f->reader_gone = reader_gone;
+    f->exit_waits.store(exit_waits_.load(std::memory_order_acquire), std::memory_order_release);
+    feeder_.store(f, std::memory_order_release);
+  }
+  return f;
+}
+
+void QueueCore::join_thread() {
+  if (!closed_) throw ValueError("join_thread() before close()");
+  if (QueueFeeder* f = feeder_.load(std::memory_order_acquire)) wait_for_feeder(f);
+}
+
+void QueueCore::cancel_join_thread() noexcept {
+  std::lock_guard lock(feeders().mutex);  // against make_feeder()
+  exit_waits_.store(false, std::memory_order_release);
+  if (QueueFeeder* f = feeder_.load(std::memory_order_acquire)) f->exit_waits.store(false, std::memory_order_release);
+}
+
 void QueueCore::put(std::span<const std::byte> item, std::chrono::nanoseconds timeout) {
   check_open();
+  check_not_shut_down();  // also when the item would wait behind others in the feeder
   if (maxsize() != 0) return put_in_ring(item, timeout);
   QueueFeeder* f = feeder_.load(std::memory_order_acquire);
   if (f && f->pending.load(std::memory_order_acquire) != 0) {
@@ -132,18 +168,7 @@ void QueueCore::put(std::span<const std::byte> item, std::chrono::nanoseconds ti
   } catch (const Full&) {
   }
   count_unfinished();  // joinable queues count it now: join() must wait for it
-  if (!f) {
-    static std::once_flag once;
-    std::call_once(once, [] { std::atexit(wait_for_feeders); });
-    std::lock_guard lock(feeders().mutex);  // one creation at a time
-    f = feeder_.load(std::memory_order_acquire);
-    if (!f) {
-      f = feeders().all.emplace_back(std::make_unique<QueueFeeder>()).get();
-      f->segment_fd = segment_->fd();
-      f->reader_gone = reader_gone;
-      feeder_.store(f, std::memory_order_release);
-    }
-  }
+  if (!f) f = make_feeder();
   std::lock_guard lock(f->mutex);
   f->items.emplace_back(item.begin(), item.end());
   f->pending.store(f->items.size(), std::memory_order_release);
@@ -156,6 +181,7 @@ void QueueCore::put(std::span<const std::byte> item, std::chrono::nanoseconds ti
       lock.unlock();
       try {
         core.put_in_ring(next, no_timeout, /*counted=*/true);
+      } catch (const ShutDown&) {  // dropped, as the queue's own items were (and uncounted)
       } catch (const std::exception& e) {  // a corrupt queue: nothing sensible is left to do
         std::fprintf(stderr, "parex: a queue's feeder dropped an item: %s\n", e.what());
       }

@@ -93,7 +93,7 @@ std::vector<ExceptionEntry> builtin_entries() {
       from_what<ValueError>(), from_what<SharedObjectError>(),
       from_what<Full>(), from_what<Empty>(), from_what<EOFError>(), from_what<BrokenBarrierError>(),
       from_what<KeyError>(), from_what<IndexError>(), from_what<AttributeError>(), from_what<ConnectionError>(),
-      from_what<AuthenticationError>(), from_what<BrokenPipeError>(), from_what<ConsumerDiedError>(), from_what<BufferTooShort>()};
+      from_what<AuthenticationError>(), from_what<BrokenPipeError>(), from_what<ConsumerDiedError>(), from_what<ShutDown>(), from_what<BufferTooShort>()};
 
   v.push_back({&typeid(std::system_error),
                [](const std::string& what, Reader& r) {

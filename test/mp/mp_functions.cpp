@@ -269,4 +269,10 @@ void wait_for_sigint(parex::Event ready) {
 PAREX_REGISTER(report_authkey_and_parent);
 PAREX_REGISTER(wait_for_sigint);
 
+void produce_range_then_cancel(parex::Queue<int> q, int from, int to) {
+  for (int i = from; i < to; ++i) q.put(i);  // most wait in the feeder: nobody reads
+  q.cancel_join_thread();
+}
+PAREX_REGISTER(produce_range_then_cancel);
+
 }  // namespace mp_test

@@ -91,3 +91,7 @@ void report_authkey_and_parent(parex::Array<char> key_out, parex::Value<int> par
                                parex::Value<int> join_timed_out);
 void wait_for_sigint(parex::Event ready);
 }  // namespace mp_test
+
+namespace mp_test {
+void produce_range_then_cancel(parex::Queue<int> q, int from, int to);
+}  // namespace mp_test

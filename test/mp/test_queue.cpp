@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <random>
+#include <atomic>
 #include <csignal>
 #include <string>
 #include <thread>
@@ -304,111 +305,6 @@ BOOST_AUTO_TEST_CASE(an_exit_does_not_wait_for_items_that_nobody_can_read) {
   if (!ended) p->kill();
   BOOST_TEST(ended, "the child's exit waited for items that no process could read");
   BOOST_TEST(p->exitcode().value_or(-1) == 0);
-}
-
-// Issue 20: a consumer that got items and ended without task_done() (Python's join()
-// waits for ever): join() names it and what it owed; join(timeout) still just times out.
-BOOST_AUTO_TEST_CASE(join_names_a_consumer_that_died_owing_task_done) {
-  parex::JoinableQueue<int> q;
-  for (int i = 0; i < 5; ++i) q.put(i);
-  parex::Process p(get_n_and_exit, q, 2);
-  p.start();
-  p.join();
-  BOOST_REQUIRE(code_of(p) == 0);
-  BOOST_TEST(q.qsize() == 3u);
-  for (int i = 0; i < 3; ++i) {  // this process's own items are done
-    q.get();
-    q.task_done();
-  }
-  BOOST_TEST(!q.join(100ms));  // with a timeout: Python's meaning
-  std::optional<parex::ConsumerDiedError> error;
-  std::thread joiner([&] {
-    try {
-      q.join();
-    } catch (const parex::ConsumerDiedError& e) {
-      error = e;
-    }
-  });
-  std::this_thread::sleep_for(1s);  // a join() that hangs is freed below, so the test ends
-  if (!error) {
-    q.task_done();
-    q.task_done();
-  }
-  joiner.join();
-  BOOST_REQUIRE(error.has_value());
-  BOOST_TEST(error->pid() == p.pid());
-  BOOST_TEST(error->owed() == 2u);
-  BOOST_TEST(std::string(error->what()).find(std::to_string(p.pid())) != std::string::npos);
-  // task_done() on its behalf settles its count: then join() returns.
-  q.task_done();
-  q.task_done();
-  BOOST_TEST(q.join(deadlock_timeout));
-}
-
-// The same with a SIGKILLed consumer not yet reaped (a zombie), and a live slow consumer
-// that owes an item is waited for, not blamed.
-BOOST_AUTO_TEST_CASE(join_tells_a_dead_consumer_from_a_slow_one) {
-  parex::JoinableQueue<int> q;
-  for (int i = 0; i < 3; ++i) q.put(i);
-  parex::Event got;
-  parex::Process slow(get_n_and_hang, q, 1, got);
-  slow.start();
-  BOOST_REQUIRE(got.wait(deadlock_timeout));
-  std::atomic<bool> returned{false};
-  std::thread joiner([&] {
-    try {
-      q.join();
-    } catch (...) {
-    }
-    returned = true;
-  });
-  q.get();
-  q.get();
-  q.task_done();
-  q.task_done();
-  std::this_thread::sleep_for(300ms);
-  BOOST_TEST(!returned, "join() gave up on a live consumer");
-  ::kill(slow.pid(), SIGKILL);  // a zombie until join() below
-  BOOST_TEST(eventually([&] { return returned.load(); }));
-  joiner.join();
-  expect_error<parex::ConsumerDiedError>([&] { q.join(); });
-  slow.join();
-}
-
-// A task_done() made for an item another process got (which one cannot be known) is a
-// credit against the dead consumers' debts: nobody is blamed for an item it does not owe.
-BOOST_AUTO_TEST_CASE(task_done_on_another_process_behalf_blames_nobody_falsely) {
-  parex::JoinableQueue<int> q;
-  for (int i = 0; i < 2; ++i) q.put(i);
-  parex::Event got_a, got_c;
-  parex::Process a(get_n_and_hang, q, 1, got_a);
-  a.start();
-  BOOST_REQUIRE(got_a.wait(deadlock_timeout));
-  parex::Process c(get_n_and_hang, q, 1, got_c);
-  c.start();
-  BOOST_REQUIRE(got_c.wait(deadlock_timeout));
-  q.task_done();  // for a's item, say: this process got none
-  a.kill();
-  a.join();
-  std::atomic<int> outcome{0};  // 1: returned, 2: ConsumerDiedError
-  long blamed = 0;
-  std::thread joiner([&] {
-    try {
-      q.join();
-      outcome = 1;
-    } catch (const parex::ConsumerDiedError& e) {
-      blamed = e.pid();
-      outcome = 2;
-    }
-  });
-  std::this_thread::sleep_for(500ms);
-  BOOST_TEST(outcome.load() == 0, "join() blamed a dead consumer whose debt a task_done() covered");
-  c.kill();  // now a debt no credit covers
-  BOOST_TEST(eventually([&] { return outcome.load() != 0; }));
-  joiner.join();
-  BOOST_TEST(outcome.load() == 2);
-  BOOST_TEST((blamed == a.pid() || blamed == c.pid()));
-  c.join();
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -81,14 +81,25 @@ class QueueCore {
   void task_done();
   bool join(std::chrono::nanoseconds timeout);
   void close() noexcept { closed_ = true; }
+  bool closed() const noexcept { return closed_; }
+  /// Python 3.13's shutdown (see BasicQueue::shutdown). For every handle, in every process.
+  void shutdown(bool immediate);
+  /// Waits until this handle's waiting items are in the ring, or can never be read
+  /// (Python's join_thread). @throws ValueError unless closed.
+  void join_thread();
+  /// This process's exit does not wait for this handle's waiting items.
+  void cancel_join_thread() noexcept;
   void encode_to(Writer& w) const;
 
  private:
   void check_open() const;
+  void check_not_shut_down() const;
   std::shared_ptr<Segment> segment_;
   QueueState* state_ = nullptr;
   std::byte* ring_ = nullptr;
   bool closed_ = false;
+  std::atomic<bool> exit_waits_{true};  // cancel_join_thread() clears it
+  QueueFeeder* make_feeder();
   // Made the first time the ring is full; owned by the process's list of feeders.
   std::atomic<QueueFeeder*> feeder_{nullptr};
 };
@@ -144,6 +155,19 @@ class BasicQueue {
   /// and answers qsize and full). Items it put still reach the queue; other handles, in
   /// this process (decoded ones) or others, go on. Closing twice is harmless.
   void close() noexcept { core_->close(); }
+
+  /// Python 3.13's shutdown(), for the queue (every handle, every process): put() throws
+  /// ShutDown from now on, as does get() once the queue is empty (getters waiting wake
+  /// with it). immediate: the items in the queue are dropped now, counted as done for
+  /// join(), and get() throws ShutDown at once.
+  void shutdown(bool immediate = false) { core_->shutdown(immediate); }
+  /// Waits until the items this handle put that wait in this process (the ring was
+  /// full) are in the queue, or can never be read. @throws ValueError unless closed
+  /// (Python asserts it).
+  void join_thread() { core_->join_thread(); }
+  /// This process's exit does not wait for the items this handle still holds back (they
+  /// are lost), as Python's cancel_join_thread().
+  void cancel_join_thread() noexcept { core_->cancel_join_thread(); }
 
   /// JoinableQueue: one item got earlier is done. @throws ValueError if more than put.
   void task_done()
