@@ -199,12 +199,14 @@ BOOST_AUTO_TEST_CASE(join_thread_and_cancel_join_thread) {
   parex::Queue<std::string> q(0, 1 << 16);
   expect_error<parex::ValueError>([&] { q.join_thread(); });  // Python asserts closed
   const std::string big(100000, 'j');
+  parex::Queue<std::string> out;
+  parex::Process echo(echo_big, q, out);  // another process reads it (copies of q share its close())
+  echo.start();
   q.put(big);  // past a quarter of the ring: waits in this process's feeder
-  parex::Queue<std::string> reader = q;
-  std::thread r([&] { BOOST_TEST(reader.get(deadlock_timeout).size() == big.size()); });
   q.close();
   q.join_thread();  // returns once the feeder has moved it in
-  r.join();
+  BOOST_TEST(out.get(deadlock_timeout).size() == big.size());
+  BOOST_TEST(echo.join(deadlock_timeout));
   // cancel_join_thread: a child's exit does not wait for items nobody reads, even while
   // a reader could come (this process holds the queue).
   parex::Queue<int> held(0, 1 << 16);
