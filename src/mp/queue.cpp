@@ -371,7 +371,9 @@ bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
     }
     const std::uint64_t tail = s.tail.load(std::memory_order_relaxed);
     const std::uint32_t shut = s.shut.load(std::memory_order_relaxed);
-    if (shut == shut_down_now || (s.head == tail && shut != open)) {
+    // Shut down: once empty, but an item being assembled still gets its last chunks (its
+    // writer streams them to the end) unless shut down now, which dropped them.
+    if (shut == shut_down_now || (s.head == tail && shut != open && !assembling)) {
       if (assembling) {  // its remaining chunks were dropped: so is the item
         stop_assembling();
         if (s.unfinished != 0 && --s.unfinished == 0) bump(s.done_seq, s.done_waiters, INT32_MAX);
