@@ -16,6 +16,18 @@
 using namespace test;
 using namespace mp_test;
 
+namespace {
+template <class Pred>
+bool eventually_within(std::chrono::milliseconds limit, Pred pred) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+}  // namespace
+
 BOOST_AUTO_TEST_SUITE(mp_queue)
 
 // Issue 20: a consumer that got items and ended without task_done() (Python's join()
@@ -33,16 +45,18 @@ BOOST_AUTO_TEST_CASE(join_names_a_consumer_that_died_owing_task_done) {
     q.task_done();
   }
   BOOST_TEST(!q.join(100ms));  // with a timeout: Python's meaning
-  std::optional<parex::ConsumerDiedError> error;
+  std::optional<parex::ConsumerDiedError> error;  // read here only after joiner.join()
+  std::atomic<bool> ended{false};
   std::thread joiner([&] {
     try {
       q.join();
     } catch (const parex::ConsumerDiedError& e) {
       error = e;
     }
+    ended = true;
   });
-  std::this_thread::sleep_for(1s);  // a join() that hangs is freed below, so the test ends
-  if (!error) {
+  // A join() that hangs is freed, so that the test ends (and fails below).
+  if (!eventually_within(5s, [&] { return ended.load(); })) {
     q.task_done();
     q.task_done();
   }
