@@ -425,9 +425,9 @@ void Engine::lose(Rank& r, const std::string& why) {
     if (unfinished_sends) graveyard_.push_back(std::move(c->args));
     if (!c->internal && !c->expired) owner->count(r.id, true);
     const std::string name = c->fn->name;
-    c->fail_rest(std::make_exception_ptr(
-        WorkerCrashed("MPI worker rank " + std::to_string(r.id) + " " + why + " while it held a call of '" + name + "'",
-                      -1, 0, -1, name)));
+    c->fail_rest(error_ptr<WorkerCrashed>(
+        "MPI worker rank " + std::to_string(r.id) + " " + why + " while it held a call of '" + name + "'", -1, 0, -1,
+        name));
     owner->release();
   }
   r.outstanding.clear();
@@ -443,7 +443,7 @@ void Engine::fail_stranded() {
     for (RemoteCall* x : c->pending) {
       if (x->state().set_running()) {
         c->count(0, true);
-        x->fail_rest(std::make_exception_ptr(BrokenExecutor("MpiExecutor: every worker rank it may use was lost")));
+        x->fail_rest(error_ptr<BrokenExecutor>("MpiExecutor: every worker rank it may use was lost"));
       } else {
         x->drop();
       }

@@ -37,6 +37,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <utility>
 #include <cstdint>
 #include <deque>
 #include <exception>
@@ -49,6 +50,16 @@
 #include <vector>
 
 namespace parex::detail::mpi {
+
+/// An exception as an exception_ptr, its temporary gone before the pointer is handed over.
+/// `fail_rest(std::make_exception_ptr(E(...)))` keeps the temporary E until the full
+/// expression ends, after the caller the future woke may have read and dropped its copy;
+/// the copies share one reference-counted message, and the temporary's release on this
+/// thread then frees it, ordered by libstdc++'s uninstrumented count: a race to TSan.
+template <class E, class... A>
+std::exception_ptr error_ptr(A&&... args) {
+  return std::make_exception_ptr(E(std::forward<A>(args)...));
+}
 
 using Clock = std::chrono::steady_clock;
 

@@ -85,7 +85,7 @@ void Engine::send_initializer(Rank& r, Client& c) {
 void Engine::fail_broken() {
   for (const auto& c : clients_)
     if (!c->pending.empty() && c->broken.load(std::memory_order_relaxed))
-      fail_pending(*c, std::make_exception_ptr(BrokenExecutor(c->broken_why)));
+      fail_pending(*c, error_ptr<BrokenExecutor>(c->broken_why));
 }
 
 void Engine::fail_pending(Client& c, const std::exception_ptr& e) {

@@ -83,7 +83,7 @@ void Engine::on_interrupt(RemoteCall* c, const std::shared_ptr<std::promise<bool
   if (auto it = std::find(owner->pending.begin(), owner->pending.end(), c); it != owner->pending.end()) {
     owner->pending.erase(it);  // taken back from a rank: it never started there
     owner->count(0, true);
-    c->fail_rest(std::make_exception_ptr(CancelledError("the call was interrupted before its MPI rank started it")));
+    c->fail_rest(error_ptr<CancelledError>("the call was interrupted before its MPI rank started it"));
     owner->release();
     return reply(true);
   }

@@ -82,7 +82,7 @@ void Engine::on_revoked(Rank& r) {
       continue;
     }
     owner->count(0, true);
-    c->fail_rest(std::make_exception_ptr(CancelledError("the call was interrupted before its MPI rank started it")));
+    c->fail_rest(error_ptr<CancelledError>("the call was interrupted before its MPI rank started it"));
     owner->release();
   }
   answer_interrupts(r, &taken);
