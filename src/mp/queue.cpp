@@ -46,10 +46,9 @@ constexpr std::size_t record_header = 8;
 constexpr auto liveness_slice = std::chrono::milliseconds(100);  // how often a waiter checks a named thread
 constexpr int spin_before_sleep = 256;  // cpu_relax() rounds, then
 constexpr int yield_before_sleep = 2;   // sched_yield() rounds, before a futex wait
-// A JoinableQueue remembers which process got each item not yet task_done, so that join()
-// can tell a consumer that died owing some (it would wait for ever) from a slow one. One
-// slot per consumer process; past this many at once the others go uncounted (their
-// death is not seen: join() waits, as Python's does).
+// A JoinableQueue knows which process got each item not yet task_done, so that join() can
+// tell a consumer that died owing some from a slow one; past this many consumer processes
+// at once, the others go uncounted (join() waits for them, as Python's does).
 constexpr int owed_slots = 64;
 enum Shut : std::uint32_t { open = 0, shut_down = 1, shut_down_now = 2 };
 
@@ -138,9 +137,7 @@ void copy_out(const std::byte* ring, std::uint64_t cap, std::uint64_t pos, void*
   std::memcpy(dst, ring + off, first);
   std::memcpy(static_cast<std::byte*>(dst) + first, ring, n - first);
 }
-}  // namespace
 
-namespace {
 // ---- a JoinableQueue's consumers (mutex held in all of these) -------------------------
 // This process got one more item (+1), or dropped one it had begun to get (-1).
 void owe(QueueState& s, int delta) {
