@@ -50,9 +50,6 @@ inline std::chrono::steady_clock::time_point deadline_after(std::chrono::millise
 /// (minutes), a blocking Unix one for ever. @throws ConnectionError, ValueError;
 /// TimeoutError when connect() does not complete by the deadline.
 int connect_to(const SocketAddress& a, std::chrono::steady_clock::time_point deadline);
-/// How long the server side waits for the client's answer (a client that trickles bytes
-/// is dropped too): the Manager's, and Listener::accept's by default.
-inline constexpr std::chrono::seconds server_handshake_limit{10};
 
 enum class Handshake { accepted, refused, gone, timed_out };
 /// The server's side: accepted if the client knows the key (the verdict is sent either way).

@@ -9,10 +9,25 @@
 #include <csignal>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 using namespace test;
 using namespace mp_test;
+
+namespace {
+// This process keeps one end; a child holds the other (this process's copy closed) and
+// sleeps until it is killed.
+std::pair<parex::Connection, parex::Process> pipe_held_by_a_sleeping_child() {
+  auto [a, b] = parex::Pipe();
+  parex::Event ready;
+  parex::Process p(pipe_hold_and_sleep, b, ready);
+  p.start();
+  b.close();
+  BOOST_REQUIRE(ready.wait(deadlock_timeout));
+  return {std::move(a), std::move(p)};
+}
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(mp_pipe)
 
@@ -51,12 +66,7 @@ BOOST_AUTO_TEST_CASE(eof_comes_after_the_messages_left) {
 }
 
 BOOST_AUTO_TEST_CASE(a_sigkilled_peer_is_an_eof_not_a_hang) {
-  auto [a, b] = parex::Pipe();
-  parex::Event ready;
-  parex::Process p(pipe_hold_and_sleep, b, ready);
-  p.start();
-  b.close();
-  BOOST_REQUIRE(ready.wait(deadlock_timeout));
+  auto [a, p] = pipe_held_by_a_sleeping_child();
   BOOST_TEST(!a.poll(50ms));
   p.kill();
   p.join();
@@ -108,12 +118,7 @@ BOOST_AUTO_TEST_CASE(poll_and_bytes_and_bad_messages) {
 // Issue 20: a writer SIGKILLed and not yet reaped (a zombie: its parent is this very
 // process, busy in recv) is gone, not alive. recv() used to wait for ever.
 BOOST_AUTO_TEST_CASE(a_sigkilled_writer_not_yet_reaped_is_an_eof) {
-  auto [a, b] = parex::Pipe();
-  parex::Event ready;
-  parex::Process p(pipe_hold_and_sleep, b, ready);
-  p.start();
-  b.close();
-  BOOST_REQUIRE(ready.wait(deadlock_timeout));
+  auto [a, p] = pipe_held_by_a_sleeping_child();
   const pid_t pid = p.pid();
   ::kill(pid, SIGKILL);  // not reaped: no join(), is_alive() or exitcode() until the end
   BOOST_TEST(a.poll(10s), "the zombie writer counted as a live holder");
@@ -129,12 +134,7 @@ BOOST_AUTO_TEST_CASE(a_send_to_a_gone_reader_is_a_broken_pipe) {
     b.close();
     expect_error<parex::BrokenPipeError>([&] { a.send(1); });
   }
-  auto [a, b] = parex::Pipe();
-  parex::Event ready;
-  parex::Process p(pipe_hold_and_sleep, b, ready);
-  p.start();
-  b.close();
-  BOOST_REQUIRE(ready.wait(deadlock_timeout));
+  auto [a, p] = pipe_held_by_a_sleeping_child();
   a.send(1);  // a live reader holds it
   ::kill(p.pid(), SIGKILL);  // a zombie until the join below
   bool broken = false;
