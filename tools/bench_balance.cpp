@@ -1,6 +1,6 @@
 // bench_balance: scheduling on uneven work and on tiny items, for one backend (issue 19);
 // tools/bench_balance.py runs it on every backend beside its Python twin
-// (bench_balance_python.py), alternating, and prints the table of the README.
+// (bench_balance_python.py), alternating, and prints the table of docs/07-how-it-works.md.
 //
 // Each measurement comes right after 100k tiny calls of the very function it measures (its
 // estimate starts out tiny: the worst case for a scheduler that batches); each is a

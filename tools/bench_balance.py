@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """bench_balance: every parex backend beside Python's pools on uneven work and tiny items
-(issue 19), alternating, in one run; prints the README's table and, with --plot, draws
+(issue 19), alternating, in one run; prints the table of docs/07-how-it-works.md and, with --plot, draws
 docs/balance.png (matplotlib: Debian's python3-matplotlib).
 
 Each round runs, one after the other, with --workers W (default 4):

@@ -1,4 +1,4 @@
-// bench_process_pool: ProcessPoolExecutor on the five measurements of the issue (README,
+// bench_process_pool: ProcessPoolExecutor on the five measurements of the issue (docs/07-how-it-works.md,
 // "Benchmarks"); tools/bench_vs_python.py runs it beside Python's pools.
 //
 //   (a) submit N tiny calls (x + 1), then collect every result         calls/s

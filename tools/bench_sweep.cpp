@@ -1,5 +1,5 @@
 // bench_sweep: throughput of both pools against the length of a call and against a map's
-// chunksize, for tools/plot_benchmarks.py (the README's plots).
+// chunksize, for tools/plot_benchmarks.py (the plots in docs/07-how-it-works.md).
 //
 //   duration  calls/s for calls that spin 0, 1, 10, 100, 1000 us, and the share of the
 //             ideal (workers / duration) that reaches

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Draws the README's benchmark plots (PNG, into docs/) with matplotlib (Debian's
+"""Draws the benchmark plots of docs/07-how-it-works.md (PNG, into docs/) with matplotlib (Debian's
 python3-matplotlib):
 
   docs/anchors.png          parex's process pool against Python's pools, the same run
