@@ -1,7 +1,6 @@
 // The README's first sample, whole: it must compile and print 1, 4, 9.
-#include <iostream>
-
 #include <parex/parex.hpp>                          // from concurrent.futures import *
+#include <iostream>
 
 int square(int x) { return x * x; }                 // def square(x): return x * x
 PAREX_REGISTER(square);                             // (C++ ships functions by name)
