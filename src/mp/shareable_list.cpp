@@ -36,11 +36,26 @@ void store64(std::byte* p, std::uint64_t v) { std::memcpy(p, &v, sizeof v); }
 
 // The slot bytes a str/bytes of `len` bytes is given (Python: 8 * (len // 8 + 1)).
 std::size_t slot_for(std::size_t len) { return align * (len / align + 1); }
+// A str's: Python's, from its length in characters, unless its UTF-8 bytes would not fit
+// there (Python then truncates them silently): then from its bytes.
+std::size_t slot_for_str(const std::string& s) {
+  const std::size_t chars = static_cast<std::size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+  const std::size_t python = slot_for(chars);
+  return s.size() <= python ? python : slot_for(s.size());
+}
+std::size_t slot_of(const ShareableList::Item& x);
 
 const std::string* text_of(const ShareableList::Item& x) {
   if (x.holds<std::string>()) return &x.get<std::string>();
   if (x.holds<Bytes>()) return &x.get<Bytes>().str();
   return nullptr;
+}
+
+std::size_t slot_of(const ShareableList::Item& x) {
+  if (x.holds<std::string>()) return slot_for_str(x.get<std::string>());
+  if (x.holds<Bytes>()) return slot_for(x.get<Bytes>().size());
+  return align;
 }
 
 std::string format_of(const ShareableList::Item& x, std::size_t slot) {
@@ -161,7 +176,7 @@ std::ostream& operator<<(std::ostream& os, const ShareableList::Item& x) {
 
 std::size_t ShareableList::bytes_for(const std::vector<Item>& items) {
   std::size_t data = 0;
-  for (const Item& x : items) data += text_of(x) ? slot_for(text_of(x)->size()) : align;
+  for (const Item& x : items) data += slot_of(x);
   return Parts{items.size(), data}.end();
 }
 
@@ -174,7 +189,7 @@ ShareableList::ShareableList(const std::vector<Item>& items, std::string_view na
 ShareableList::ShareableList(Fill, parex::SharedMemory block, const std::vector<Item>& items) : shm(std::move(block)) {
   n_ = items.size();
   offsets_.assign(1, 0);
-  for (const Item& x : items) offsets_.push_back(offsets_.back() + (text_of(x) ? slot_for(text_of(x)->size()) : align));
+  for (const Item& x : items) offsets_.push_back(offsets_.back() + slot_of(x));
   const Parts p{n_, offsets_.back()};
   const std::span<std::byte> b = shm.buf();
   if (b.size() < p.end()) throw ValueError("ShareableList: the block is smaller than the list");

@@ -397,6 +397,11 @@ BOOST_AUTO_TEST_CASE(a_block_that_holds_no_list_is_refused) {
   expect_error<parex::ValueError>([] { return parex::ShareableList(parex::SharedMemory(8)); });
   expect_error<parex::FileNotFoundError>([] { return parex::ShareableList("test_no_such_list"); });
   expect_error<parex::ValueError>([] { return Item(std::uint64_t{1} << 63); });
+  BOOST_TEST(Item(std::uint64_t{1} << 62) == (std::int64_t{1} << 62));
+  // A str's slot is Python's (by characters) unless its UTF-8 bytes need more.
+  BOOST_TEST(parex::ShareableList{"encodés"}.format() == "8s");
+  BOOST_TEST(parex::ShareableList{"ééééé"}.format() == "16s");
+  BOOST_TEST(parex::ShareableList{"ééééé"}[0] == "ééééé");
 }
 
 // CPython test_shared_memory_SharedMemoryManager_basics.

@@ -11,12 +11,13 @@
 //
 // An item is a ShareableList::Item: a variant of nullptr (None), bool, std::int64_t (int,
 // 'q'), double (float, 'd'), std::string (str, UTF-8) and parex::Bytes (bytes). Each
-// slot is 8 bytes, a str's or bytes' the multiple of 8 above its byte length when the list
-// is made: a later value of any type fits a slot, a str/bytes only up to the slot's
-// length (ValueError "exceeds available storage"). As in Python, str and bytes lose
-// trailing NULs. The layout is Python's own, so a named list is shared with Python
-// programs (ShareableList(name=...) there) - one deliberate difference: a str's slot is
-// sized by its UTF-8 bytes (Python sizes it by characters, and truncates non-ASCII).
+// slot is 8 bytes, a str's or bytes' the multiple of 8 above its length when the list is
+// made (Python's rule: a str's length in characters): a later value of any type fits a
+// slot, a str/bytes only up to the slot's bytes (ValueError "exceeds available storage").
+// As in Python, str and bytes lose trailing NULs. The layout is Python's own, so a named
+// list is shared with Python programs (ShareableList(name=...) there) - one deliberate
+// difference: a str whose UTF-8 bytes exceed Python's slot gets a slot for its bytes
+// (Python truncates it silently).
 //
 // A handle: copies, and copies passed to a Process, a pool call or through a Queue, are
 // the same list (its SharedMemory travels; a named one is attached by name, and a list
