@@ -18,13 +18,21 @@
 //   ├── EOFError                a Connection's other end is closed and nothing is left
 //   └── BrokenBarrierError      a Barrier was aborted, reset, timed out, or lost a party
 //
+// Python's OSError is C++'s std::system_error (parex throws it wherever the system says
+// no); its subclasses that parex raises derive from it, with their errno:
+//   std::system_error (OSError)
+//   ├── FileExistsError         EEXIST: SharedMemory(name, true, size) of a name taken
+//   └── FileNotFoundError       ENOENT: SharedMemory(name) of a name nothing has
+//
 // All are plain value types, safe to copy and to throw from any thread.
 #pragma once
 
+#include <cerrno>
 #include <cstddef>
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 #include <sys/types.h>
@@ -253,6 +261,23 @@ class BrokenBarrierError : public Error {
  public:
   BrokenBarrierError() : Error("the barrier is broken") {}
   using Error::Error;
+};
+
+/// Python's OSError: C++'s std::system_error, under the name a Python user looks for.
+using OSError = std::system_error;
+
+/// A name that is taken (Python's FileExistsError): code() is EEXIST, what() is
+/// "<what>: File exists". catch (const std::system_error&) catches it too.
+class FileExistsError : public std::system_error {
+ public:
+  explicit FileExistsError(const std::string& what) : std::system_error(EEXIST, std::generic_category(), what) {}
+};
+
+/// A name that nothing has (Python's FileNotFoundError): code() is ENOENT, what() is
+/// "<what>: No such file or directory". catch (const std::system_error&) catches it too.
+class FileNotFoundError : public std::system_error {
+ public:
+  explicit FileNotFoundError(const std::string& what) : std::system_error(ENOENT, std::generic_category(), what) {}
 };
 
 namespace detail {

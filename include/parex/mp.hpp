@@ -15,6 +15,8 @@
 #include <parex/mp/process.hpp>
 #include <parex/mp/queues.hpp>
 #include <parex/mp/reduction.hpp>
+#include <parex/mp/shareable_list.hpp>
 #include <parex/mp/shared_memory.hpp>
+#include <parex/mp/shared_memory_manager.hpp>
 #include <parex/mp/sharedctypes.hpp>
 #include <parex/mp/synchronize.hpp>

@@ -102,6 +102,19 @@ std::vector<ExceptionEntry> builtin_entries() {
                  return std::make_exception_ptr(std::system_error(ec, strip_suffix(what, ": " + ec.message())));
                },
                [](Writer& w, const std::exception& e) { put_code(w, static_cast<const std::system_error&>(e).code()); }});
+  // OSError's subclasses: their errno is their type's; what() is "arg: <message>".
+  v.push_back({&typeid(FileExistsError),
+               [](const std::string& what, Reader&) {
+                 const std::string suffix = ": " + std::make_error_code(std::errc::file_exists).message();
+                 return std::make_exception_ptr(FileExistsError(strip_suffix(what, suffix)));
+               },
+               nullptr});
+  v.push_back({&typeid(FileNotFoundError),
+               [](const std::string& what, Reader&) {
+                 const std::string suffix = ": " + std::make_error_code(std::errc::no_such_file_or_directory).message();
+                 return std::make_exception_ptr(FileNotFoundError(strip_suffix(what, suffix)));
+               },
+               nullptr});
   v.push_back({&typeid(std::ios_base::failure),
                [](const std::string& what, Reader& r) {
                  const auto ec = get_code(r);

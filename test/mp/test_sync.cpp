@@ -314,8 +314,9 @@ BOOST_AUTO_TEST_CASE(shared_memory_by_name_and_by_handle) {
   BOOST_TEST(same.buf().data() == shm.buf().data());  // one mapping per process
   BOOST_TEST(round_trip(shm).buf().data() == shm.buf().data());
   shm.unlink();
-  expect_error<parex::SharedObjectError>([&] { return parex::SharedMemory(shm.name()); });
-  expect_error<parex::SharedObjectError>([&] { return parex::SharedMemory(std::string_view("psm_12345")); });
+  // Python's FileNotFoundError (issue 21), no longer SharedObjectError.
+  expect_error<parex::FileNotFoundError>([&] { return parex::SharedMemory(shm.name()); });
+  expect_error<parex::FileNotFoundError>([&] { return parex::SharedMemory(std::string_view("psm_12345")); });
   same.close();
   BOOST_TEST(same.buf().empty());
 }

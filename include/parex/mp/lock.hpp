@@ -60,6 +60,9 @@ class LockHandle {
   bool try_lock() { return acquire_for(std::chrono::nanoseconds(0)); }
 
   void encode_to(Writer& w) const { encode_handle(w, segment_, offset_); }
+  /// The same lock (Python's == on lock objects): handles to one lock compare equal, in
+  /// one process (a process maps a segment once).
+  friend bool operator==(const LockHandle& a, const LockHandle& b) noexcept { return a.cell_ == b.cell_; }
 
   enum class Kind : std::uint32_t { plain = 1, recursive = 2 };
 

@@ -8,7 +8,12 @@
 // Handles: copies, and copies passed to a Process, a pool call or through a Queue, are
 // the same memory. T must be trivially copyable (the bytes are shared, not the object).
 // Value and Array carry an RLock (get_lock(), recursive as in Python); the Raw kinds have
-// none. Nothing here locks for you: value() and operator[] are plain references.
+// none. Python's lock= argument comes last: Value<int>(0, lock) and Array<int>(n, lock)
+// share a given Lock or RLock (get_lock() returns it; it travels with the value), and
+// Value<int>(0, false) has no lock (Python's lock=False: get_lock() and get_obj() then
+// throw AttributeError; RawValue/RawArray are the lock-less types, checked at compile
+// time). get_obj() is the unlocked object over the same memory (a RawValue/RawArray).
+// Nothing here locks for you: value() and operator[] are plain references.
 // What survives a SIGKILL: the memory, for as long as a process holds a handle; the lock
 // as lock.hpp says (a holder that died is reported by previous_owner_died()).
 // Sizes: Array(0) is an empty array and a negative length is ValueError, as in Python; a
@@ -26,6 +31,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <iterator>
+#include <memory>
 #include <new>
 #include <optional>
 #include <stdexcept>
@@ -43,13 +49,35 @@ namespace detail {
   "lives in shared memory as raw bytes, so T must be trivially copyable: use numbers, enums, std::array or a plain " \
   "struct; for strings, vectors and other types use a Queue"
 
+/// Python's lock= argument of Value and Array: true or nullptr (a new RLock, the
+/// default), false (no lock), or a Lock or RLock to share.
+class LockArg {
+ public:
+  template <std::same_as<bool> B>
+  LockArg(B lock) : mode_(lock ? own : none) {}
+  LockArg(std::nullptr_t) : mode_(own) {}
+  LockArg(const Lock& l) : mode_(given), lock_(std::make_shared<LockHandle>(l)) {}
+  LockArg(const RLock& l) : mode_(given), lock_(std::make_shared<LockHandle>(l)) {}
+  enum Mode : std::uint8_t { own = 0, none = 1, given = 2 };
+  Mode mode_;
+  std::shared_ptr<LockHandle> lock_;
+};
+
 /// Layout: [lock cell, 64 bytes (unused by the Raw kinds)][type tag, count: 64 bytes][T x count]
+/// On the wire: the segment's handle; Value and Array add their lock mode, and a given
+/// lock's own handle.
 template <class T, bool Locked>
 class SharedData {
  public:
   using parex_shared_handle = void;
 
-  void encode_to(Writer& w) const { encode_handle(w, segment_, 0); }
+  void encode_to(Writer& w) const {
+    encode_handle(w, segment_, 0);
+    if constexpr (Locked) {
+      w.put_byte(mode_);
+      if (mode_ == LockArg::given) lock_->encode_to(w);
+    }
+  }
 
  protected:
   static constexpr std::size_t meta_offset = lock_cell_bytes;
@@ -60,11 +88,13 @@ class SharedData {
     std::uint64_t count;
   };
 
-  explicit SharedData(std::size_t count, const char* kind)
+  explicit SharedData(std::size_t count, const char* kind, LockArg lock = true)
       : segment_(Segment::create(segment_bytes(data_offset, count, sizeof(T), kind), kind)) {
     if constexpr (Locked) {
       LockHandle::init_cell(segment_->data(), LockHandle::Kind::recursive);
-      lock_.emplace(segment_, 0);
+      mode_ = lock.mode_;
+      if (mode_ == LockArg::own) lock_ = std::make_shared<RLock>(segment_, 0);
+      if (mode_ == LockArg::given) lock_ = std::move(lock.lock_);
     }
     new (segment_->data() + meta_offset) Meta{type_tag<T>(), count};
     data_ = reinterpret_cast<T*>(segment_->data() + data_offset);
@@ -78,20 +108,40 @@ class SharedData {
       throw SharedObjectError(std::string("this handle does not refer to a ") + name + " of this type");
     data_ = reinterpret_cast<T*>(segment_->data() + data_offset);
     count_ = meta->count;
-    if constexpr (Locked) lock_.emplace(segment_, 0);
+    if constexpr (Locked) {
+      const std::uint8_t mode = r.get_byte();
+      if (mode > LockArg::given) throw SharedObjectError(std::string("a ") + name + " handle with a bad lock mode");
+      mode_ = static_cast<LockArg::Mode>(mode);
+      if (mode_ == LockArg::own) lock_ = std::make_shared<RLock>(segment_, 0);
+      if (mode_ == LockArg::given) lock_ = std::make_shared<LockHandle>(LockHandle::decode_either(r));
+    }
+  }
+  // The same memory, seen as the other kind (get_obj()).
+  template <class, bool>
+  friend class SharedData;
+  template <bool L>
+  explicit SharedData(const SharedData<T, L>& other) : segment_(other.segment_), data_(other.data_), count_(other.count_) {}
+
+  void check_locked(const char* what) const {
+    if (mode_ == LockArg::none)
+      throw AttributeError(std::string("this object was made with lock=false: it has no ") + what +
+                           " (use RawValue/RawArray for a lock-less type)");
   }
 
   std::shared_ptr<Segment> segment_;
   T* data_ = nullptr;
   std::size_t count_ = 0;
-  mutable std::optional<RLock> lock_;  // Value and Array: a handle to the lock in the segment
+  LockArg::Mode mode_ = LockArg::none;
+  std::shared_ptr<LockHandle> lock_;  // Value and Array: the RLock in the segment, or the lock given
 
  public:
-  /// The lock that guards the data (Value and Array; an RLock, as in Python):
-  /// `std::lock_guard g(v.get_lock());` is Python's `with v.get_lock():`.
-  RLock& get_lock() const
-    requires Locked
+  /// The lock that guards the data (Value and Array): an RLock of its own, as in Python,
+  /// or the Lock/RLock it was given. `std::lock_guard g(v.get_lock());` is Python's
+  /// `with v.get_lock():`. @throws AttributeError if made with lock = false.
+  LockHandle& get_lock() const
+    requires(Locked)
   {
+    check_locked("get_lock()");
     return *lock_;
   }
 };
@@ -106,11 +156,30 @@ class SharedValue : public SharedData<T, Locked> {
   explicit SharedValue(const T& init = T{}) : Base(1, Locked ? "value" : "rawvalue") {
     std::memcpy(static_cast<void*>(this->data_), &init, sizeof(T));
   }
+  /// The same with Python's lock=: true/nullptr (an RLock of its own), false (none), or a
+  /// Lock/RLock to share (Value only).
+  SharedValue(const T& init, LockArg lock)
+    requires(Locked)
+      : Base(1, "value", std::move(lock)) {
+    std::memcpy(static_cast<void*>(this->data_), &init, sizeof(T));
+  }
   /// The value itself, in shared memory (Python's .value). Not locked: see get_lock().
   T& value() const noexcept { return *this->data_; }
+  /// The unlocked object over the same memory (Python's get_obj()). @throws AttributeError
+  /// if made with lock = false.
+  SharedValue<T, false> get_obj() const
+    requires(Locked)
+  {
+    this->check_locked("get_obj()");
+    return SharedValue<T, false>(*this);
+  }
   static SharedValue decode_from(Reader& r) { return SharedValue(r); }
 
  private:
+  template <class, bool>
+  friend class SharedValue;
+  template <bool L>
+  explicit SharedValue(const SharedValue<T, L>& other) : Base(other) {}
   explicit SharedValue(Reader& r) : Base(r, "Value") {
     if (this->count_ != 1) throw SharedObjectError("this handle does not refer to a Value");
   }
@@ -125,6 +194,32 @@ class SharedArray : public SharedData<T, Locked> {
   /// n values of T{} (Python: Array('i', n)).
   explicit SharedArray(std::size_t n) : Base(n, Locked ? "array" : "rawarray") {
     std::uninitialized_fill_n(this->data_, n, T{});
+  }
+  /// The constructors below with Python's lock= last (Array only): true/nullptr (an RLock
+  /// of its own), false (none), or a Lock/RLock to share.
+  SharedArray(std::size_t n, LockArg lock)
+    requires(Locked)
+      : Base(n, "array", std::move(lock)) {
+    std::uninitialized_fill_n(this->data_, n, T{});
+  }
+  template <std::signed_integral I>
+  SharedArray(I n, LockArg lock)
+    requires(Locked)
+      : SharedArray(non_negative(static_cast<long long>(n)), std::move(lock)) {}
+  SharedArray(std::initializer_list<T> values, LockArg lock)
+    requires(Locked)
+      : SharedArray(values.begin(), values.size(), std::move(lock)) {}
+  template <std::ranges::input_range R>
+    requires(Locked && !std::is_integral_v<std::remove_cvref_t<R>> && !std::is_same_v<std::remove_cvref_t<R>, SharedArray> &&
+             std::convertible_to<std::ranges::range_value_t<R>, T>)
+  SharedArray(R&& values, LockArg lock) : SharedArray(Copied{}, copy_of(std::forward<R>(values)), std::move(lock)) {}
+  /// The unlocked array over the same memory (Python's get_obj()). @throws AttributeError
+  /// if made with lock = false.
+  SharedArray<T, false> get_obj() const
+    requires(Locked)
+  {
+    this->check_locked("get_obj()");
+    return SharedArray<T, false>(*this);
   }
   /// The same from a signed length: @throws ValueError if it is negative (not a huge
   /// size_t after a silent conversion).
@@ -153,8 +248,12 @@ class SharedArray : public SharedData<T, Locked> {
   static SharedArray decode_from(Reader& r) { return SharedArray(r); }
 
  private:
+  template <class, bool>
+  friend class SharedArray;
+  template <bool L>
+  explicit SharedArray(const SharedArray<T, L>& other) : Base(other) {}
   explicit SharedArray(Reader& r) : Base(r, "Array") {}
-  SharedArray(const T* first, std::size_t n) : Base(n, Locked ? "array" : "rawarray") {
+  SharedArray(const T* first, std::size_t n, LockArg lock = true) : Base(n, Locked ? "array" : "rawarray", std::move(lock)) {
     if (n) std::memcpy(static_cast<void*>(this->data_), first, n * sizeof(T));
   }
   static std::size_t non_negative(long long n) {
@@ -168,7 +267,7 @@ class SharedArray : public SharedData<T, Locked> {
     for (auto&& x : values) v.push_back(static_cast<T>(x));
     return v;
   }
-  SharedArray(Copied, const std::vector<T>& v) : SharedArray(v.data(), v.size()) {}
+  SharedArray(Copied, const std::vector<T>& v, LockArg lock = true) : SharedArray(v.data(), v.size(), std::move(lock)) {}
 };
 
 }  // namespace detail
