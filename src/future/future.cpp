@@ -205,6 +205,15 @@ bool StateBase::remove_callback(CallbackNode* node) noexcept {
   return found;
 }
 
+std::size_t StateBase::callback_count() const noexcept {
+  auto& self = const_cast<StateBase&>(*this);
+  self.lock_callbacks();
+  std::size_t n = 0;
+  for (const CallbackNode* p = callbacks_; p; p = p->next) ++n;
+  word_.fetch_and(~cb_lock, std::memory_order_release);
+  return n;
+}
+
 bool StateBase::wait_until(const Clock::time_point* deadline) const noexcept {
   std::uint32_t old = word_.load(std::memory_order_acquire);
   if (is_done(old)) return true;

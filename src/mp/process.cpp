@@ -11,6 +11,7 @@
 #include "mp/liveness.hpp"
 #include "mp/pins.hpp"
 #include "process/marker.hpp"
+#include "process/memfd.hpp"
 #include "process/spawn.hpp"
 
 #include <parex/cpu.hpp>
@@ -190,7 +191,9 @@ std::atomic<unsigned> process_counter{0};
 
 int memfd_with(const std::vector<std::byte>& a, const std::vector<std::byte>& b, const std::vector<std::byte>& c,
                const std::vector<std::byte>& d) {
-  const int fd = static_cast<int>(::syscall(SYS_memfd_create, "parex-process-call", MFD_CLOEXEC));
+  // The parent never maps it (the child reads it with pread), so no ftruncate of it can
+  // fault here; it is still sealed once written, as the immutable record it is.
+  const int fd = detail::sealable_memfd("parex-process-call");
   if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot create a memfd for a Process's call");
   for (const auto* part : {&a, &b, &c, &d}) {
     std::size_t done = 0;
@@ -205,6 +208,7 @@ int memfd_with(const std::vector<std::byte>& a, const std::vector<std::byte>& b,
       done += static_cast<std::size_t>(n);
     }
   }
+  ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);  // best effort
   return fd;
 }
 }  // namespace

@@ -8,6 +8,7 @@
 #include <parex/detail/mp/segment.hpp>
 
 #include "mp/pins.hpp"
+#include "process/memfd.hpp"
 
 #include <parex/errors.hpp>
 
@@ -219,13 +220,15 @@ std::shared_ptr<Segment> Segment::create(std::size_t bytes, const char* kind) {
   // Past this, header_bytes + bytes wraps (or is no off_t): a small mapping for a big size.
   if (bytes > max_bytes) throw_too_big(std::to_string(bytes) + " bytes", kind);
   const std::string name = std::string("parex-") + kind;
-  const int fd = static_cast<int>(::syscall(SYS_memfd_create, name.c_str(), MFD_CLOEXEC));
+  const int fd = sealable_memfd(name.c_str());
   if (fd < 0) {
     const int e = errno;
     throw std::system_error(e, std::generic_category(), "cannot create shared memory for a " + name);
   }
   const std::size_t mapped = header_bytes + (bytes ? bytes : 1);
-  if (::ftruncate(fd, static_cast<off_t>(mapped)) != 0) {
+  // Fixed size, sealed: every process that reaches it can open it read-write through
+  // /proc, and one ftruncate would make the others' next touch of it a SIGBUS (memfd.hpp).
+  if (::ftruncate(fd, static_cast<off_t>(mapped)) != 0 || !seal_memfd(fd, true)) {
     const int e = errno;
     ::close(fd);
     throw std::system_error(e, std::generic_category(), "cannot size shared memory for a " + name);
@@ -301,7 +304,8 @@ std::shared_ptr<Segment> Segment::attach(const SegmentRef& ref, bool received) {
   }
   struct stat st {};
   const std::size_t mapped = header_bytes + (ref.bytes ? ref.bytes : 1);
-  if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) < mapped) {
+  // Only a sealed file is mapped: one its holder could shrink would fault under us.
+  if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) < mapped || !cannot_shrink(fd)) {
     ::close(fd);
     throw gone("its fd is not that object any more");
   }

@@ -1,5 +1,7 @@
 #include "process/arena.hpp"
 
+#include "process/memfd.hpp"
+
 #include <algorithm>
 #include <cstdio>
 #include <fcntl.h>
@@ -14,9 +16,11 @@
 namespace parex::detail {
 
 std::unique_ptr<ArgArena> ArgArena::create(std::size_t reserve) noexcept {
-  const int fd = static_cast<int>(::syscall(SYS_memfd_create, "parex-args", MFD_CLOEXEC));
+  // Fixed size, sealed: a worker holds this fd, and its ftruncate would otherwise make the
+  // pool's own writes of arguments fault (memfd.hpp). Freed blocks are punched out.
+  const int fd = sealable_memfd("parex-args");
   if (fd < 0) return nullptr;
-  if (::ftruncate(fd, static_cast<off_t>(reserve)) != 0) {  // sparse: costs nothing until written
+  if (::ftruncate(fd, static_cast<off_t>(reserve)) != 0 || !seal_memfd(fd, true)) {  // sparse: costs nothing until written
     ::close(fd);
     return nullptr;
   }

@@ -1,6 +1,7 @@
 // Starting a worker process (see spawn.hpp).
 #include "process/spawn.hpp"
 
+#include "process/memfd.hpp"
 #include "process/shared_page.hpp"
 
 #include <boost/process/args.hpp>
@@ -84,8 +85,10 @@ SpawnedWorker spawn_worker(int arena_fd) {
   fds.add(from[0]), fds.add(from[1]);
   ::fcntl(to[1], F_SETPIPE_SZ, pipe_bytes);
   ::fcntl(from[0], F_SETPIPE_SZ, pipe_bytes);
-  const int shm = fds.add(static_cast<int>(::syscall(SYS_memfd_create, "parex-worker", MFD_CLOEXEC)));
-  if (shm < 0 || ::ftruncate(shm, static_cast<off_t>(shm_header_bytes + shm_initial_data_bytes)) != 0)
+  // Growable (the worker grows it for big results), never shrinkable: see memfd.hpp.
+  const int shm = fds.add(sealable_memfd("parex-worker"));
+  if (shm < 0 || ::ftruncate(shm, static_cast<off_t>(shm_header_bytes + shm_initial_data_bytes)) != 0 ||
+      !seal_memfd(shm, false))
     fail("cannot create the shared results buffer");
 
   const int child_fds[4] = {to[0], from[1], shm, arena_fd};

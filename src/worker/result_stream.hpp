@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <fcntl.h>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -32,8 +33,10 @@ using Clock = std::chrono::steady_clock;
 // the flusher thread sends results that have waited flusher_latency: a fast result never
 // waits for a slow neighbour in its batch.
 constexpr auto flusher_latency = std::chrono::microseconds(500);
-// A results buffer that grew past this many times its initial size shrinks back once
-// drained: one huge result must not pin its memory for the worker's life.
+// A results buffer filled past this many times its initial size gives the memory beyond
+// its initial size back once drained (a hole punched; the file never shrinks, since the
+// pool maps it and a shrink would fault there: process/memfd.hpp): one huge result must
+// not pin its memory for the worker's life.
 constexpr std::size_t keep_results_factor = 4;
 
 [[noreturn]] inline void die(int code, const char* what) {
@@ -205,12 +208,15 @@ class ResultStream final : public Writer {
     WorkerShared& sh = shared();
     sh.out_end.store(0, std::memory_order_release);
     sh.publish_unsent(sent_items_.load(std::memory_order_relaxed), 0);
+    // Everything written since the last rewind lies below size_ (the pool has unmapped it:
+    // it acknowledged every frame sent by reference).
+    if (size_ > keep_results_factor * shm_initial_data_bytes)
+      ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  static_cast<off_t>(shm_header_bytes + shm_initial_data_bytes),
+                  static_cast<off_t>(size_ - shm_initial_data_bytes));
     size_ = 0;
     committed_.store(0, std::memory_order_release);
     sent_bytes_.store(0, std::memory_order_release);
-    if (cap_ > keep_results_factor * shm_initial_data_bytes &&
-        ::ftruncate(fd_, static_cast<off_t>(shm_header_bytes + shm_initial_data_bytes)) == 0)
-      remap(shm_header_bytes + shm_initial_data_bytes);
   }
 
   bool acked() noexcept { return shared().acked.load(std::memory_order_acquire) == shared_sent_; }
@@ -259,7 +265,13 @@ class ResultStream final : public Writer {
     std::lock_guard lock(s.mutex_);  // the flusher may be writing from the old mapping
     const std::size_t old_cap = s.cap_;
     const std::size_t cap = std::max(min_capacity, s.cap_ * 2);
-    if (::ftruncate(s.fd_, static_cast<off_t>(shm_header_bytes + cap)) != 0) throw std::bad_alloc();
+    // The file only grows (it is sealed against shrinking); it may already be longer than
+    // this mapping: after an earlier growth, or grown by the code this worker ran.
+    struct stat st {};
+    if (::fstat(s.fd_, &st) != 0) throw std::bad_alloc();
+    if (static_cast<std::size_t>(st.st_size) < shm_header_bytes + cap &&
+        ::ftruncate(s.fd_, static_cast<off_t>(shm_header_bytes + cap)) != 0)
+      throw std::bad_alloc();
     s.remap(shm_header_bytes + cap);
     prefault(s.data_ + old_cap, min_capacity - old_cap);  // what is about to be written, in one system call
   }

@@ -181,6 +181,51 @@ BOOST_AUTO_TEST_CASE(when_any_gives_the_first_index) {
   BOOST_TEST(empty.result().index == std::numeric_limits<std::size_t>::max());
 }
 
+std::size_t callbacks_on(const parex::Future<int>& f) { return parex::detail::FutureAccess::state(f)->callback_count(); }
+
+BOOST_AUTO_TEST_CASE(when_any_takes_its_callbacks_off_the_inputs_that_did_not_finish) {
+  parex::Promise<int> never;  // a long-lived input that outlasts every when_any below
+  const parex::Future<int> forever = never.get_future();
+  BOOST_TEST(callbacks_on(forever) == 0u);
+  for (int i = 0; i < 1000; ++i) {
+    parex::Promise<int> p;
+    auto any = parex::when_any(std::vector<parex::Future<int>>{forever, p.get_future()});
+    BOOST_TEST_REQUIRE(callbacks_on(forever) == 1u);  // its node waits while the when_any does
+    p.set_result(i);
+    BOOST_TEST_REQUIRE(any.result().index == 1u);
+    BOOST_TEST_REQUIRE(callbacks_on(forever) == 0u);  // and is gone once it completed
+  }
+  // An input done before when_any is called completes it while the nodes are added.
+  parex::Promise<int> done;
+  done.set_result(7);
+  for (int i = 0; i < 100; ++i) {
+    auto any = parex::when_any(std::vector<parex::Future<int>>{forever, done.get_future(), forever});
+    BOOST_TEST_REQUIRE(any.result().index == 1u);
+  }
+  BOOST_TEST(callbacks_on(forever) == 0u);
+  // Completions racing the registration and each other: still nothing left behind.
+  for (int i = 0; i < 200; ++i) {
+    std::vector<parex::Promise<int>> ps(3);
+    std::vector<parex::Future<int>> fs{forever};
+    for (auto& p : ps) fs.push_back(p.get_future());
+    fs.push_back(forever);
+    std::thread t([&] {
+      for (auto& p : ps) p.set_result(1);
+    });
+    auto any = parex::when_any(fs);
+    t.join();
+    BOOST_TEST_REQUIRE(any.result(test::deadlock_timeout).index >= 1u);
+    BOOST_TEST_REQUIRE(any.result().index <= 3u);
+    BOOST_TEST_REQUIRE(callbacks_on(forever) == 0u);
+  }
+  // A when_any that never completes keeps its node (one each), and cancelling the input
+  // later still completes it.
+  auto pending = parex::when_any(std::vector<parex::Future<int>>{forever});
+  BOOST_TEST(callbacks_on(forever) == 1u);
+  BOOST_TEST(forever.cancel());
+  BOOST_TEST(pending.result().index == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(over_real_pools_nothing_waits) {
   parex::ThreadPoolExecutor threads(parex::ThreadPoolOptions{.max_workers = 2});
   parex::ProcessPoolExecutor procs(parex::ProcessPoolOptions{.max_workers = 2});

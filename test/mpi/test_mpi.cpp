@@ -81,6 +81,25 @@ void init_throws() { throw std::runtime_error("init boom"); }
 PAREX_REGISTER(init_throws);
 int mark_then_sleep(std::string path, int ms);  // test_parity.cpp
 
+/// Adds a line to the file at `path` (how many times it ran, for a test on rank 0 to
+/// read; a cancelled call must leave none), then sleeps ms.
+int count_then_sleep(std::string path, int ms) {
+  std::ofstream(path, std::ios::app) << "ran" << std::endl;
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+PAREX_REGISTER(count_then_sleep);
+/// The same under another name: a function never measured, so estimated slow (a rank
+/// holds nothing behind it).
+int count_then_block(std::string path, int ms) { return count_then_sleep(std::move(path), ms); }
+PAREX_REGISTER(count_then_block);
+int lines_in(const std::string& path) {
+  std::ifstream in(path);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) ++n;
+  return n;
+}
+
 namespace {
 struct Dir {
   std::filesystem::path path = std::filesystem::temp_directory_path() /
@@ -194,6 +213,46 @@ BOOST_AUTO_TEST_CASE(interrupt_of_a_running_call_answers_false_as_a_thread_pool_
   BOOST_TEST(eventually([&] { return std::filesystem::exists(dir / "running"); }));
   BOOST_TEST(!f.interrupt());
   BOOST_TEST(f.result(deadlock_timeout) == 300);
+}
+
+// A call a worker rank holds behind a long call (sent to it, not started) is taken back by
+// Future::interrupt: true, CancelledError, and it never runs. Held, not queued on rank 0:
+// count_then_sleep is measured fast first, so rank 1 takes a second call of it behind the
+// 2 s one it runs; rank 2 runs a call estimated slow meanwhile (so it takes nothing more,
+// and no idle rank makes rank 0 take the held call back on its own); stats() shows
+// nothing queued on rank 0 and three calls on the ranks.
+BOOST_AUTO_TEST_CASE(interrupt_takes_back_a_call_a_rank_holds_behind_a_long_one) {
+  Dir dir;
+  parex::MpiExecutor ex{{.max_workers = 2}};
+  BOOST_REQUIRE(parex::mpi::world_size() >= 3);
+  for (int i = 0; i < 40; ++i) ex.submit(count_then_sleep, dir / "warm", 0).result(deadlock_timeout);
+  auto long_call = ex.submit(count_then_sleep, dir / "long", 2000);
+  BOOST_REQUIRE(eventually([&] { return lines_in(dir / "long") == 1; }));
+  auto blocker = ex.submit(count_then_block, dir / "blocker", 2000);  // on the other rank: the first has no room
+  BOOST_REQUIRE(eventually([&] { return lines_in(dir / "blocker") == 1; }));
+  auto held = ex.submit(count_then_sleep, dir / "held", 0);
+  parex::ExecutorStats s;
+  BOOST_REQUIRE(eventually([&] {
+    s = ex.stats();
+    return s.queued == 0 && s.running == 3;
+  }));
+  BOOST_TEST_REQUIRE(!held.done());
+  BOOST_TEST_REQUIRE(!long_call.done());  // still running: what rank 1 holds behind it has not started
+  BOOST_TEST(held.interrupt());
+  expect_error<parex::CancelledError>([&] { held.result(deadlock_timeout); });
+  BOOST_TEST(long_call.result(deadlock_timeout) == 2000);
+  BOOST_TEST(blocker.result(deadlock_timeout) == 2000);
+  // Everything drains; the calls after it run, each once; the held one never ran.
+  std::vector<parex::Future<int>> after;
+  for (int i = 0; i < 4; ++i) after.push_back(ex.submit(count_then_sleep, dir / "after", 50));
+  for (auto& f : after) BOOST_TEST(f.result(deadlock_timeout) == 50);
+  BOOST_TEST(eventually([&] {
+    s = ex.stats();
+    return s.queued == 0 && s.running == 0;
+  }));
+  BOOST_TEST(lines_in(dir / "after") == 4);
+  BOOST_TEST(lines_in(dir / "held") == 0);
+  BOOST_TEST(!std::filesystem::exists(dir / "held"));
 }
 
 BOOST_AUTO_TEST_CASE(stats_name_the_worker_ranks) {

@@ -13,6 +13,7 @@
 
 #include "support/helpers.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -82,6 +83,51 @@ long long results_buffer_bytes(int) {
   }
   return -1;
 }
+// This process's fd of the memfd whose /proc link names `what`, or -1.
+int memfd_named(const char* what) {
+  for (int fd = 3; fd < 1024; ++fd) {
+    char link[256];
+    const std::string path = "/proc/self/fd/" + std::to_string(fd);
+    const ssize_t n = ::readlink(path.c_str(), link, sizeof link - 1);
+    if (n <= 0) continue;
+    link[n] = 0;
+    if (std::string(link).find(what) != std::string::npos) return fd;
+  }
+  return -1;
+}
+// The memory the results memfd holds (its allocated blocks, not its size), or -1.
+long long results_buffer_memory(int) {
+  struct stat st {};
+  const int fd = memfd_named("memfd:parex-worker");
+  return fd >= 0 && ::fstat(fd, &st) == 0 ? static_cast<long long>(st.st_blocks) * 512 : -1;
+}
+// User code that shrinks its worker's results memfd to nothing, then returns n bytes of
+// pattern(seed) (big enough to be read by the pool from that memfd).
+Bytes shrink_results_then(std::size_t n, int seed) {
+  const int fd = memfd_named("memfd:parex-worker");
+  if (fd < 0) return {};
+  if (::ftruncate(fd, 0) == 0) return pattern(1, 0);  // it took: the test fails here, if the worker lives
+  return pattern(n, seed);
+}
+// The same from a thread that keeps shrinking it (to 0, to one page) while the results
+// of this call and the calls behind it are written, sent and read.
+Bytes shrink_results_meanwhile(std::size_t n, int seed) {
+  static std::atomic<bool> running{false};
+  const int fd = memfd_named("memfd:parex-worker");
+  if (fd >= 0 && !running.exchange(true))
+    std::thread([fd] {
+      const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+      for (int i = 0; std::chrono::steady_clock::now() < end; ++i) (void)!::ftruncate(fd, i % 2 ? 4096 : 0);
+    }).detach();
+  return pattern(n, seed);
+}
+// User code that shrinks the pool's argument arena (its workers hold it, to read from).
+int shrink_the_arena(int) {
+  const int fd = memfd_named("memfd:parex-args");
+  if (fd < 0) return -1;
+  return ::ftruncate(fd, 0) == 0 ? 1 : 0;
+}
+std::size_t size_of(const Bytes& b) { return b.size(); }
 }  // namespace shared_results_test
 
 using namespace shared_results_test;
@@ -92,6 +138,11 @@ PAREX_REGISTER_AS("shared_results_test::forge_shared_frame", forge_shared_frame)
 PAREX_REGISTER_AS("shared_results_test::bytes_written", bytes_written);
 PAREX_REGISTER_AS("shared_results_test::two_mib_filled", two_mib_filled);
 PAREX_REGISTER_AS("shared_results_test::results_buffer_bytes", results_buffer_bytes);
+PAREX_REGISTER_AS("shared_results_test::results_buffer_memory", results_buffer_memory);
+PAREX_REGISTER_AS("shared_results_test::shrink_results_then", shrink_results_then);
+PAREX_REGISTER_AS("shared_results_test::shrink_results_meanwhile", shrink_results_meanwhile);
+PAREX_REGISTER_AS("shared_results_test::shrink_the_arena", shrink_the_arena);
+PAREX_REGISTER_AS("shared_results_test::size_of", size_of);
 
 BOOST_AUTO_TEST_SUITE(shared_results)
 
@@ -198,6 +249,36 @@ BOOST_AUTO_TEST_CASE(a_frame_naming_bytes_outside_the_buffer_stops_only_that_wor
   BOOST_TEST(what.find("outside the worker's buffer") != std::string::npos, what);
   BOOST_TEST(first_wrong(pool.submit(pattern, std::size_t{3} << 20, 5).result(test::deadlock_timeout),
                          std::size_t{3} << 20, 5) == SIZE_MAX);
+}
+
+// The pool maps its workers' memfds (results, shared page) and its argument arena, which
+// the workers hold: user code in a worker that shrinks one must not crash the pool with
+// a SIGBUS. They are sealed against shrinking: the ftruncate fails, the calls succeed.
+BOOST_AUTO_TEST_CASE(user_code_cannot_shrink_the_memfds_the_pool_maps) {
+  const std::size_t big = std::size_t{9} << 20;
+  parex::ProcessPoolExecutor pool{{.max_workers = 1, .shared_results_bytes = std::size_t{1} << 20}};
+  BOOST_TEST(first_wrong(pool.submit(shrink_results_then, big, 4).result(test::deadlock_timeout), big, 4) == SIZE_MAX);
+  std::vector<parex::Future<Bytes>> fs;
+  for (int i = 0; i < 12; ++i) fs.push_back(pool.submit(shrink_results_meanwhile, big, i));
+  for (int i = 0; i < 12; ++i)
+    BOOST_TEST(first_wrong(fs[i].result(test::deadlock_timeout), big, i) == SIZE_MAX, "call " << i);
+  BOOST_TEST(pool.submit(shrink_the_arena, 0).result(test::deadlock_timeout) == 0);  // the arena is sealed too
+  // A big argument is written into the arena by this process after that attempt.
+  BOOST_TEST(pool.submit(size_of, pattern(std::size_t{16} << 20, 1)).result(test::deadlock_timeout) ==
+             std::size_t{16} << 20);
+  BOOST_TEST(pool.stats().restarts == 0u);  // no worker died on the way either
+}
+
+BOOST_AUTO_TEST_CASE(a_huge_result_gives_its_memory_back_once_read) {
+  const std::size_t big = std::size_t{40} << 20;
+  parex::ProcessPoolExecutor pool{{.max_workers = 1, .shared_results_bytes = std::size_t{1} << 20}};
+  BOOST_TEST(first_wrong(pool.submit(pattern, big, 2).result(test::deadlock_timeout), big, 2) == SIZE_MAX);
+  // The worker settled before it idled: the bytes past the buffer's initial size are a
+  // hole again (the file keeps its size: it can only grow).
+  BOOST_TEST(pool.submit(results_buffer_bytes, 0).result(test::deadlock_timeout) >= static_cast<long long>(big));
+  const long long memory = pool.submit(results_buffer_memory, 0).result(test::deadlock_timeout);
+  BOOST_TEST(memory >= 0);
+  BOOST_TEST(memory <= (8LL << 20), memory << " bytes held after a 40 MiB result");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

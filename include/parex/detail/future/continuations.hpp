@@ -165,32 +165,107 @@ Future<std::vector<Future<T>>> when_all(Range&& fs) {
   return out;
 }
 
-/// A future that completes when the first future of the range does (with its index);
-/// at once for an empty range. No thread waits for it.
-template <std::ranges::input_range Range, class T = typename std::ranges::range_value_t<Range>::value_type>
-Future<WhenAnyResult<T>> when_any(Range&& fs) {
-  struct Shared {
-    Promise<WhenAnyResult<T>> promise;
-    std::vector<Future<T>> futures;
-    std::atomic<bool> fired{false};
+namespace detail {
+/// when_any's shared block and its callback nodes. The first input to finish completes
+/// the promise and then takes the nodes off the other inputs (remove_callback), so a
+/// long-lived future used in many when_any calls keeps no node of the calls that ended.
+/// A node that a completing input already took fires (and frees itself) as a no-op.
+/// `nodes` and the flags are guarded by `mutex`; removal happens outside it, since a
+/// node's fire() takes it. While the calling thread still adds nodes (`registering`),
+/// a winner leaves the removal to it: it holds the inputs, and knows which nodes exist.
+template <class T>
+struct WhenAny {
+  struct Node final : CallbackNode {
+    Node(std::shared_ptr<WhenAny> s, std::size_t i) : shared(std::move(s)), index(i) {}
+    std::shared_ptr<WhenAny> shared;
+    std::size_t index;
+    void fire(StateBase&) noexcept override {
+      WhenAny::won(shared, index);
+      delete this;
+    }
+    void dispose() noexcept override { delete this; }
   };
-  auto s = std::make_shared<Shared>();
-  for (const Future<T>& f : fs) s->futures.push_back(f);
-  Future<WhenAnyResult<T>> out = s->promise.get_future();
-  auto fire = [](const std::shared_ptr<Shared>& sh, std::size_t i) {
-    if (sh->fired.exchange(true, std::memory_order_acq_rel)) return;
-    // Out of the shared block: the callbacks left on unfinished inputs then hold only a
-    // flag, not the inputs and the result (no chain of states kept alive by them).
+
+  Promise<WhenAnyResult<T>> promise;
+  std::vector<Future<T>> futures;
+  std::mutex mutex;
+  std::vector<Node*> nodes;  // nodes[i] on futures[i]; null: none added yet, or taken off
+  bool registering = true;
+  bool fired = false;
+  std::size_t winner = std::numeric_limits<std::size_t>::max();
+
+  // Under mutex, once fired and registration is over: the nodes to take off.
+  std::vector<Node*> take_nodes() {
+    std::vector<Node*> out = std::move(nodes);
+    nodes.clear();
+    if (winner < out.size()) out[winner] = nullptr;  // fires (and frees itself) now
+    return out;
+  }
+  // Takes nodes[j] off inputs[j]; one that a completing input took already fires on its own.
+  static void detach(const std::vector<Node*>& taken, const std::vector<Future<T>>& inputs) noexcept {
+    for (std::size_t j = 0; j < taken.size(); ++j)
+      if (taken[j] && FutureAccess::state(inputs[j])->remove_callback(taken[j])) delete taken[j];
+  }
+
+  static void won(const std::shared_ptr<WhenAny>& sh, std::size_t i) noexcept {
+    std::vector<Node*> taken;
+    {
+      std::lock_guard lock(sh->mutex);
+      if (sh->fired) return;
+      sh->fired = true;
+      sh->winner = i;
+      if (!sh->registering) taken = sh->take_nodes();
+    }
+    detach(taken, sh->futures);  // before the futures move out: they keep the inputs alive
+    // Out of the shared block: nothing left behind holds the inputs or the result.
     Promise<WhenAnyResult<T>> p = std::move(sh->promise);
     try {
       p.set_result(WhenAnyResult<T>{i, std::move(sh->futures)});
     } catch (...) {  // the when_any future was cancelled
     }
-  };
-  const std::vector<Future<T>> inputs = s->futures;  // fire() may move s->futures away
-  if (inputs.empty()) fire(s, std::numeric_limits<std::size_t>::max());
-  for (std::size_t i = 0; i < inputs.size() && !s->fired.load(); ++i)
-    inputs[i].add_done_callback([s, i, fire](const Future<T>&) { fire(s, i); });
+  }
+};
+}  // namespace detail
+
+/// A future that completes when the first future of the range does (with its index);
+/// at once for an empty range. No thread waits for it, and once it completes it leaves
+/// no callback behind on the inputs that have not finished.
+template <std::ranges::input_range Range, class T = typename std::ranges::range_value_t<Range>::value_type>
+Future<WhenAnyResult<T>> when_any(Range&& fs) {
+  using Shared = detail::WhenAny<T>;
+  auto s = std::make_shared<Shared>();
+  for (const Future<T>& f : fs) {
+    if (!f.valid()) detail::throw_no_state();
+    s->futures.push_back(f);
+  }
+  Future<WhenAnyResult<T>> out = s->promise.get_future();
+  const std::vector<Future<T>> inputs = s->futures;  // won() moves s->futures away
+  if (inputs.empty()) {
+    s->registering = false;
+    Shared::won(s, std::numeric_limits<std::size_t>::max());
+    return out;
+  }
+  s->nodes.assign(inputs.size(), nullptr);
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    auto* node = new typename Shared::Node(s, i);
+    {
+      std::lock_guard lock(s->mutex);
+      if (s->fired) {
+        delete node;
+        break;
+      }
+      s->nodes[i] = node;
+    }
+    // May fire at once (a done input), which takes the mutex: added outside it.
+    detail::FutureAccess::state(inputs[i])->add_callback(node);
+  }
+  std::vector<typename Shared::Node*> taken;
+  {
+    std::lock_guard lock(s->mutex);
+    s->registering = false;
+    if (s->fired) taken = s->take_nodes();
+  }
+  Shared::detach(taken, inputs);
   return out;
 }
 

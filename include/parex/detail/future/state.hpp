@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <new>
@@ -116,7 +117,11 @@ class StateBase {
   /// Runs node at once if done, else when the state completes.
   void add_callback(CallbackNode* node) noexcept;
   /// Unlinks node if it has not been taken by a completing thread; true if unlinked.
+  /// A node that fired is never found again (a done state lists no callbacks), so a
+  /// pointer to a node that may already have fired and been freed is safe to pass.
   bool remove_callback(CallbackNode* node) noexcept;
+  /// Callbacks waiting for this state to complete (for tests: nothing may pile up).
+  std::size_t callback_count() const noexcept;
 
   const std::exception_ptr& error() const noexcept { return error_; }
 
