@@ -1,5 +1,6 @@
 // docs/02-multiprocessing.md: handles that travel, a Queue that shuts down, what a
-// process knows of itself and of its parent, a lock that says whether it is held.
+// process knows of itself and of its parent, a lock that says whether it is held, a Value
+// and an Array sharing one lock (Python's lock=), a Value with none.
 #include <parex/parex.hpp>
 
 #include <iostream>
@@ -12,6 +13,14 @@ void add(parex::Value<int> counter, parex::Lock lock, parex::Queue<std::string> 
   log.put(parex::current_process().name + " of " + std::to_string(parex::parent_process()->pid));
 }
 PAREX_REGISTER(add);
+
+void deposit(parex::Value<long> balance, parex::Array<long> history, long amount) {
+  std::lock_guard guard(balance.get_lock());            // also history's lock: one lock guards both
+  history[static_cast<std::size_t>(history[0]) + 1] = amount;
+  history[0] += 1;
+  balance.value() += amount;
+}
+PAREX_REGISTER(deposit);
 
 int main(int argc, char** argv) {
   parex::init(argc, argv);
@@ -33,7 +42,23 @@ int main(int argc, char** argv) {
     std::cout << "got " << one << ", then ShutDown\n";
   }
 
+  parex::RLock account;
+  parex::Value<long> balance(0, account);               // Python: Value('l', 0, lock=account)
+  parex::Array<long> history(4, account);               // Python: Array('l', 4, lock=account)
+  parex::Process d(deposit, balance, history, 100L);    // the lock travels with them
+  d.start();
+  d.join();
+  parex::RawValue<long> raw = balance.get_obj();        // the same memory, without the lock
+  parex::Value<int> hits(0, false);                     // Python: lock=False: no lock at all
+  try {
+    hits.get_lock();
+  } catch (const parex::AttributeError&) {
+    std::cout << raw.value() << ' ' << history[0] << ' ' << (balance.get_lock() == history.get_lock())
+              << " no lock\n";                           // 100 1 1 no lock
+  }
+  const bool deposited = raw.value() == 100 && history[1] == 100 && balance.get_lock() == account;
+
   std::lock_guard held(lock);
   std::cout << std::boolalpha << lock.locked() << ' ' << parex::current_process().name << '\n';  // true MainProcess
-  return counter.value() == 1 ? 0 : 1;
+  return counter.value() == 1 && deposited ? 0 : 1;
 }
