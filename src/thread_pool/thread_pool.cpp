@@ -27,6 +27,7 @@
 
 #include "sync/futex.hpp"
 #include "sync/inbox.hpp"
+#include "sync/spin_budget.hpp"
 #include <unistd.h>
 
 #include <atomic>
@@ -66,6 +67,7 @@ struct ThreadPoolExecutor::Impl {
     // Statistics (stats()): written by this worker only.
     std::atomic<std::size_t> calls{0}, failed{0};
     std::atomic<bool> busy{false};
+    detail::SpinBudget spin{spin_before_sleep};  // this worker's thread only
   };
 
   explicit Impl(ThreadPoolOptions o) : options(std::move(o)) {
@@ -162,7 +164,7 @@ struct ThreadPoolExecutor::Impl {
         }
         return;
       }
-      sleep();
+      sleep(self);
     }
   }
 
@@ -274,10 +276,10 @@ struct ThreadPoolExecutor::Impl {
   static constexpr int yield_before_sleep = 4;
   static constexpr int spin_before_sleep = 32;
 
-  void sleep() noexcept {
+  void sleep(std::size_t self) noexcept {
     // Only the first idle worker spins. Counting itself as a spinner first keeps
     // producers from waking a sleeper for a call this worker is about to take.
-    if (spinners_in(idle.fetch_add(one_spinner, std::memory_order_seq_cst)) == 0 && spin()) {
+    if (spinners_in(idle.fetch_add(one_spinner, std::memory_order_seq_cst)) == 0 && spin(self)) {
       idle.fetch_sub(one_spinner, std::memory_order_seq_cst);
       return;
     }
@@ -288,11 +290,19 @@ struct ThreadPoolExecutor::Impl {
   }
 
   // True if the inbox got work (or the pool stops) while this worker looked.
-  bool spin() const noexcept {
-    for (int i = 0; i < spin_before_sleep; ++i) {
+  // The spin shortens while it keeps running out (sync/spin_budget.hpp): a caller on this
+  // very core cannot submit while this worker spins.
+  bool spin(std::size_t self) noexcept {
+    detail::SpinBudget& budget = workers[self]->spin;
+    const int rounds = budget.budget();
+    for (int i = 0; i < rounds; ++i) {
       detail::cpu_relax();
-      if (inbox.has_items() || stopping.load(std::memory_order_relaxed)) return true;
+      if (inbox.has_items() || stopping.load(std::memory_order_relaxed)) {
+        budget.caught(i);
+        return true;
+      }
     }
+    budget.ran_out();
     for (int i = 0; i < yield_before_sleep; ++i) {
       sched_yield();
       if (inbox.has_items() || stopping.load(std::memory_order_relaxed)) return true;
