@@ -269,10 +269,11 @@ struct ThreadPoolExecutor::Impl {
 
   // Before sleeping, look again for a moment: a caller waiting on a result often submits
   // the next call right away, and catching it awake saves a futex wake and a context
-  // switch on both sides. A short spin, then a few yields: on a loaded machine a yield
-  // hands the core to the caller instead of burning it. Measured round trips (2 cores,
-  // idle / with 2 busy threads): no spin 3.7 / 4.5 us, 256 pauses 0.5 / 10 us, this
-  // 0.6 / 0.7-3.4 us.
+  // switch on both sides. A short spin (at most spin_before_sleep rounds, fewer while
+  // the spins keep running out), then a few yields: on a loaded machine a yield hands
+  // the core to the caller instead of burning it. No spin at all made every round trip
+  // a futex wake on both sides; a long one (256 rounds) starved a caller on the same core
+  // (tools/bench_thread_pool's round trip, with --load to see the loaded case).
   static constexpr int yield_before_sleep = 4;
   static constexpr int spin_before_sleep = 32;
 
