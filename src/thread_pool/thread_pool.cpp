@@ -12,15 +12,9 @@
 // one sleeper who steals half of it; that one wakes the next while work is left anywhere,
 // and so on: wake-ups grow with the number of workers, not with the number of tasks.
 //
-// Sleeping uses a Dekker pair on (inbox or deque sizes, idle): a producer publishes work
-// and then reads idle; a worker counts itself in idle and then re-reads the work, both
+// Sleeping uses a Dekker pair on (inbox or deque sizes, sleepers): a producer publishes
+// work and then reads sleepers; a worker bumps sleepers and then re-reads the work, both
 // seq_cst, so at least one of them sees the other and no wake-up is lost.
-//
-// At most one idle worker spins (watches the inbox a moment before sleeping); the others
-// sleep at once, and a producer wakes nobody while one spins. Every spinner competes for
-// the cores with the caller and the worker running the call: on a 2-core machine, two
-// spinning workers beside a waiting caller made about two sched_yield context switches
-// per round trip (tools/bench_thread_pool's round trip; measurements in the commit log).
 //
 // Ownership: a task in a queue holds one reference to its state; run()/discard() drop it.
 #include <parex/thread_pool.hpp>
@@ -96,7 +90,7 @@ struct ThreadPoolExecutor::Impl {
   void push(LocalTask* t) {
     submitted.fetch_add(1, std::memory_order_relaxed);
     switch (inbox.push(t)) {
-      case Inbox::Push::first: return wake_for_inbox();
+      case Inbox::Push::first: return wake_one();
       case Inbox::Push::more: return;
       case Inbox::Push::closed:
         submitted.fetch_sub(1, std::memory_order_relaxed);
@@ -109,26 +103,11 @@ struct ThreadPoolExecutor::Impl {
     throw InvalidStateError("cannot submit after shutdown");
   }
 
-  // idle: workers asleep (or about to be) in the low half, spinners in the high half.
-  // One word, so that a spinner becomes a sleeper in one step and a producer that reads
-  // it sees either a spinner (who will look at the inbox again) or a sleeper to wake.
-  static constexpr std::uint64_t one_sleeper = 1;
-  static constexpr std::uint64_t one_spinner = std::uint64_t{1} << 32;
-  static std::uint32_t sleepers_in(std::uint64_t w) noexcept { return static_cast<std::uint32_t>(w); }
-  static std::uint32_t spinners_in(std::uint64_t w) noexcept { return static_cast<std::uint32_t>(w >> 32); }
-
-  // After a push found the inbox empty: a spinner will see the call; else wake a sleeper.
-  void wake_for_inbox() noexcept {
-    const std::uint64_t w = idle.load(std::memory_order_seq_cst);
-    if (spinners_in(w) == 0 && sleepers_in(w) != 0) wake();
-  }
-  // Work put in a deque (a spinner watches only the inbox): wake a sleeper if any.
   void wake_one() noexcept {
-    if (sleepers_in(idle.load(std::memory_order_seq_cst)) != 0) wake();
-  }
-  void wake() noexcept {
-    epoch.fetch_add(1, std::memory_order_seq_cst);
-    detail::futex_wake(epoch, 1);
+    if (sleepers.load(std::memory_order_seq_cst) != 0) {
+      epoch.fetch_add(1, std::memory_order_seq_cst);
+      detail::futex_wake(epoch, 1);
+    }
   }
   void wake_all() noexcept {
     epoch.fetch_add(1, std::memory_order_seq_cst);
@@ -222,7 +201,7 @@ struct ThreadPoolExecutor::Impl {
   // another deque's tasks behind a worker blocked in a long call while threads slept (n
   // tasks that wait for each other on n threads never all started).
   void pass_on_the_wake() noexcept {
-    if (sleepers_in(idle.load(std::memory_order_seq_cst)) != 0 && has_work()) wake();
+    if (sleepers.load(std::memory_order_seq_cst) != 0 && has_work()) wake_one();
   }
 
   // Appends a FIFO chain to my deque, then lets a sleeper come and steal from it.
@@ -270,45 +249,39 @@ struct ThreadPoolExecutor::Impl {
   // Before sleeping, look again for a moment: a caller waiting on a result often submits
   // the next call right away, and catching it awake saves a futex wake and a context
   // switch on both sides. A short spin (at most spin_before_sleep rounds, fewer while
-  // the spins keep running out), then a few yields: on a loaded machine a yield hands
-  // the core to the caller instead of burning it. No spin at all made every round trip
-  // a futex wake on both sides; a long one (256 rounds) starved a caller on the same core
+  // this worker's spins keep running out: a caller on its very core cannot submit while
+  // it spins; sync/spin_budget.hpp), then a few yields: on a loaded machine a yield hands
+  // the core to the caller instead of burning it. No spin at all made every round trip a
+  // futex wake on both sides; a long one (256 rounds) starved a caller on the same core
   // (tools/bench_thread_pool's round trip, with --load to see the loaded case).
+  //
+  // Every idle worker spins, not just one: a single spinner (and the others asleep) was
+  // tried and dropped. The worker left spinning was the one that had just run the call,
+  // usually on the caller's core, and with no other worker looking and no futex wake the
+  // pair stayed on one core; with all of them looking, the one on the other core takes
+  // the call (round trips at nice -20: the fast mode in 1 run of 11 against 9 of 11).
   static constexpr int yield_before_sleep = 4;
   static constexpr int spin_before_sleep = 32;
 
   void sleep(std::size_t self) noexcept {
-    // Only the first idle worker spins. Counting itself as a spinner first keeps
-    // producers from waking a sleeper for a call this worker is about to take.
-    if (spinners_in(idle.fetch_add(one_spinner, std::memory_order_seq_cst)) == 0 && spin(self)) {
-      idle.fetch_sub(one_spinner, std::memory_order_seq_cst);
-      return;
-    }
-    idle.fetch_add(one_sleeper - one_spinner, std::memory_order_seq_cst);  // spinner -> sleeper, one step
-    const std::uint32_t e = epoch.load(std::memory_order_seq_cst);
-    if (!has_work() && !stopping.load(std::memory_order_seq_cst)) detail::futex_wait(epoch, e, nullptr);
-    idle.fetch_sub(one_sleeper, std::memory_order_seq_cst);
-  }
-
-  // True if the inbox got work (or the pool stops) while this worker looked.
-  // The spin shortens while it keeps running out (sync/spin_budget.hpp): a caller on this
-  // very core cannot submit while this worker spins.
-  bool spin(std::size_t self) noexcept {
     detail::SpinBudget& budget = workers[self]->spin;
     const int rounds = budget.budget();
     for (int i = 0; i < rounds; ++i) {
       detail::cpu_relax();
       if (inbox.has_items() || stopping.load(std::memory_order_relaxed)) {
         budget.caught(i);
-        return true;
+        return;
       }
     }
     budget.ran_out();
     for (int i = 0; i < yield_before_sleep; ++i) {
       sched_yield();
-      if (inbox.has_items() || stopping.load(std::memory_order_relaxed)) return true;
+      if (inbox.has_items() || stopping.load(std::memory_order_relaxed)) return;
     }
-    return false;
+    sleepers.fetch_add(1, std::memory_order_seq_cst);
+    const std::uint32_t e = epoch.load(std::memory_order_seq_cst);
+    if (!has_work() && !stopping.load(std::memory_order_seq_cst)) detail::futex_wait(epoch, e, nullptr);
+    sleepers.fetch_sub(1, std::memory_order_seq_cst);
   }
 
   // ---- shutdown ----------------------------------------------------------------------
@@ -399,10 +372,8 @@ struct ThreadPoolExecutor::Impl {
   }
 
   ThreadPoolOptions options;
-  // The inbox and idle share a line: a producer that has just pushed holds it, and a
-  // spinner polls it anyway, so reading one after the other costs no extra miss.
-  alignas(64) Inbox inbox;                 // producers push; workers take all at once
-  std::atomic<std::uint64_t> idle{0};      // sleepers + spinners * one_spinner (see wake_for_inbox)
+  alignas(64) Inbox inbox;                             // producers push; workers take all at once
+  alignas(64) std::atomic<std::uint32_t> sleepers{0};  // workers inside sleep()
   alignas(64) std::atomic<std::uint32_t> epoch{0};     // futex word: bumped to wake sleepers
   std::atomic<bool> stopping{false};                   // read by every spinning worker
   std::atomic<bool> broken{false};
