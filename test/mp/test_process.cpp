@@ -265,7 +265,7 @@ BOOST_AUTO_TEST_CASE(authkey_parent_process_and_interrupt) {
   BOOST_TEST(mine.size() == 32u);
   BOOST_TEST(!parex::current_process().exitcode.has_value());
   BOOST_TEST(parex::current_process().is_alive());
-  for (const std::string key : {std::string(), std::string("a key of our own")}) {
+  for (const std::string& key : {std::string(), std::string("a key of our own")}) {
     parex::Array<char> seen(64);
     parex::Value<int> parent_alive(-1), join_timed_out(-1);
     parex::Process p(report_authkey_and_parent, seen, parent_alive, join_timed_out);
