@@ -51,7 +51,7 @@ void count_initializer(parex::NamespaceProxy ns) {
   ns.set("test", ns.get<int>("test") + 1);
   ns.set("pid", static_cast<int>(::getpid()));
 }
-void failing_initializer(int code) { throw std::invalid_argument("the initializer refused " + std::to_string(code)); }
+void refusing_initializer(int code) { throw std::invalid_argument("the initializer refused " + std::to_string(code)); }
 void barrier_action() {}
 int cube(int x) { return x * x * x; }
 }  // namespace manager_proxy_test
@@ -64,6 +64,6 @@ PAREX_REGISTER(wait_and_record);
 PAREX_REGISTER(wait_expecting_broken);
 PAREX_REGISTER(hold_bounded);
 PAREX_REGISTER(count_initializer);
-PAREX_REGISTER(failing_initializer);
+PAREX_REGISTER(refusing_initializer);
 PAREX_REGISTER(barrier_action);
 PAREX_REGISTER(cube);

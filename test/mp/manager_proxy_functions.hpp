@@ -23,7 +23,7 @@ void hold_bounded(parex::BoundedSemaphore s, parex::DictProxy<std::string, int> 
 /// A server's initializer: ns.test += 1, and records its pid as ns.pid.
 void count_initializer(parex::NamespaceProxy ns);
 /// A server's initializer that throws std::invalid_argument naming its argument.
-void failing_initializer(int code);
+void refusing_initializer(int code);
 /// A barrier action.
 void barrier_action();
 int cube(int x);

@@ -163,7 +163,7 @@ BOOST_AUTO_TEST_CASE(list_iterates_reading_the_server_as_it_goes) {  // test_lis
   }
   BOOST_TEST((seen == std::vector<int>{1, 3, 4}));
   BOOST_TEST(collect(m.list<int>()).empty());
-  BOOST_TEST(collect(parex::ListProxy<int>{}).empty());  // an empty proxy iterates nothing
+  BOOST_CHECK_THROW(collect(parex::ListProxy<int>{}), parex::InvalidStateError);  // refers to nothing
 }
 
 BOOST_AUTO_TEST_CASE(list_sorts_reverses_compares_and_holds_proxies) {  // test_list, test_list_proxy_in_list
@@ -371,7 +371,7 @@ BOOST_AUTO_TEST_CASE(start_runs_the_initializer_in_the_server_first) {  // test_
 
   parex::SyncManager bad;
   try {
-    bad.start(failing_initializer, 42);
+    bad.start(refusing_initializer, 42);
     BOOST_FAIL("start() did not throw");
   } catch (const std::invalid_argument& e) {  // the initializer's own type and message
     BOOST_TEST(std::string(e.what()).find("refused 42") != std::string::npos);
@@ -437,7 +437,8 @@ BOOST_AUTO_TEST_CASE(malformed_requests_to_the_new_methods_fail_alone) {
     BOOST_TEST(status_of(junk) == 0);  // stored as bytes: the server does not decode
     BOOST_CHECK_THROW(l.sort(), parex::Error);  // now it must decode: a typed error, list kept
     BOOST_TEST(l.size() == 4u);
-    l.pop();
+    BOOST_CHECK_THROW(l.get(-1), parex::ProtocolError);  // the client cannot decode it either
+    l.del(-1);
   }
   {  // chunks past the end or of 2^63 items; keys_after with a key that is not there
     parex::detail::Buffer b;
