@@ -7,6 +7,7 @@
 
 #include <parex/mp/process.hpp>
 #include <parex/registry.hpp>
+#include <parex/detail/remote/remote_call.hpp>
 
 #include <cerrno>
 #include <cstdlib>
@@ -123,7 +124,9 @@ struct Manager::State {
   std::shared_ptr<detail::ManagerLink> link;
   std::mutex mutex;
   std::vector<std::shared_ptr<void>> kept;  // published toolbox objects
+  ManagerOptions options;                   // for a deferred start
   bool running = false;
+  bool startable = false;                   // made with Deferred, not started yet
 };
 
 namespace {
@@ -134,20 +137,42 @@ std::string random_key() {
 }
 }  // namespace
 
-Manager::Manager(ManagerOptions o) : state_(std::make_unique<State>()) {
+Manager::Manager(ManagerOptions o) : Manager(std::move(o), Deferred{}) { start(); }
+
+Manager::Manager(ManagerOptions o, Deferred) : state_(std::make_unique<State>()) {
+  state_->authkey = o.authkey.empty() ? random_key() : o.authkey;
+  state_->options = std::move(o);
+  state_->startable = true;
+}
+
+void Manager::start(Initializer init) {
+  if (!state_ || !state_->startable)
+    throw InvalidStateError(state_ && state_->link ? "Manager: already started (or a connected Manager)" : "Manager: moved from");
   State& s = *state_;
-  s.authkey = o.authkey.empty() ? random_key() : o.authkey;
+  const ManagerOptions& o = s.options;
+  // The initializer travels as its registered id and encoded arguments (one binary).
+  std::uint32_t init_id = 0;
+  std::string init_args;
+  if (init) {
+    const detail::FunctionEntry* e = detail::Registry::global().by_pointer(init.function());
+    if (!e) detail::throw_unregistered(init.function(), nullptr);
+    init_id = e->id + 1;  // 0: none
+    init_args.assign(reinterpret_cast<const char*>(init.encoded_args().data()), init.encoded_args().size());
+  }
+  s.startable = false;
   try {
     auto [mine, theirs] = Pipe(false);
     // An empty address: the server makes a private directory for its socket itself, so
     // that the directory exists only while a process that will remove it does.
     s.server.emplace(detail::manager_serve, o.address, s.authkey, std::uint64_t(o.max_connections),
-                     std::uint64_t(o.max_message_bytes), theirs);
+                     std::uint64_t(o.max_message_bytes), init_id, init_args, theirs);
     s.server->name = "parex-manager";
     s.server->daemon = true;  // ends with this program, also when this program is killed
     s.server->start();
     theirs.close();
-    if (!mine.poll(o.start_timeout)) throw ConnectionError("the Manager's server did not start in time");
+    if (!mine.poll(o.start_timeout))
+      throw ConnectionError(init ? "the Manager's server did not start in time (its initializer ran past start_timeout)"
+                                 : "the Manager's server did not start in time");
     std::string got;
     try {
       got = mine.recv<std::string>();
@@ -155,6 +180,10 @@ Manager::Manager(ManagerOptions o) : state_(std::make_unique<State>()) {
       throw ConnectionError("the Manager's server ended before it listened (is parex::init first in main?)");
     }
     if (!got.empty() && got[0] == '!') throw ConnectionError("the Manager's server could not listen: " + got.substr(1));
+    if (!got.empty() && got[0] == '?') {  // the initializer threw: its exception, encoded
+      detail::Reader r(std::span<const std::byte>(reinterpret_cast<const std::byte*>(got.data()) + 1, got.size() - 1));
+      std::rethrow_exception(detail::decode_exception(r));
+    }
     s.address = got;
     if (o.address.empty()) s.private_dir = std::filesystem::path(got).parent_path().string();
   } catch (...) {  // the first error is the one the caller sees
@@ -165,6 +194,8 @@ Manager::Manager(ManagerOptions o) : state_(std::make_unique<State>()) {
       }
     } catch (...) {
     }
+    s.server.reset();
+    s.startable = true;  // a later start() may try again
     std::error_code ec;  // a server killed before it could remove them
     if (!s.private_dir.empty()) std::filesystem::remove_all(s.private_dir, ec);
     throw;
@@ -233,6 +264,7 @@ const std::string& Manager::authkey() const noexcept { return state_->authkey; }
 pid_t Manager::pid() const noexcept { return state_->server ? state_->server->pid() : 0; }
 
 std::shared_ptr<detail::ManagerLink> Manager::link() {
+  if (state_ && state_->startable) throw InvalidStateError("Manager: not started (call start())");
   if (!state_ || !state_->link) throw InvalidStateError("Manager: moved from");
   return state_->link;
 }

@@ -32,6 +32,7 @@
 #include <parex/detail/mp/segment.hpp>
 #include <parex/errors.hpp>
 #include <parex/registry.hpp>
+#include <parex/detail/wire/records.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -342,6 +343,34 @@ class Server {
   std::vector<std::shared_ptr<Segment>> held_;  // toolbox objects its clients' Managers made
 };
 
+// The Manager's start(initializer, args...): the initializer's outcome is read as a pool
+// worker's is; an error goes back to start() as "?" and the encoded exception.
+bool run_initializer(std::uint32_t id, const std::string& args, Connection& ready) {
+  std::exception_ptr error;
+  try {
+    const FunctionEntry* e = Registry::global().by_id(id);
+    if (!e) throw ProtocolError("Manager: unknown initializer id");
+    Reader item(std::span<const std::byte>(reinterpret_cast<const std::byte*>(args.data()), args.size()));
+    Reader a = read_item(item);  // Initializer::encoded_args is one item, as a pool's init frame carries it
+    Buffer outcome;
+    e->invoke(*e, a, outcome);
+    Reader o(outcome.bytes());
+    if (const OutcomeView v = read_outcome(o); v.status != OutcomeStatus::ok) {
+      Reader body = v.body;
+      body.get_byte();  // the stage
+      error = decode_exception(body);
+    }
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (!error) return true;
+  Buffer b;
+  b.put_byte('?');
+  encode_exception(b, error);
+  ready.send(std::string(reinterpret_cast<const char*>(b.data()), b.size()));
+  return false;
+}
+
 void on_owner_death() noexcept {
   if (Server* s = the_server.load()) s->end(1);  // (from the parent watch's thread)
   remove_leftovers();
@@ -349,13 +378,16 @@ void on_owner_death() noexcept {
 }  // namespace
 
 void manager_serve(std::string address, std::string authkey, std::uint64_t max_connections,
-                   std::uint64_t max_message_bytes, Connection ready) {
+                   std::uint64_t max_message_bytes, std::uint32_t initializer, std::string initializer_args,
+                   Connection ready) {
   std::signal(SIGINT, SIG_IGN);  // Ctrl-C is for the owner, which then shuts the server down
   std::signal(SIGHUP, SIG_IGN);  // as is a hangup: the server ends with its owner
   std::signal(SIGPIPE, SIG_IGN);
   std::signal(SIGTERM, on_terminate);
   on_parent_death(on_owner_death);
   raise_fd_limit();
+  // Before listening: a server whose initializer failed leaves no socket behind.
+  if (initializer != 0 && !run_initializer(initializer - 1, initializer_args, ready)) return;
   SocketAddress a;
   int listener = -1;
   try {

@@ -10,7 +10,8 @@
 //     ...
 //   }
 //
-// Proxies (ListProxy, DictProxy, ValueProxy, ArrayProxy, NamespaceProxy, Proxy<C>) are
+// Proxies (ListProxy, DictProxy, SetProxy, ValueProxy, ArrayProxy, NamespaceProxy: in
+// proxies.hpp, with how they iterate and print; Proxy<C> here) are
 // handles: copies, and copies passed to a Process, a pool call, through a Queue or
 // published by name, reach the same server object. Each proxy call is one request,
 // atomic on the server. The server stores items as encoded bytes (parex's codec), so
@@ -26,7 +27,7 @@
 // the handshake within manager_handshake_timeout (10 s; connect's own timeout) TimeoutError.
 // A client's bad request fails that request only.
 //
-// Queue, JoinableQueue, Lock, RLock, Semaphore, Event, Condition and Barrier are not
+// Queue, JoinableQueue, Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition and Barrier are not
 // proxied: the factories return the toolbox's own shared-memory objects, which every
 // process reaches directly (no server round trip per call: far faster than Python's
 // proxies, and they keep working if the server ends). They travel and publish the same.
@@ -55,10 +56,13 @@
 #pragma once
 
 #include <parex/detail/mp/manager_link.hpp>
+#include <parex/detail/mp/proxy_base.hpp>
 #include <parex/detail/mp/segment.hpp>
 #include <parex/detail/wire/type_tag.hpp>
 #include <parex/mp/condition.hpp>
 #include <parex/mp/lock.hpp>
+#include <parex/mp/pool.hpp>
+#include <parex/mp/proxies.hpp>
 #include <parex/mp/queues.hpp>
 #include <parex/mp/sharedctypes.hpp>
 #include <parex/mp/synchronize.hpp>
@@ -75,195 +79,6 @@
 #include <vector>
 
 namespace parex {
-
-namespace detail {
-/// What every proxy is: a link, an object id and the type tag the object was made with.
-class ProxyBase {
- public:
-  using parex_shared_handle = void;
-  std::uint64_t id() const noexcept { return id_; }
-  const std::string& address() const { return link().address(); }
-
- protected:
-  ProxyBase() = default;
-  ProxyBase(std::shared_ptr<ManagerLink> link, std::uint64_t id, std::uint64_t tag)
-      : link_(std::move(link)), id_(id), tag_(tag) {}
-  ProxyBase(Reader& r, std::uint64_t tag, const char* what);
-
-  /// One call: header, then the arguments as items; returns the reply.
-  template <class... A>
-  std::vector<std::byte> call(std::string_view method, const A&... args) const {
-    Buffer b;
-    put_call_header(b, id_, tag_, method);
-    (put_item<A>(b, args), ...);
-    return link().request(b);
-  }
-  template <class R, class... A>
-  R call_for(std::string_view method, const A&... args) const {
-    const auto reply = call(method, args...);
-    Reader r(reply);
-    return get_item<R>(r);
-  }
-  /// A call whose arguments are a count and that many items (extend), or that many
-  /// key and value items (update: Pairs = true).
-  template <bool Pairs = false, class Items>
-  void call_items(std::string_view method, const Items& items) const {
-    Buffer b;
-    put_call_header(b, id_, tag_, method);
-    b.put_varint(std::ranges::size(items));
-    for (const auto& x : items) {
-      if constexpr (Pairs) {
-        put_item(b, x.first);
-        put_item(b, x.second);
-      } else {
-        put_item(b, x);
-      }
-    }
-    link().request(b);
-  }
-  /// A reply of a count and that many items, or (pairs) key and value items.
-  template <class T, bool Pairs = false, class... A>
-  std::vector<T> call_many(std::string_view method, const A&... args) const {
-    const auto reply = call(method, args...);
-    Reader r(reply);
-    const std::size_t n = r.get_count(1);
-    std::vector<T> out;
-    out.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      if constexpr (Pairs) {
-        auto k = get_item<typename T::first_type>(r);
-        out.emplace_back(std::move(k), get_item<typename T::second_type>(r));
-      } else {
-        out.push_back(get_item<T>(r));
-      }
-    }
-    return out;
-  }
-  void encode_base(Writer& w) const;
-  ManagerLink& link() const;
-
- private:
-  std::shared_ptr<ManagerLink> link_;
-  std::uint64_t id_ = 0, tag_ = 0;
-};
-template <class P>
-std::uint64_t proxy_tag() noexcept {
-  return type_tag<P>();
-}
-}  // namespace detail
-
-#define PAREX_DETAIL_PROXY_CODEC(Name)                                     \
-  void encode_to(detail::Writer& w) const { encode_base(w); }              \
-  static Name decode_from(detail::Reader& r) { return Name(r); }           \
-                                                                           \
- private:                                                                  \
-  explicit Name(detail::Reader& r) : ProxyBase(r, detail::proxy_tag<Name>(), #Name) {} \
-  using ProxyBase::ProxyBase;                                              \
-  friend class Manager;                                                    \
-                                                                           \
- public:
-
-/// Python's ListProxy. Indices may be negative (from the end), as in Python.
-template <class T>
-class ListProxy : public detail::ProxyBase {
- public:
-  PAREX_DETAIL_PROXY_CODEC(ListProxy)
-  ListProxy() = default;
-  void append(const T& v) const { call("append", v); }
-  template <std::ranges::input_range R>
-  void extend(R&& values) const {
-    std::vector<T> v(std::ranges::begin(values), std::ranges::end(values));
-    call_items("extend", v);
-  }
-  void insert(std::ptrdiff_t i, const T& v) const { call("insert", std::int64_t(i), v); }
-  T pop(std::ptrdiff_t i = -1) const { return call_for<T>("pop", std::int64_t(i)); }
-  /// Removes the first equal item. @throws ValueError if none.
-  void remove(const T& v) const { call("remove", v); }
-  /// @throws ValueError if no item is equal.
-  std::size_t index(const T& v) const { return call_for<std::uint64_t>("index", v); }
-  std::size_t count(const T& v) const { return call_for<std::uint64_t>("count", v); }
-  T get(std::ptrdiff_t i) const { return call_for<T>("get", std::int64_t(i)); }
-  void set(std::ptrdiff_t i, const T& v) const { call("set", std::int64_t(i), v); }
-  std::size_t size() const { return call_for<std::uint64_t>("size"); }
-  void clear() const { call("clear"); }
-  std::vector<T> to_vector() const { return call_many<T>("to_vector"); }
-};
-
-/// Python's DictProxy (keys kept in insertion order, as a dict's).
-template <class K, class V>
-class DictProxy : public detail::ProxyBase {
- public:
-  PAREX_DETAIL_PROXY_CODEC(DictProxy)
-  DictProxy() = default;
-  std::optional<V> get(const K& k) const {
-    auto v = call_many<V>("get", k);  // none or one
-    if (v.empty()) return std::nullopt;
-    return std::move(v.front());
-  }
-  /// @throws KeyError if absent.
-  V at(const K& k) const { return call_for<V>("at", k); }
-  void set(const K& k, const V& v) const { call("set", k, v); }
-  bool contains(const K& k) const { return call_for<bool>("contains", k); }
-  /// Removes and returns. @throws KeyError if absent.
-  V pop(const K& k) const { return call_for<V>("pop", k); }
-  /// The value at k, first set to v if absent.
-  V setdefault(const K& k, const V& v) const { return call_for<V>("setdefault", k, v); }
-  template <std::ranges::input_range R>
-  void update(R&& pairs) const {
-    std::vector<std::pair<K, V>> v;
-    for (auto&& [k, x] : pairs) v.emplace_back(k, x);
-    call_items<true>("update", v);
-  }
-  std::vector<K> keys() const { return call_many<K>("keys"); }
-  std::vector<V> values() const { return call_many<V>("values"); }
-  std::vector<std::pair<K, V>> items() const { return call_many<std::pair<K, V>, true>("items"); }
-  std::size_t size() const { return call_for<std::uint64_t>("size"); }
-  void clear() const { call("clear"); }
-  std::map<K, V> to_map() const {
-    auto it = items();
-    return std::map<K, V>(std::make_move_iterator(it.begin()), std::make_move_iterator(it.end()));
-  }
-};
-
-/// Python's manager Value: get() and set(v), each one atomic request.
-template <class T>
-class ValueProxy : public detail::ProxyBase {
- public:
-  PAREX_DETAIL_PROXY_CODEC(ValueProxy)
-  ValueProxy() = default;
-  T get() const { return call_for<T>("get"); }
-  void set(const T& v) const { call("set", v); }
-};
-
-/// Python's manager Array: fixed size; get(i), set(i, v), size(), to_vector().
-template <class T>
-class ArrayProxy : public detail::ProxyBase {
- public:
-  PAREX_DETAIL_PROXY_CODEC(ArrayProxy)
-  ArrayProxy() = default;
-  T get(std::ptrdiff_t i) const { return call_for<T>("get", std::int64_t(i)); }
-  void set(std::ptrdiff_t i, const T& v) const { call("set", std::int64_t(i), v); }
-  std::size_t size() const { return call_for<std::uint64_t>("size"); }
-  std::vector<T> to_vector() const { return call_many<T>("to_vector"); }
-};
-
-/// Python's Namespace: named attributes of any serializable type.
-class NamespaceProxy : public detail::ProxyBase {
- public:
-  PAREX_DETAIL_PROXY_CODEC(NamespaceProxy)
-  NamespaceProxy() = default;
-  template <class T>
-  void set(std::string_view name, const T& v) const {
-    call("set", std::string(name), detail::type_tag<T>(), v);
-  }
-  /// @throws AttributeError if never set; SharedObjectError if set with another type.
-  template <class T>
-  T get(std::string_view name) const {
-    return call_for<T>("get", std::string(name), detail::type_tag<T>());
-  }
-  bool has(std::string_view name) const { return call_for<bool>("has", std::string(name)); }
-  void del(std::string_view name) const { call("del", std::string(name)); }
-};
 
 /// A proxy to a user's object (PAREX_MANAGER_REGISTER): call<&C::method>(args...).
 template <class C>
@@ -288,7 +103,6 @@ class Proxy : public detail::ProxyBase {
     }(static_cast<typename Tr::Params*>(nullptr));
   }
 };
-#undef PAREX_DETAIL_PROXY_CODEC
 
 struct ManagerOptions {
   /// Empty: a fresh Unix socket in a private directory. A path: a Unix socket there (it
@@ -308,8 +122,22 @@ struct ManagerOptions {
 class Manager {
  public:
   /// Starts a server process (this program re-executed; parex::init must be first in
-  /// main) and waits until it listens. @throws std::system_error, ConnectionError.
+  /// main) and waits until it listens (Python's multiprocessing.Manager()).
+  /// @throws std::system_error, ConnectionError.
   explicit Manager(ManagerOptions options = {});
+  /// A Manager whose server start() starts (Python's SyncManager(), then start()).
+  struct Deferred {};
+  Manager(ManagerOptions options, Deferred);
+  /// Starts the server of a Manager made with Deferred; with an initializer, the server
+  /// runs it (a registered function, as Initializer in ProcessPoolOptions) before it
+  /// listens. @throws InvalidStateError if started already (or connected); what the
+  /// initializer throws, as its own type (as a pool call's error), with no server left;
+  /// std::system_error, ConnectionError as the constructor.
+  void start(Initializer initializer = {});
+  template <class R, class... P, class... A>
+  void start(R (*initializer)(P...), A&&... args) {
+    start(Initializer(initializer, std::forward<A>(args)...));
+  }
   /// A manager served by another process (a Manager constructed there with this address
   /// and key): nothing starts; shutdown() and the destructor end nothing.
   /// @throws ConnectionError (nothing listens there), AuthenticationError, TimeoutError
@@ -343,6 +171,35 @@ class Manager {
   DictProxy<K, V> dict() {
     constexpr auto tag = &detail::proxy_tag<DictProxy<K, V>>;
     return DictProxy<K, V>(link(), create("dict", tag()), tag());
+  }
+  /// A dict of the pairs of a range (a std::map, a vector of pairs, ...).
+  template <class K, class V, std::ranges::input_range R>
+  DictProxy<K, V> dict(R&& pairs) {
+    auto d = dict<K, V>();
+    d.update(std::forward<R>(pairs));
+    return d;
+  }
+  template <class K, class V>
+  DictProxy<K, V> dict(std::initializer_list<std::pair<const K, V>> pairs) {
+    auto d = dict<K, V>();
+    d.update(pairs);
+    return d;
+  }
+  /// Python's set() (3.14): SetProxy.
+  template <class T>
+  SetProxy<T> set() {
+    const auto tag = detail::proxy_tag<SetProxy<T>>();
+    return SetProxy<T>(link(), create("set", tag), tag);
+  }
+  template <class T, std::ranges::input_range R>
+  SetProxy<T> set(R&& values) {
+    auto s = set<T>();
+    s.update(std::forward<R>(values));
+    return s;
+  }
+  template <class T>
+  SetProxy<T> set(std::initializer_list<T> values) {
+    return set<T>(std::vector<T>(values));
   }
   NamespaceProxy Namespace() {
     return NamespaceProxy(link(), create("namespace", detail::proxy_tag<NamespaceProxy>()), detail::proxy_tag<NamespaceProxy>());
@@ -389,9 +246,27 @@ class Manager {
   parex::Lock Lock() { return held(parex::Lock()); }
   parex::RLock RLock() { return held(parex::RLock()); }
   parex::Semaphore Semaphore(unsigned value = 1) { return held(parex::Semaphore(value)); }
+  parex::BoundedSemaphore BoundedSemaphore(unsigned value = 1) { return held(parex::BoundedSemaphore(value)); }
   parex::Event Event() { return held(parex::Event()); }
   parex::Condition Condition() { return held(parex::Condition()); }
+  /// Python's threading.Barrier(parties, action, timeout) (condition.hpp): wait()
+  /// returns the arrival index; abort, reset, broken, n_waiting, parties; action is a
+  /// registered function, run by the last to arrive.
   parex::Barrier Barrier(unsigned parties) { return held(parex::Barrier(parties)); }
+  parex::Barrier Barrier(unsigned parties, void (*action)()) { return held(parex::Barrier(parties, action)); }
+  template <class Rep, class Period>
+  parex::Barrier Barrier(unsigned parties, void (*action)(), std::chrono::duration<Rep, Period> timeout) {
+    return held(parex::Barrier(parties, action, timeout));
+  }
+  /// Python's manager.Pool(processes, initializer, maxtasksperchild): parex's own Pool
+  /// (pool.hpp), run by this process, not a proxy to a pool in the server (see NOTES:
+  /// a Pool here is already a face over worker processes; a server-side one would add
+  /// a round trip per call and cannot run this process's callbacks). It lives until its
+  /// destructor, not until the Manager's shutdown, and does not travel to other processes.
+  parex::Pool Pool(std::size_t processes = 0, Initializer initializer = {},
+                   std::optional<std::size_t> maxtasksperchild = std::nullopt) {
+    return parex::Pool(processes, std::move(initializer), maxtasksperchild);
+  }
 
   /// Names an object for lookup by any client of this server: a proxy, a toolbox object
   /// (kept alive by this Manager while it lives) or any serializable value.
@@ -434,5 +309,21 @@ class Manager {
   std::vector<std::byte> lookup_bytes(const std::string& name, std::uint64_t tag, std::string_view type);
   std::unique_ptr<State> state_;
 };
+
+/// Python's multiprocessing.managers.SyncManager: a Manager not started until start().
+class SyncManager : public Manager {
+ public:
+  explicit SyncManager(ManagerOptions options = {}) : Manager(std::move(options), Deferred{}) {}
+};
+
+template <class K, class V>
+template <std::ranges::input_range R>
+DictProxy<K, V> DictProxy<K, V>::fromkeys(Manager& m, R&& keys, const V& value) {
+  auto d = m.dict<K, V>();
+  std::vector<std::pair<K, V>> pairs;
+  for (auto&& k : keys) pairs.emplace_back(k, value);
+  d.update(pairs);
+  return d;
+}
 
 }  // namespace parex
