@@ -225,8 +225,11 @@ void SharedMemory::close() noexcept {
 
 void SharedMemory::unlink() {
   if (!user_name_.empty()) {
-    if (::shm_unlink(shm_path(user_name_).c_str()) != 0) throw_errno(errno, "SharedMemory: cannot unlink", user_name_);
-    detail::untrack_shm(user_name_);
+    const int rc = ::shm_unlink(shm_path(user_name_).c_str());
+    const int err = errno;
+    // Gone (unlinked by another process) or unlinked now: either way no longer ours to clean.
+    if (rc == 0 || err == ENOENT) detail::untrack_shm(user_name_);
+    if (rc != 0) throw_errno(err, "SharedMemory: cannot unlink", user_name_);
     return;
   }
   std::shared_ptr<detail::Segment> s = segment_;

@@ -56,17 +56,19 @@ class SharedMemoryBlockOwner {
       }
       ::close(fd);
       std::lock_guard lock(mutex_);
-      names_.push_back(name);
+      names_.emplace_back(name, st.st_ino);
       track_shm(name, st.st_ino, /*warn=*/false);  // the server's end, however it comes, unlinks it
       return name;
     }
   }
 
-  /// Unlinks every block made here (those already unlinked by a user are skipped).
+  /// Unlinks every block made here (those already unlinked by a user are skipped, and so
+  /// is a name made again since by someone else: another inode).
   void release_all() {
     std::lock_guard lock(mutex_);
-    for (const std::string& n : names_) {
-      ::shm_unlink(("/" + n).c_str());
+    for (const auto& [n, ino] : names_) {
+      struct stat now {};
+      if (::stat(("/dev/shm/" + n).c_str(), &now) == 0 && now.st_ino == ino) ::shm_unlink(("/" + n).c_str());
       untrack_shm(n);
     }
     names_.clear();
@@ -74,7 +76,7 @@ class SharedMemoryBlockOwner {
 
  private:
   std::mutex mutex_;
-  std::vector<std::string> names_;
+  std::vector<std::pair<std::string, ino_t>> names_;  // with the inode each was made as
 };
 
 }  // namespace parex::detail

@@ -20,9 +20,12 @@
 #include <csignal>
 #include <fcntl.h>
 #include <mutex>
+#include <new>
+#include <pthread.h>
 #include <spawn.h>
 #include <string>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <unordered_map>
@@ -66,10 +69,12 @@ struct Tracker {
     started = true;
     owner = ::getpid();
     std::atexit(at_exit);
+    static std::once_flag fork_hook;
+    std::call_once(fork_hook, [] { ::pthread_atfork(nullptr, nullptr, after_fork_in_child); });
     records = static_cast<int>(::syscall(SYS_memfd_create, "parex-shm-tracker", MFD_CLOEXEC));
     int p[2];
     if (records < 0 || ::pipe2(p, O_CLOEXEC) != 0) {
-      failed = true;
+      stop_recording();
       return;
     }
     posix_spawn_file_actions_t fa;
@@ -98,7 +103,7 @@ struct Tracker {
     ::close(p[0]);
     if (rc != 0) {
       ::close(p[1]);
-      failed = true;
+      stop_recording();
       return;
     }
     pipe_w = p[1];
@@ -123,7 +128,15 @@ struct Tracker {
     for (const auto& [name, e] : live) append(name, e);
   }
 
+  // Without a tracker process the records are of no use: the atexit handler alone cleans up.
+  void stop_recording() noexcept {
+    failed = true;
+    if (records >= 0) ::close(records);
+    records = -1;
+  }
+
   static void at_exit() noexcept;
+  static void after_fork_in_child() noexcept;
 };
 
 Tracker& tracker() {
@@ -134,14 +147,33 @@ Tracker& tracker() {
 void Tracker::at_exit() noexcept {
   Tracker& t = tracker();
   std::lock_guard lock(t.mutex);
-  if (t.owner != ::getpid()) return;  // a fork's child: the blocks are its parent's
+  if (t.owner != ::getpid()) return;  // a fork's child that made no block of its own
   for (const auto& [name, e] : t.live) {
-    const std::string path = "/" + name;
-    if (::shm_unlink(path.c_str()) == 0 && e.warn)
+    // Only the block this process made: one unlinked since and made again under the same
+    // name (by anyone) is another inode, and not ours to remove (the tracker checks alike).
+    struct stat st {};
+    if (::stat(("/dev/shm/" + name).c_str(), &st) != 0 || st.st_ino != e.ino) continue;
+    if (::shm_unlink(("/" + name).c_str()) == 0 && e.warn)
       std::fprintf(stderr, "parex: SharedMemory '%s' was never unlinked: unlinked at exit\n", name.c_str());
   }
   t.live.clear();
   // The tracker then finds nothing to do; it ends with this process (EOF on its pipe).
+}
+
+// A fork's child starts with nothing tracked and its own lock: the parent's blocks stay the
+// parent's (its tracker and records), and a lock some other thread of the parent held at
+// the fork would otherwise never be released here. The child's first block starts a
+// tracker of its own.
+void Tracker::after_fork_in_child() noexcept {
+  Tracker& t = tracker();
+  new (&t.mutex) std::mutex;
+  t.live.clear();
+  t.stale = 0;
+  if (t.pipe_w >= 0) ::close(t.pipe_w);
+  if (t.records >= 0) ::close(t.records);
+  t.pipe_w = t.records = -1;
+  t.owner = 0;
+  t.started = t.failed = false;
 }
 
 }  // namespace

@@ -208,12 +208,15 @@ class ResultStream final : public Writer {
     WorkerShared& sh = shared();
     sh.out_end.store(0, std::memory_order_release);
     sh.publish_unsent(sent_items_.load(std::memory_order_relaxed), 0);
-    // Everything written since the last rewind lies below size_ (the pool has unmapped it:
-    // it acknowledged every frame sent by reference).
-    if (size_ > keep_results_factor * shm_initial_data_bytes)
+    // Everything written since the last rewind lies below size_, or below the capacity of
+    // a growth since (an encode rolled back, a prefault past what was committed); the pool
+    // has unmapped it: it acknowledged every frame sent by reference.
+    const std::size_t written = std::max(size_, grown_to_);
+    if (written > keep_results_factor * shm_initial_data_bytes)
       ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                   static_cast<off_t>(shm_header_bytes + shm_initial_data_bytes),
-                  static_cast<off_t>(size_ - shm_initial_data_bytes));
+                  static_cast<off_t>(written - shm_initial_data_bytes));
+    grown_to_ = 0;
     size_ = 0;
     committed_.store(0, std::memory_order_release);
     sent_bytes_.store(0, std::memory_order_release);
@@ -273,6 +276,7 @@ class ResultStream final : public Writer {
         ::ftruncate(s.fd_, static_cast<off_t>(shm_header_bytes + cap)) != 0)
       throw std::bad_alloc();
     s.remap(shm_header_bytes + cap);
+    s.grown_to_ = s.cap_;
     prefault(s.data_ + old_cap, min_capacity - old_cap);  // what is about to be written, in one system call
   }
 
@@ -281,6 +285,7 @@ class ResultStream final : public Writer {
   std::size_t shared_from_;
   const Channel& channel_;
   std::uint32_t shared_sent_ = 0;  // shared_results frames sent (wraps, as WorkerShared::acked); under mutex_
+  std::size_t grown_to_ = 0;       // capacity after a growth since the last rewind (0: none); under mutex_
   void* base_ = nullptr;
   std::size_t mapped_ = 0;
   std::mutex mutex_;  // sending, growing, rewinding

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <string>
 #include <system_error>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
@@ -48,6 +49,13 @@ void create_and_wait(std::string name, parex::Event made, bool wait_forever, boo
   parex::SharedMemory m(name, true, 64, track);
   made.set();
   if (wait_forever) ::pause();
+}
+
+// Creates a named block, says so, waits for `go`, then returns: its exit removes what it left.
+void create_then_end_on_go(std::string name, parex::Event made, parex::Event go) {
+  parex::SharedMemory m(name, true, 64);
+  made.set();
+  go.wait(std::chrono::seconds(120));
 }
 
 // Starts a SharedMemoryManager, makes a block, tells its name, waits to be killed.
@@ -88,6 +96,7 @@ void throw_not_found(std::string name) { parex::SharedMemory m(name); }
 PAREX_REGISTER(shm_test::attach_then_write);
 PAREX_REGISTER(shm_test::write_through_handle);
 PAREX_REGISTER(shm_test::create_and_wait);
+PAREX_REGISTER(shm_test::create_then_end_on_go);
 PAREX_REGISTER(shm_test::manager_owner);
 PAREX_REGISTER(shm_test::set_items);
 PAREX_REGISTER(shm_test::sum_list);
@@ -270,6 +279,47 @@ BOOST_AUTO_TEST_CASE(a_creator_that_ends_without_unlinking_leaves_no_block) {
   BOOST_TEST(code_of(victim) == -SIGKILL);
   BOOST_TEST(eventually([&] { return !exists(killed); }));  // the tracker's work
   expect_error<parex::FileNotFoundError>([&] { return parex::SharedMemory(killed); });
+}
+
+// A creator's end removes only the block it made: a name another process unlinked and made
+// again since is someone else's (the exit handler checks the inode, as the tracker does).
+BOOST_AUTO_TEST_CASE(a_name_made_again_by_another_survives_the_first_creators_exit) {
+  const std::string n = fresh("test_remade");
+  parex::Event made, go;
+  parex::Process first(create_then_end_on_go, n, made, go);
+  first.start();
+  BOOST_REQUIRE(made.wait(deadlock_timeout));
+  parex::SharedMemory(n).unlink();
+  parex::SharedMemory again(n, true, 128, false);
+  go.set();
+  first.join();
+  BOOST_TEST(code_of(first) == 0);
+  BOOST_TEST(exists(n));
+  BOOST_TEST(parex::SharedMemory(n).size() == 128u);
+  again.unlink();
+}
+
+// A fork's child tracks its own blocks with a tracker of its own: a block it made and left
+// goes when the child ends (also by _exit), and the parent's block stays the parent's.
+BOOST_AUTO_TEST_CASE(a_forked_child_tracks_its_own_blocks_not_its_parents) {
+  const std::string mine = fresh("test_fork_parent"), childs = fresh("test_fork_child");
+  parex::SharedMemory parent_block(mine, true, 64);  // starts this process's tracker
+  const pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    try {
+      parex::SharedMemory left(childs, true, 64);
+      ::_exit(0);  // no exit handler: the child's tracker alone can remove it
+    } catch (...) {
+      ::_exit(1);
+    }
+  }
+  int status = 0;
+  BOOST_REQUIRE(::waitpid(pid, &status, 0) == pid);
+  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  BOOST_TEST(eventually([&] { return !exists(childs); }));
+  BOOST_TEST(exists(mine));
+  parent_block.unlink();
 }
 
 BOOST_AUTO_TEST_CASE(creating_and_unlinking_many_blocks_leaks_no_file_fd_or_mapping) {

@@ -218,7 +218,7 @@ BOOST_AUTO_TEST_CASE(interrupt_of_a_running_call_answers_false_as_a_thread_pool_
 // A call a worker rank holds behind a long call (sent to it, not started) is taken back by
 // Future::interrupt: true, CancelledError, and it never runs. Held, not queued on rank 0:
 // count_then_sleep is measured fast first, so rank 1 takes a second call of it behind the
-// 2 s one it runs; rank 2 runs a call estimated slow meanwhile (so it takes nothing more,
+// 6 s one it runs (room for a loaded machine); rank 2 runs a call estimated slow meanwhile (so it takes nothing more,
 // and no idle rank makes rank 0 take the held call back on its own); stats() shows
 // nothing queued on rank 0 and three calls on the ranks.
 BOOST_AUTO_TEST_CASE(interrupt_takes_back_a_call_a_rank_holds_behind_a_long_one) {
@@ -226,9 +226,9 @@ BOOST_AUTO_TEST_CASE(interrupt_takes_back_a_call_a_rank_holds_behind_a_long_one)
   parex::MpiExecutor ex{{.max_workers = 2}};
   BOOST_REQUIRE(parex::mpi::world_size() >= 3);
   for (int i = 0; i < 40; ++i) ex.submit(count_then_sleep, dir / "warm", 0).result(deadlock_timeout);
-  auto long_call = ex.submit(count_then_sleep, dir / "long", 2000);
+  auto long_call = ex.submit(count_then_sleep, dir / "long", 6000);
   BOOST_REQUIRE(eventually([&] { return lines_in(dir / "long") == 1; }));
-  auto blocker = ex.submit(count_then_block, dir / "blocker", 2000);  // on the other rank: the first has no room
+  auto blocker = ex.submit(count_then_block, dir / "blocker", 6000);  // on the other rank: the first has no room
   BOOST_REQUIRE(eventually([&] { return lines_in(dir / "blocker") == 1; }));
   auto held = ex.submit(count_then_sleep, dir / "held", 0);
   parex::ExecutorStats s;
@@ -240,8 +240,8 @@ BOOST_AUTO_TEST_CASE(interrupt_takes_back_a_call_a_rank_holds_behind_a_long_one)
   BOOST_TEST_REQUIRE(!long_call.done());  // still running: what rank 1 holds behind it has not started
   BOOST_TEST(held.interrupt());
   expect_error<parex::CancelledError>([&] { held.result(deadlock_timeout); });
-  BOOST_TEST(long_call.result(deadlock_timeout) == 2000);
-  BOOST_TEST(blocker.result(deadlock_timeout) == 2000);
+  BOOST_TEST(long_call.result(deadlock_timeout) == 6000);
+  BOOST_TEST(blocker.result(deadlock_timeout) == 6000);
   // Everything drains; the calls after it run, each once; the held one never ran.
   std::vector<parex::Future<int>> after;
   for (int i = 0; i < 4; ++i) after.push_back(ex.submit(count_then_sleep, dir / "after", 50));

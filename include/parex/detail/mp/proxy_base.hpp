@@ -191,7 +191,7 @@ class KeyIterator {
   void fill() const {
     if (!live_ || done_ || (started_ && pos_ < buf_.size())) return;
     std::optional<K> last;
-    if (!buf_.empty()) last = std::move(buf_.back());
+    if (!buf_.empty()) last = buf_.back();  // a copy: a read that throws leaves the iterator where it was
     buf_ = owner_.keys_after(version_, last, chunk_);
     pos_ = 0;
     started_ = true;
