@@ -3,11 +3,21 @@
 
 #include <parex/parex.hpp>
 
+#include <span>
 #include <string>
 
 namespace mp_test {
 /// A Process's exit code for checks; -1000 while it has none.
 inline int code_of(const parex::Process& p) { return p.exitcode().value_or(-1000); }
+
+/// A value encoded and decoded as it is when it travels (a handle arrives as the same object).
+template <class T>
+T round_trip(const T& v) {
+  parex::detail::Buffer b;
+  parex::detail::encode(b, v);
+  parex::detail::Reader r(std::span<const std::byte>(b.data(), b.size()));
+  return parex::detail::decode<T>(r);
+}
 
 void add_under_lock(parex::Value<int> counter, parex::Lock lock, int times);
 void add_under_value_lock(parex::Value<int> counter, int times);

@@ -108,13 +108,6 @@ using namespace shm_test;
 
 namespace {
 template <class T>
-T through_the_wire(const T& v) {
-  parex::detail::Buffer b;
-  parex::detail::encode(b, v);
-  parex::detail::Reader r(std::span<const std::byte>(b.data(), b.size()));
-  return parex::detail::decode<T>(r);
-}
-template <class T>
 parex::detail::Buffer encoded(const T& v) {
   parex::detail::Buffer b;
   parex::detail::encode(b, v);
@@ -209,7 +202,7 @@ BOOST_AUTO_TEST_CASE(a_handle_is_the_same_block_and_a_dead_one_is_file_not_found
     const std::string name = fresh("test_pickle");
     parex::SharedMemory sms = named ? parex::SharedMemory(name, true, 512) : parex::SharedMemory(512);
     std::memcpy(sms.buf().data(), "pickle", 6);
-    parex::SharedMemory sms2 = through_the_wire(sms);
+    parex::SharedMemory sms2 = round_trip(sms);
     BOOST_TEST(sms2.name() == sms.name());
     std::memcpy(sms.buf().data(), "newval", 6);
     BOOST_TEST(std::memcmp(sms2.buf().data(), "newval", 6) == 0);
@@ -331,7 +324,7 @@ BOOST_AUTO_TEST_CASE(creating_and_unlinking_many_blocks_leaks_no_file_fd_or_mapp
     parex::SharedMemory m(n, true, 4096);
     parex::SharedMemory a(n);
     BOOST_REQUIRE(a.buf().data() != nullptr);
-    auto h = through_the_wire(m);
+    auto h = round_trip(m);
     m.unlink();
   }
   BOOST_TEST(open_fds() == fds);
@@ -407,7 +400,7 @@ BOOST_AUTO_TEST_CASE(shareable_list_basics_as_in_python) {
 BOOST_AUTO_TEST_CASE(a_shareable_list_travels_as_the_same_memory) {
   const std::string name = fresh("test_sl_pickle");
   parex::ShareableList sl(std::views::iota(0, 10), name);
-  parex::ShareableList other = through_the_wire(sl);
+  parex::ShareableList other = round_trip(sl);
   BOOST_TEST(other[-1] == 9);
   other[4] = "changed";
   BOOST_TEST(sl[4] == "changed");
@@ -513,13 +506,13 @@ BOOST_AUTO_TEST_CASE(value_and_array_take_pythons_lock_argument) {
   parex::Value<int> val4(5, false);
   expect_error<parex::AttributeError>([&] { return &val4.get_lock(); });
   expect_error<parex::AttributeError>([&] { return val4.get_obj(); });
-  BOOST_TEST(through_the_wire(val4).value() == 5);
-  expect_error<parex::AttributeError>([&] { return &through_the_wire(val4).get_lock(); });
+  BOOST_TEST(round_trip(val4).value() == 5);
+  expect_error<parex::AttributeError>([&] { return &round_trip(val4).get_lock(); });
 
   parex::RLock rlock;
   parex::Array<int> arr(std::vector<int>{0, 1, 2}, rlock);
   BOOST_TEST((arr.get_lock() == rlock));
-  BOOST_TEST((through_the_wire(arr).get_lock() == rlock));
+  BOOST_TEST((round_trip(arr).get_lock() == rlock));
   parex::RawArray<int> raw = arr.get_obj();
   raw[1] = 10;
   BOOST_TEST(arr[1] == 10);

@@ -22,16 +22,6 @@
 using namespace test;
 using namespace mp_test;
 
-namespace {
-template <class T>
-T round_trip(const T& v) {
-  parex::detail::Buffer b;
-  parex::detail::encode(b, v);
-  parex::detail::Reader r(std::span<const std::byte>(b.data(), b.size()));
-  return parex::detail::decode<T>(r);
-}
-}  // namespace
-
 BOOST_AUTO_TEST_SUITE(mp_sync)
 
 BOOST_AUTO_TEST_CASE(ten_processes_times_1000_locked_increments_make_10000) {

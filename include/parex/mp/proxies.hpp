@@ -174,15 +174,6 @@ class DictProxy : public detail::ProxyBase {
     }
     return os << '}';
   }
-
- private:
-  template <class, class>
-  friend class detail::KeyIterator;
-  std::uint64_t version() const { return call_for<std::uint64_t>("version"); }
-  std::vector<K> keys_after(std::uint64_t version, const std::optional<K>& last, std::size_t n) const {
-    return last ? call_many<K>("keys_after", version, std::uint64_t(n), *last)
-                : call_many<K>("keys_after", version, std::uint64_t(n));
-  }
 };
 
 /// Python's SetProxy (3.14): members kept in insertion order. The operations that make
@@ -276,8 +267,6 @@ class SetProxy : public detail::ProxyBase {
   }
 
  private:
-  template <class, class>
-  friend class detail::KeyIterator;
   // Another set proxy's members are read first (one request), then sent with the call.
   template <class R>
   std::vector<std::byte> with_items(std::string_view method, const R& r) const {
@@ -296,11 +285,6 @@ class SetProxy : public detail::ProxyBase {
   static bool as_bool(const std::vector<std::byte>& reply) {
     detail::Reader r(reply);
     return detail::get_item<bool>(r);
-  }
-  std::uint64_t version() const { return call_for<std::uint64_t>("version"); }
-  std::vector<T> keys_after(std::uint64_t version, const std::optional<T>& last, std::size_t n) const {
-    return last ? call_many<T>("keys_after", version, std::uint64_t(n), *last)
-                : call_many<T>("keys_after", version, std::uint64_t(n));
   }
 };
 

@@ -106,6 +106,17 @@ class ProxyBase {
   void encode_base(Writer& w) const;
   ManagerLink& link() const;
 
+  /// What a KeyIterator reads (a dict's keys, a set's members): the object's version (its
+  /// count of insertions and removals), and the n keys after `last` (from the first if none).
+  std::uint64_t version() const { return call_for<std::uint64_t>("version"); }
+  template <class K>
+  std::vector<K> keys_after(std::uint64_t version, const std::optional<K>& last, std::size_t n) const {
+    return last ? call_many<K>("keys_after", version, std::uint64_t(n), *last)
+                : call_many<K>("keys_after", version, std::uint64_t(n));
+  }
+  template <class, class>
+  friend class KeyIterator;
+
  private:
   std::shared_ptr<ManagerLink> link_;
   std::uint64_t id_ = 0, tag_ = 0;
@@ -192,7 +203,7 @@ class KeyIterator {
     if (!live_ || done_ || (started_ && pos_ < buf_.size())) return;
     std::optional<K> last;
     if (!buf_.empty()) last = buf_.back();  // a copy: a read that throws leaves the iterator where it was
-    buf_ = owner_.keys_after(version_, last, chunk_);
+    buf_ = owner_.template keys_after<K>(version_, last, chunk_);
     pos_ = 0;
     started_ = true;
     done_ = buf_.empty();
