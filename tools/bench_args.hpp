@@ -17,6 +17,8 @@ namespace bench {
 struct Args {
   bool json = false;
   int repeats = 3;
+  std::string only;  // --only NAME: run that figure alone (for a profiler)
+  bool wants(const char* figure) const { return only.empty() || only == figure; }
 };
 
 inline Args parse_args(int argc, char** argv) {
@@ -24,6 +26,7 @@ inline Args parse_args(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json")) a.json = true;
     else if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc) a.repeats = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) a.only = argv[++i];
   }
   return a;
 }

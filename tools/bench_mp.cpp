@@ -179,13 +179,13 @@ int main(int argc, char** argv) {
   const bench::Args args = bench::parse_args(argc, argv);
   std::map<std::string, std::vector<double>> r;
   for (int k = 0; k < args.repeats; ++k) {
-    r["queue_int_per_s"].push_back(queue_ints(400000));
-    r["queue_1k_per_s"].push_back(queue_strings(200000));
-    r["pipe_per_s"].push_back(pipe_one_way(400000));
-    r["pipe_round_trip_us"].push_back(pipe_round_trip_us(20000));
-    r["lock_ops_per_s"].push_back(lock_ops(200000));
-    r["increments_ms"].push_back(increments_ms());
-    r["start_join_ms"].push_back(start_join_ms(20));
+    if (args.wants("queue_int_per_s")) r["queue_int_per_s"].push_back(queue_ints(400000));
+    if (args.wants("queue_1k_per_s")) r["queue_1k_per_s"].push_back(queue_strings(200000));
+    if (args.wants("pipe_per_s")) r["pipe_per_s"].push_back(pipe_one_way(400000));
+    if (args.wants("pipe_round_trip_us")) r["pipe_round_trip_us"].push_back(pipe_round_trip_us(20000));
+    if (args.wants("lock_ops_per_s")) r["lock_ops_per_s"].push_back(lock_ops(200000));
+    if (args.wants("increments_ms")) r["increments_ms"].push_back(increments_ms());
+    if (args.wants("start_join_ms")) r["start_join_ms"].push_back(start_join_ms(20));
   }
   bench::print_medians("bench_mp", args, r);
 }

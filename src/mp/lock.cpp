@@ -102,7 +102,7 @@ bool LockHandle::acquire_for(std::chrono::nanoseconds timeout) {
   LockCell& c = cell(cell_);
   int rc;
   if (timeout == no_timeout) {
-    rc = pthread_mutex_lock(&c.mutex);
+    rc = lock_robust_spinning(c.mutex);
   } else if (timeout == std::chrono::nanoseconds(0)) {
     rc = pthread_mutex_trylock(&c.mutex);
   } else {

@@ -1,12 +1,7 @@
-// The byte queue under Queue, SimpleQueue and JoinableQueue (see include/parex/mp/queues.hpp).
-//
-// Segment layout: [QueueState, one page][ring, capacity bytes (a power of two)].
-// A record is [u32 length][u32 kind][payload, padded to 8]; head and tail are byte
-// positions that only grow (the ring index is pos & (capacity - 1)). Everything but the
-// futex words and `tail` (read without the lock by a getter about to sleep) changes under
-// `mutex`, a robust process-shared pthread mutex. A record counts once `tail` passes it and
-// is gone once `head` does: a process killed while holding the mutex leaves both as they
-// were before its operation, and EOWNERDEAD needs no repair beyond what follows.
+// The byte queue under Queue, SimpleQueue, JoinableQueue and Pipe: making and attaching,
+// put and get (see include/parex/mp/queues.hpp; the shared state, its two mutexes and
+// how waiters sleep are in mp/queue_state.hpp; the counts, join and shutdown in
+// queue_joinable.cpp).
 //
 // Items larger than a quarter of the ring stream as chunks (first, middle..., last). While
 // one streams, `writer` names its thread and other putters wait; while one is being read,
@@ -16,117 +11,18 @@
 // a dead reader's remaining chunks are skipped.
 #include <parex/mp/queues.hpp>
 
-#include "mp/liveness.hpp"
-#include "mp/robust_mutex.hpp"
-#include "sync/futex.hpp"
+#include "mp/queue_state.hpp"
 
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
-#include <csignal>
-#include <cstdio>
 #include <cstring>
 #include <exception>
-#include <mutex>
-#include <vector>
 #include <new>
-#include <pthread.h>
-#include <sched.h>
-#include <string>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 namespace parex::detail {
 
-namespace {
-constexpr std::uint32_t queue_magic = 0x51554531;  // "QUE1"
-constexpr std::size_t state_bytes = 4096;
-enum Kind : std::uint32_t { whole = 1, first = 2, middle = 3, last = 4 };
-constexpr std::size_t record_header = 8;
-constexpr auto liveness_slice = std::chrono::milliseconds(100);  // how often a waiter checks a named thread
-constexpr int spin_before_sleep = 256;  // cpu_relax() rounds, then
-constexpr int yield_before_sleep = 2;   // sched_yield() rounds, before a futex wait
-// A JoinableQueue knows which process got each item not yet task_done, so that join() can
-// tell a consumer that died owing some from a slow one; past this many consumer processes
-// at once, the others go uncounted (join() waits for them, as Python's does).
-constexpr int owed_slots = 64;
-enum Shut : std::uint32_t { open = 0, shut_down = 1, shut_down_now = 2 };
-
-std::size_t padded(std::size_t n) { return (n + 7) & ~std::size_t{7}; }
-
-struct Thread {
-  std::int32_t pid = 0, tid = 0;
-  bool none() const { return tid == 0; }
-  bool is_me() const { return pid == ::getpid() && tid == ::gettid(); }
-  bool alive() const { return thread_alive(pid, tid); }
-  static Thread me() { return {::getpid(), ::gettid()}; }
-};
-}  // namespace
-
-struct QueueState {
-  pthread_mutex_t mutex;
-  std::uint32_t magic;
-  std::uint64_t tag;       // the item type (and queue kind): a wrong handle fails to decode
-  std::uint64_t capacity;  // ring bytes, a power of two
-  std::uint64_t maxsize;   // items; 0: unbounded
-  std::uint64_t head;      // guarded by mutex
-  std::atomic<std::uint64_t> tail;  // written under mutex; read without it before sleeping
-  std::uint64_t items;       // whole items and first chunks in the ring
-  std::uint64_t unfinished;  // JoinableQueue: put and not yet task_done
-  Thread writer;             // streaming an item in chunks
-  std::uint64_t stream_start;  // where its first chunk is
-  Thread reader;             // reading one
-  std::uint32_t joinable;    // a JoinableQueue: get() and task_done() keep `owed`
-  struct Owed {
-    std::int32_t pid;        // a consumer process
-    std::uint32_t count;     // items it got and has not task_done; 0: a free slot
-  } owed[owed_slots];        // guarded by mutex
-  std::uint64_t credits;     // task_done() calls made on another process's behalf
-  std::atomic<std::uint32_t> shut;  // 0, shut_down, shut_down_now: changed under mutex
-  alignas(64) std::atomic<std::uint32_t> data_seq;
-  std::atomic<std::uint32_t> data_waiters;
-  alignas(64) std::atomic<std::uint32_t> space_seq;
-  std::atomic<std::uint32_t> space_waiters;
-  alignas(64) std::atomic<std::uint32_t> done_seq;
-  std::atomic<std::uint32_t> done_waiters;
-};
-static_assert(sizeof(QueueState) <= state_bytes);
+using namespace queue;
 
 namespace {
-// Held: the queue's mutex, taken over from a dead holder if need be.
-struct Held : RobustHeld {
-  explicit Held(QueueState& s) : RobustHeld(s.mutex) {}
-};
-
-using Deadline = std::optional<Clock::time_point>;
-
-// Sleeps on word (lock released) until it moves, the deadline, or a slice when `bounded`.
-void sleep_on(Held& held, std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& waiters, std::uint32_t seen,
-              const Deadline& deadline, bool bounded) {
-  held.unlock();
-  // The other side is often about to move the word: catching that awake saves a futex
-  // wake on its side and a sleep on ours (the difference between ~0.7 and ~2M items/s).
-  for (int i = 0; i < spin_before_sleep; ++i) {
-    if (word.load(std::memory_order_acquire) != seen) return held.lock();
-    cpu_relax();
-  }
-  for (int i = 0; i < yield_before_sleep; ++i) {
-    if (word.load(std::memory_order_acquire) != seen) return held.lock();
-    sched_yield();
-  }
-  Clock::time_point until = deadline ? *deadline : Clock::time_point::max();
-  if (bounded) until = std::min(until, Clock::now() + liveness_slice);
-  waiters.fetch_add(1, std::memory_order_seq_cst);
-  futex_wait(word, seen, until == Clock::time_point::max() ? nullptr : &until, FutexScope::shared);
-  waiters.fetch_sub(1, std::memory_order_seq_cst);
-  held.lock();
-}
-
-void bump(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& waiters, int count) {
-  word.fetch_add(1, std::memory_order_seq_cst);
-  if (waiters.load(std::memory_order_seq_cst) != 0) futex_wake(word, count, FutexScope::shared);
-}
-
 void copy_in(std::byte* ring, std::uint64_t cap, std::uint64_t pos, const void* src, std::size_t n) {
   const std::size_t off = pos & (cap - 1), first = std::min<std::size_t>(n, cap - off);
   std::memcpy(ring + off, src, first);
@@ -138,55 +34,33 @@ void copy_out(const std::byte* ring, std::uint64_t cap, std::uint64_t pos, void*
   std::memcpy(static_cast<std::byte*>(dst) + first, ring, n - first);
 }
 
-// ---- a JoinableQueue's consumers (mutex held in all of these) -------------------------
-// This process got one more item (+1), or dropped one it had begun to get (-1).
-void owe(QueueState& s, int delta) {
-  if (!s.joinable) return;
-  const std::int32_t me = ::getpid();
-  QueueState::Owed* free_slot = nullptr;
-  for (auto& o : s.owed) {
-    if (o.count != 0 && o.pid == me) {
-      o.count = static_cast<std::uint32_t>(static_cast<std::int64_t>(o.count) + delta);
-      return;
+// Both ends' mutexes, put_mutex first (the one order every holder of both uses).
+struct BothHeld {
+  Held put, get;
+  explicit BothHeld(QueueState& s) : put(s.put_mutex), get(s.get_mutex) {}
+};
+
+// A streaming writer that died (both mutexes held). If no getter has started its item,
+// its chunks are taken back (its first chunk, and the counts with it, may not have been
+// committed); if the getter that took its first chunk died too, its remaining chunks will
+// be skipped. Returns whether it is dealt with (false: a live getter assembles its item
+// and ends it when the ring runs dry).
+bool settle_dead_writer(QueueState& s) {
+  const std::uint64_t tail = s.tail.load(std::memory_order_relaxed);
+  if (s.head.load(std::memory_order_relaxed) <= s.stream_start) {
+    if (tail > s.stream_start) {
+      s.puts.store(s.puts.load(std::memory_order_relaxed) - 1, std::memory_order_release);
+      finish_one(s);
     }
-    if (o.count == 0 && !free_slot) free_slot = &o;
+    s.tail.store(s.stream_start, std::memory_order_release);
+  } else {
+    const Thread r = s.reader.load();
+    if (!r.none() && r.alive()) return false;
+    finish_one(s);
   }
-  if (delta > 0 && free_slot) *free_slot = {me, 1};
-}
-
-// One task_done(): from this process's count if it owes any; else it is made on another
-// process's behalf (which one cannot be known), and counts as a credit against the
-// counts of dead consumers: join() then blames a dead consumer only for what the credits
-// do not cover, and never a process that owes nothing.
-void settle(QueueState& s) {
-  if (!s.joinable) return;
-  const std::int32_t me = ::getpid();
-  for (auto& o : s.owed)
-    if (o.count != 0 && o.pid == me) {
-      --o.count;
-      return;
-    }
-  ++s.credits;
-}
-
-// A consumer that died owing task_done() calls that no credit covers: join() would wait
-// for it for ever.
-std::optional<QueueState::Owed> dead_consumer(QueueState& s) {
-  std::uint64_t dead_owe = 0;
-  std::optional<QueueState::Owed> first;
-  for (auto& o : s.owed)
-    if (o.count != 0 && !process_alive(o.pid)) {
-      dead_owe += o.count;
-      if (!first) first = o;
-    }
-  if (!first || dead_owe <= s.credits) return std::nullopt;
-  first->count = static_cast<std::uint32_t>(std::min<std::uint64_t>(first->count, dead_owe - s.credits));
-  return first;
-}
-bool anyone_owes(const QueueState& s) {
-  for (auto& o : s.owed)
-    if (o.count != 0) return true;
-  return false;
+  s.writer.store({});
+  bump(s.space, INT32_MAX);
+  return true;
 }
 }  // namespace
 
@@ -195,8 +69,9 @@ QueueCore::QueueCore(std::size_t maxsize, std::size_t capacity_bytes, std::uint6
   while (cap < capacity_bytes && cap < (std::size_t{1} << 40)) cap <<= 1;
   segment_ = Segment::create(state_bytes + cap, "queue");
   state_ = new (segment_->data()) QueueState{};
-  init_robust_mutex(state_->mutex, PTHREAD_MUTEX_NORMAL, "a queue's lock");
-  state_->magic = queue_magic;
+  init_robust_mutex(state_->put_mutex, PTHREAD_MUTEX_NORMAL, "a queue's lock");
+  init_robust_mutex(state_->get_mutex, PTHREAD_MUTEX_NORMAL, "a queue's lock");
+  state_->magic = queue::magic;
   state_->tag = type_tag;
   state_->capacity = cap;
   state_->maxsize = maxsize;
@@ -208,7 +83,7 @@ QueueCore::QueueCore(Reader& r, std::uint64_t type_tag) {
   std::uint64_t offset = 0;
   segment_ = decode_handle(r, offset, state_bytes);
   state_ = reinterpret_cast<QueueState*>(segment_->data());
-  if (offset != 0 || state_->magic != queue_magic || state_->tag != type_tag ||
+  if (offset != 0 || state_->magic != queue::magic || state_->tag != type_tag ||
       state_->capacity > segment_->size() - state_bytes)
     throw SharedObjectError("this handle does not refer to a queue of this item type");
   ring_ = segment_->data() + state_bytes;
@@ -224,19 +99,6 @@ void QueueCore::check_not_shut_down() const {
   if (state_->shut.load(std::memory_order_acquire) != open) throw ShutDown();
 }
 
-std::size_t QueueCore::qsize() const {
-  check_open();
-  Held h(*state_);
-  return state_->items;
-}
-std::size_t QueueCore::maxsize() const noexcept { return state_->maxsize; }
-std::size_t QueueCore::capacity() const noexcept { return state_->capacity; }
-
-void QueueCore::count_unfinished() {
-  Held held(*state_);
-  ++state_->unfinished;
-}
-
 void QueueCore::put_in_ring(std::span<const std::byte> item, std::chrono::nanoseconds timeout, bool counted) {
   QueueState& s = *state_;
   const std::uint64_t cap = s.capacity;
@@ -245,9 +107,17 @@ void QueueCore::put_in_ring(std::span<const std::byte> item, std::chrono::nanose
   // Streaming waits for getters chunk by chunk: an unbounded put (at_once) hands a big
   // item to the feeder instead, a bounded put_nowait refuses it.
   if (chunked && timeout == std::chrono::nanoseconds(0)) throw Full();
-  const Deadline deadline = deadline_of(timeout);
-  Held held(s);
-  auto free_bytes = [&] { return cap - (s.tail.load(std::memory_order_relaxed) - s.head); };
+  // Dated when it first has to wait: a put that finds room reads no clock.
+  Deadline deadline;
+  bool dated = false;
+  Held held(s.put_mutex);
+  auto room_for = [&](std::size_t bytes) {
+    return cap - (s.tail.load(std::memory_order_relaxed) - s.head.load(std::memory_order_acquire)) >= bytes;
+  };
+  auto under_maxsize = [&] {
+    return s.maxsize == 0 ||
+           s.puts.load(std::memory_order_relaxed) - s.gets.load(std::memory_order_acquire) < s.maxsize;
+  };
   auto write = [&](Kind kind, std::span<const std::byte> body, const std::uint64_t* total) {
     const std::uint32_t len = static_cast<std::uint32_t>(body.size() + (total ? 8 : 0));
     std::uint64_t pos = s.tail.load(std::memory_order_relaxed);
@@ -255,72 +125,64 @@ void QueueCore::put_in_ring(std::span<const std::byte> item, std::chrono::nanose
     copy_in(ring_, cap, pos, head, record_header);
     if (total) copy_in(ring_, cap, pos + record_header, total, 8);
     copy_in(ring_, cap, pos + record_header + (total ? 8 : 0), body.data(), body.size());
-    s.tail.store(pos + record_header + padded(len), std::memory_order_release);  // the commit
     if (kind == whole || kind == first) {
-      ++s.items;
-      if (!counted) ++s.unfinished;  // a feeder's item was counted when put() took it
+      // Counted before the commit: a getter that sees the record sees its count.
+      s.puts.store(s.puts.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+      if (!counted && s.joinable) s.unfinished.fetch_add(1, std::memory_order_acq_rel);
     }
+    s.tail.store(pos + record_header + padded(len), std::memory_order_release);  // the commit
   };
   // Wait for: no other streaming writer, room under maxsize, bytes for the first record.
   const std::size_t first_body = chunked ? chunk_max : item.size();
   for (;;) {
-    if (s.shut.load(std::memory_order_relaxed) != open) {
-      if (counted && s.unfinished != 0 && --s.unfinished == 0) bump(s.done_seq, s.done_waiters, INT32_MAX);
+    if (s.shut.load(std::memory_order_acquire) != open) {
+      if (counted) finish_one(s);
       throw ShutDown();
     }
-    if (!s.writer.none() && !s.writer.is_me()) {
-      if (!s.writer.alive() && s.head <= s.stream_start) {
-        // It died mid-stream and no getter has started its item: take its chunks back
-        // (its first chunk, and the counts with it, may not have been committed).
-        if (s.tail.load(std::memory_order_relaxed) > s.stream_start) {
-          --s.items;
-          --s.unfinished;
+    const Thread w = s.writer.load();
+    if (!w.none() && !w.is_me()) {
+      if (!w.alive()) {
+        held.unlock();  // both, in order
+        bool dealt;
+        {
+          BothHeld both(s);
+          dealt = s.writer.load().word() == w.word() && settle_dead_writer(s);
         }
-        s.tail.store(s.stream_start, std::memory_order_release);
-        s.writer = {};
-        bump(s.space_seq, s.space_waiters, INT32_MAX);
-        continue;
-      }
-      if (!s.writer.alive() && (s.reader.none() || !s.reader.alive())) {
-        // It died mid-stream, and the getter that took its first chunk died too: its
-        // remaining chunks are skipped by getters.
-        s.writer = {};
-        --s.unfinished;
-        bump(s.space_seq, s.space_waiters, INT32_MAX);
-        continue;
+        held.lock();
+        if (dealt) continue;
       }
       // Alive, or dead with a live getter assembling its item: that getter ends it.
-    } else if ((s.maxsize == 0 || s.items < s.maxsize) && free_bytes() >= record_header + padded(first_body + 8)) {
+    } else if (under_maxsize() && room_for(record_header + padded(first_body + 8))) {
       break;
     }
+    if (!dated) {
+      deadline = deadline_of(timeout);
+      dated = true;
+    }
     if (passed(deadline)) throw Full();
-    sleep_on(held, s.space_seq, s.space_waiters, s.space_seq.load(std::memory_order_seq_cst), deadline,
-             !s.writer.none());
-    // A seq read after unlocking could miss a bump: read it under the lock (above), and the
-    // bumps happen under the lock too.
+    sleep_on(held, s.space, s, deadline, !w.none());
   }
   if (!chunked) {
     write(whole, item, nullptr);
-    bump(s.data_seq, s.data_waiters, 1);
+    bump(s.data, 1);
     return;
   }
   // Streaming: name ourselves, then chunk by chunk as room appears (no deadline past the
   // first chunk: a half-sent item is worse than a late one).
-  s.writer = Thread::me();
+  s.writer.store(Thread::me());
   s.stream_start = s.tail.load(std::memory_order_relaxed);
   const std::uint64_t total = item.size();
   std::size_t sent = 0;
   while (sent < item.size()) {
     const std::size_t n = std::min(chunk_max, item.size() - sent);
-    while (free_bytes() < record_header + padded(n + 8))
-      sleep_on(held, s.space_seq, s.space_waiters, s.space_seq.load(std::memory_order_seq_cst), std::nullopt, false);
+    while (!room_for(record_header + padded(n + 8))) sleep_on(held, s.space, s, std::nullopt, false);
     const Kind kind = sent == 0 ? first : (sent + n == item.size() ? last : middle);
     write(kind, item.subspan(sent, n), kind == first ? &total : nullptr);
     sent += n;
-    bump(s.data_seq, s.data_waiters, INT32_MAX);
+    bump(s.data, INT32_MAX);
   }
-  s.writer = {};
-  bump(s.space_seq, s.space_waiters, INT32_MAX);  // putters waiting for the stream to end
+  s.writer.store({});
+  bump(s.space, INT32_MAX);  // putters waiting for the stream to end
 }
 
 bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
@@ -332,10 +194,10 @@ bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
     ~Unname() {
       if (std::uncaught_exceptions() == 0) return;
       try {
-        RobustHeld held(s.mutex);  // get()'s own hold ended before this runs
-        if (!s.reader.is_me()) return;
-        s.reader = {};
-        bump(s.data_seq, s.data_waiters, INT32_MAX);
+        Held held(s.get_mutex);  // get()'s own hold ended before this runs
+        if (!s.reader.load().is_me()) return;
+        s.reader.store({});
+        bump(s.data, INT32_MAX);
       } catch (...) {  // the lock itself failed: nothing more can be done
       }
     }
@@ -345,66 +207,77 @@ bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
   const Deadline deadline = deadline_of(timeout);
   bool assembling = false;
   const std::size_t base = out.size();
-  Held held(s);
+  Held held(s.get_mutex);
   auto consumed = [&](std::uint64_t bytes) {
-    s.head += bytes;
-    bump(s.space_seq, s.space_waiters, INT32_MAX);
+    s.head.store(s.head.load(std::memory_order_relaxed) + bytes, std::memory_order_release);
+    bump(s.space, INT32_MAX);
   };
+  auto taken = [&] { s.gets.store(s.gets.load(std::memory_order_relaxed) + 1, std::memory_order_release); };
   auto stop_assembling = [&] {
     assembling = false;
     owe(s, -1);  // the item it had begun to get is dropped
     out.truncate(base);
-    s.reader = {};
-    bump(s.data_seq, s.data_waiters, INT32_MAX);
+    s.reader.store({});
+    bump(s.data, INT32_MAX);
   };
   for (;;) {
-    if (!assembling && !s.reader.none() && !s.reader.is_me()) {
-      if (s.reader.alive()) {
+    const Thread r = s.reader.load();
+    if (!assembling && !r.none() && !r.is_me()) {
+      if (r.alive()) {
         if (passed(deadline)) return false;
-        sleep_on(held, s.data_seq, s.data_waiters, s.data_seq.load(std::memory_order_seq_cst), deadline, true);
+        sleep_on(held, s.data, s, deadline, true);
         continue;
       }
-      s.reader = {};  // the rest of its item's chunks are skipped below
+      s.reader.store({});  // the rest of its item's chunks are skipped below
     }
-    const std::uint64_t tail = s.tail.load(std::memory_order_relaxed);
-    const std::uint32_t shut = s.shut.load(std::memory_order_relaxed);
+    // shut first: a shutdown came after every commit made before it, so the tail read
+    // after it shows them all.
+    const std::uint32_t shut = s.shut.load(std::memory_order_acquire);
+    const std::uint64_t head = s.head.load(std::memory_order_relaxed);
+    const std::uint64_t tail = s.tail.load(std::memory_order_acquire);
     // Shut down: once empty, but an item being assembled still gets its last chunks (its
     // writer streams them to the end) unless shut down now, which dropped them.
-    if (shut == shut_down_now || (s.head == tail && shut != open && !assembling)) {
+    if (shut == shut_down_now || (head == tail && shut != open && !assembling)) {
       if (assembling) {  // its remaining chunks were dropped: so is the item
         stop_assembling();
-        if (s.unfinished != 0 && --s.unfinished == 0) bump(s.done_seq, s.done_waiters, INT32_MAX);
+        finish_one(s);
       }
       throw ShutDown();
     }
-    if (s.head == tail) {
-      if (assembling && !s.writer.none() && !s.writer.alive()) {  // its writer died mid-item
-        s.writer = {};
-        --s.unfinished;
-        stop_assembling();
-        bump(s.space_seq, s.space_waiters, INT32_MAX);
+    if (head == tail) {
+      const Thread w = s.writer.load();
+      if (assembling && !w.none() && !w.alive()) {  // its writer died mid-item
+        held.unlock();  // both, in order
+        {
+          Held put(s.put_mutex);
+          held.lock();
+          if (s.writer.load().word() == w.word() && s.head.load(std::memory_order_relaxed) ==
+                                                         s.tail.load(std::memory_order_relaxed)) {
+            s.writer.store({});
+            finish_one(s);
+            stop_assembling();
+            bump(s.space, INT32_MAX);
+          }
+        }
         continue;
       }
-      if (!assembling && (passed(deadline))) {
-        return false;
-      }
-      sleep_on(held, s.data_seq, s.data_waiters, s.data_seq.load(std::memory_order_seq_cst),
-               assembling ? std::nullopt : deadline, assembling);
+      if (!assembling && passed(deadline)) return false;
+      sleep_on(held, s.data, s, assembling ? std::nullopt : deadline, assembling);
       continue;
     }
-    std::uint32_t head[2];
-    copy_out(ring_, cap, s.head, head, record_header);
-    const std::uint32_t len = head[0], kind = head[1];
-    if (kind < whole || kind > last || record_header + padded(len) > tail - s.head)
+    std::uint32_t rec[2];
+    copy_out(ring_, cap, head, rec, record_header);
+    const std::uint32_t len = rec[0], kind = rec[1];
+    if (kind < whole || kind > last || record_header + padded(len) > tail - head)
       throw ProtocolError("a corrupt record in a shared queue");
-    const std::uint64_t body = s.head + record_header, bytes = record_header + padded(len);
+    const std::uint64_t body = head + record_header, bytes = record_header + padded(len);
     switch (kind) {
       case whole:
         if (assembling) stop_assembling();  // cannot happen with live writers; be safe
         out.reserve_more(len);
         copy_out(ring_, cap, body, out.data() + out.size(), len);
         out.advance(len);
-        --s.items;
+        taken();
         consumed(bytes);
         owe(s, +1);
         return true;
@@ -417,8 +290,8 @@ bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
         copy_out(ring_, cap, body + 8, out.data() + out.size(), len - 8);
         out.advance(len - 8);
         assembling = true;
-        s.reader = Thread::me();
-        --s.items;
+        s.reader.store(Thread::me());
+        taken();
         consumed(bytes);
         owe(s, +1);  // taken: if this process dies before the last chunk, it owes the item
         continue;
@@ -434,8 +307,8 @@ bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
         out.advance(len);
         consumed(bytes);
         if (kind == last) {
-          s.reader = {};
-          bump(s.data_seq, s.data_waiters, INT32_MAX);
+          s.reader.store({});
+          bump(s.data, INT32_MAX);
           return true;
         }
         continue;
@@ -446,53 +319,14 @@ bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
 bool QueueCore::wait_readable(std::chrono::nanoseconds timeout) {
   QueueState& s = *state_;
   const Deadline deadline = deadline_of(timeout);
-  Held held(s);
-  while (s.head == s.tail.load(std::memory_order_relaxed)) {
+  Held held(s.get_mutex);
+  while (s.head.load(std::memory_order_relaxed) == s.tail.load(std::memory_order_acquire)) {
     if (passed(deadline)) return false;
-    sleep_on(held, s.data_seq, s.data_waiters, s.data_seq.load(std::memory_order_seq_cst), deadline, false);
+    sleep_on(held, s.data, s, deadline, false);
   }
   // A put wakes one waiter: if it was this one, which takes nothing, pass the wake on to
   // a getter that would take the item.
-  if (s.data_waiters.load(std::memory_order_seq_cst) != 0) bump(s.data_seq, s.data_waiters, 1);
-  return true;
-}
-
-void QueueCore::shutdown(bool immediate) {
-  QueueState& s = *state_;
-  Held held(s);
-  s.shut.store(std::max<std::uint32_t>(s.shut.load(std::memory_order_relaxed), immediate ? shut_down_now : shut_down),
-               std::memory_order_relaxed);
-  if (immediate) {  // as Python: the items dropped count as done for join()
-    s.unfinished -= std::min(s.unfinished, s.items);
-    s.items = 0;
-    s.head = s.tail.load(std::memory_order_relaxed);
-  }
-  bump(s.data_seq, s.data_waiters, INT32_MAX);
-  bump(s.space_seq, s.space_waiters, INT32_MAX);
-  if (s.unfinished == 0) bump(s.done_seq, s.done_waiters, INT32_MAX);
-}
-
-void QueueCore::task_done() {
-  QueueState& s = *state_;
-  Held held(s);
-  if (s.unfinished == 0) throw ValueError("task_done() called more times than there were items");
-  settle(s);
-  if (--s.unfinished == 0) bump(s.done_seq, s.done_waiters, INT32_MAX);
-}
-
-bool QueueCore::join(std::chrono::nanoseconds timeout) {
-  QueueState& s = *state_;
-  const Deadline deadline = deadline_of(timeout);
-  Held held(s);
-  while (s.unfinished != 0) {
-    // Only a join() without a timeout gives up on a dead consumer: one with a timeout
-    // keeps Python's meaning (false once it ran out).
-    if (!deadline)
-      if (auto dead = dead_consumer(s)) throw ConsumerDiedError(dead->pid, dead->count);
-    if (passed(deadline)) return false;
-    sleep_on(held, s.done_seq, s.done_waiters, s.done_seq.load(std::memory_order_seq_cst), deadline,
-             !deadline && anyone_owes(s));
-  }
+  bump(s.data, 1);
   return true;
 }
 

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -135,9 +136,34 @@ void join_worker(parex::JoinableQueue<int> q, parex::Value<long> sum) {
 
 void echo_big(parex::Queue<std::string> in, parex::Queue<std::string> out) { out.put(in.get()); }
 
+std::string mixed_item(int id, int seq) {
+  const std::size_t filler = seq % 7 == 0 ? 20000 + static_cast<std::size_t>(seq % 5) * 3000
+                                          : static_cast<std::size_t>((seq * 37 + id * 11) % 900);
+  return std::to_string(id) + ":" + std::to_string(seq) + ":" + std::string(filler, static_cast<char>('a' + seq % 26));
+}
+
+void put_mixed(parex::Queue<std::string> q, int id, int n) {
+  for (int i = 0; i < n; ++i) q.put(mixed_item(id, i));
+}
+
+void get_mixed(parex::Queue<std::string> q, parex::Array<int> seen, int n) {
+  for (;;) {
+    const std::string v = q.get();
+    if (v.empty()) return;
+    int id = -1, seq = -1;
+    std::size_t slot = seen.size() - 1;
+    if (std::sscanf(v.c_str(), "%d:%d:", &id, &seq) == 2 && id >= 0 && seq >= 0 && seq < n &&
+        static_cast<std::size_t>(id) * n + seq < seen.size() - 1 && v == mixed_item(id, seq))
+      slot = static_cast<std::size_t>(id) * n + static_cast<std::size_t>(seq);
+    std::atomic_ref<int>(seen[slot]).fetch_add(1);
+  }
+}
+
 PAREX_REGISTER(produce_range);
 PAREX_REGISTER(consume_n);
 PAREX_REGISTER(consume_until_minus_one);
+PAREX_REGISTER(put_mixed);
+PAREX_REGISTER(get_mixed);
 PAREX_REGISTER(join_worker);
 void acquire_and_return(parex::Lock lock) { lock.acquire(); }  // exits holding it
 

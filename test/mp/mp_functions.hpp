@@ -43,6 +43,13 @@ void consume_n(parex::Queue<int> q, parex::Array<int> seen, int n);
 void consume_until_minus_one(parex::Queue<int> q, parex::Array<int> seen);
 void join_worker(parex::JoinableQueue<int> q, parex::Value<long> sum);
 void echo_big(parex::Queue<std::string> in, parex::Queue<std::string> out);
+// Item `seq` of putter `id`: "id:seq:" and a filler whose size and letter follow from both;
+// every 7th is bigger than a quarter of a 64 KiB ring (it streams in chunks).
+std::string mixed_item(int id, int seq);
+void put_mixed(parex::Queue<std::string> q, int id, int n);
+// Gets until an empty item; checks each against mixed_item and counts it in seen[id * n + seq]
+// (a wrong item counts in seen's last slot).
+void get_mixed(parex::Queue<std::string> q, parex::Array<int> seen, int n);
 void acquire_and_return(parex::Lock lock);
 }  // namespace mp_test
 

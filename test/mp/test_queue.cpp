@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <random>
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <string>
@@ -74,6 +75,41 @@ BOOST_AUTO_TEST_CASE(many_producers_and_consumers_in_processes_and_threads_deliv
   int wrong = 0;
   for (int v : seen) wrong += v != 1;
   BOOST_TEST(wrong == 0);
+  BOOST_TEST(q.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_bounded_queue_with_putters_and_getters_at_both_ends_at_once) {
+  // Putters and getters hold different locks and run at the same time: three putter
+  // processes and this process's thread against two getter processes and this process,
+  // items of mixed sizes (some stream in chunks through the 64 KiB ring), at most 8 in the
+  // queue. Every item arrives once and whole, and qsize() never shows more than maxsize.
+  constexpr int putters = 3, per_putter = 3000, total = (putters + 1) * per_putter;
+  constexpr std::size_t maxsize = 8;
+  parex::Queue<std::string> q(maxsize, 1 << 16);
+  parex::Array<int> seen(total + 1);  // the last slot counts wrong items
+  std::vector<parex::Process> ps;
+  for (int p = 0; p < putters; ++p) ps.emplace_back(put_mixed, q, p, per_putter);
+  for (int g = 0; g < 2; ++g) ps.emplace_back(get_mixed, q, seen, per_putter);
+  for (auto& p : ps) p.start();
+  std::atomic<bool> stop{false};
+  std::atomic<std::size_t> most{0};
+  std::thread watcher([&] {
+    while (!stop.load()) most.store(std::max(most.load(), q.qsize()));
+  });
+  std::thread local_putter([&] { put_mixed(q, putters, per_putter); });
+  std::thread local_getter([&] { get_mixed(q, seen, per_putter); });
+  local_putter.join();
+  for (int p = 0; p < putters; ++p) ps[static_cast<std::size_t>(p)].join();
+  for (int g = 0; g < 3; ++g) q.put(std::string());
+  local_getter.join();
+  for (auto& p : ps) p.join();
+  stop = true;
+  watcher.join();
+  int wrong = 0;
+  for (int i = 0; i < total; ++i) wrong += seen[static_cast<std::size_t>(i)] != 1;
+  BOOST_TEST(wrong == 0);
+  BOOST_TEST(seen[total] == 0);
+  BOOST_TEST(most.load() <= maxsize);
   BOOST_TEST(q.empty());
 }
 
