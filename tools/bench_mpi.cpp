@@ -1,5 +1,7 @@
 // bench_mpi: MpiExecutor against raw Boost.MPI on the same ranks (run under mpirun -np 3).
 //   mpirun -np 3 bench_mpi          parex: 100k tiny calls, a 1M-item map, one call's round trip
+//   mpirun -np 3 bench_mpi --round-trips N   parex: only N round trips (what a profiler
+//                                   should see of one call's round trip)
 //   mpirun -np 3 bench_mpi --raw    raw Boost.MPI: a task farm at 1 and at 1000 tasks per
 //                                   message (serialized task structs, and plain int arrays),
 //                                   and a ping-pong (rank 0 <-> 1; rank 2 idle)
@@ -15,6 +17,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <string>
@@ -191,6 +194,15 @@ void raw_side(int argc, char** argv) {
                 r[0], r[1], r[2], r[3], pp);
 }
 
+// Only one call's round trip, n times.
+void round_trips_only(int n) {
+  parex::MpiExecutor one{{.max_workers = 1}};
+  for (int i = 0; i < 1000; ++i) one.submit(tiny, i).result();  // warm
+  const auto t0 = Clock::now();
+  for (int i = 0; i < n; ++i) one.submit(tiny, i).result();
+  std::printf("{\"mode\": \"parex\", \"round_trip_us\": %.3f}\n", seconds_since(t0) / n * 1e6);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -199,5 +211,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   parex::init(argc, argv);  // ranks 1..N-1 become parex's workers here
-  parex_side();
+  if (argc > 2 && std::strcmp(argv[1], "--round-trips") == 0) round_trips_only(std::atoi(argv[2]));
+  else parex_side();
 }
