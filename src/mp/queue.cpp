@@ -135,6 +135,7 @@ void QueueCore::put_in_ring(std::span<const std::byte> item, std::chrono::nanose
   // Wait for: no other streaming writer, room under maxsize, bytes for the first record.
   const std::size_t first_body = chunked ? chunk_max : item.size();
   for (;;) {
+    const Seen seen = look(s, s.space);  // before anything this round decides on
     if (s.shut.load(std::memory_order_acquire) != open) {
       if (counted) finish_one(s);
       throw ShutDown();
@@ -149,7 +150,7 @@ void QueueCore::put_in_ring(std::span<const std::byte> item, std::chrono::nanose
           dealt = s.writer.load().word() == w.word() && settle_dead_writer(s);
         }
         held.lock();
-        if (dealt) continue;
+        if (dealt || s.writer.load().word() != w.word()) continue;  // settled, by us or another
       }
       // Alive, or dead with a live getter assembling its item: that getter ends it.
     } else if (under_maxsize() && room_for(record_header + padded(first_body + 8))) {
@@ -160,7 +161,7 @@ void QueueCore::put_in_ring(std::span<const std::byte> item, std::chrono::nanose
       dated = true;
     }
     if (passed(deadline)) throw Full();
-    sleep_on(held, s.space, s, deadline, !w.none());
+    sleep_on(held, s.space, s, seen, deadline, !w.none());
   }
   if (!chunked) {
     write(whole, item, nullptr);
@@ -169,13 +170,18 @@ void QueueCore::put_in_ring(std::span<const std::byte> item, std::chrono::nanose
   }
   // Streaming: name ourselves, then chunk by chunk as room appears (no deadline past the
   // first chunk: a half-sent item is worse than a late one).
-  s.writer.store(Thread::me());
+  // stream_start first: a writer found dead must never be judged by the previous stream's.
   s.stream_start = s.tail.load(std::memory_order_relaxed);
+  s.writer.store(Thread::me());
   const std::uint64_t total = item.size();
   std::size_t sent = 0;
   while (sent < item.size()) {
     const std::size_t n = std::min(chunk_max, item.size() - sent);
-    while (!room_for(record_header + padded(n + 8))) sleep_on(held, s.space, s, std::nullopt, false);
+    for (;;) {
+      const Seen seen = look(s, s.space);
+      if (room_for(record_header + padded(n + 8))) break;
+      sleep_on(held, s.space, s, seen, std::nullopt, false);
+    }
     const Kind kind = sent == 0 ? first : (sent + n == item.size() ? last : middle);
     write(kind, item.subspan(sent, n), kind == first ? &total : nullptr);
     sent += n;
@@ -221,14 +227,16 @@ bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
     bump(s.data, INT32_MAX);
   };
   for (;;) {
+    const Seen seen = look(s, s.data);  // before anything this round decides on
     const Thread r = s.reader.load();
     if (!assembling && !r.none() && !r.is_me()) {
       if (r.alive()) {
         if (passed(deadline)) return false;
-        sleep_on(held, s.data, s, deadline, true);
+        sleep_on(held, s.data, s, seen, deadline, true);
         continue;
       }
       s.reader.store({});  // the rest of its item's chunks are skipped below
+      bump(s.data, INT32_MAX);  // other getters waiting for it
     }
     // shut first: a shutdown came after every commit made before it, so the tail read
     // after it shows them all.
@@ -262,7 +270,7 @@ bool QueueCore::get(Buffer& out, std::chrono::nanoseconds timeout) {
         continue;
       }
       if (!assembling && passed(deadline)) return false;
-      sleep_on(held, s.data, s, assembling ? std::nullopt : deadline, assembling);
+      sleep_on(held, s.data, s, seen, assembling ? std::nullopt : deadline, assembling);
       continue;
     }
     std::uint32_t rec[2];
@@ -320,9 +328,11 @@ bool QueueCore::wait_readable(std::chrono::nanoseconds timeout) {
   QueueState& s = *state_;
   const Deadline deadline = deadline_of(timeout);
   Held held(s.get_mutex);
-  while (s.head.load(std::memory_order_relaxed) == s.tail.load(std::memory_order_acquire)) {
+  for (;;) {
+    const Seen seen = look(s, s.data);
+    if (s.head.load(std::memory_order_relaxed) != s.tail.load(std::memory_order_acquire)) break;
     if (passed(deadline)) return false;
-    sleep_on(held, s.data, s, deadline, false);
+    sleep_on(held, s.data, s, seen, deadline, false);
   }
   // A put wakes one waiter: if it was this one, which takes nothing, pass the wake on to
   // a getter that would take the item.

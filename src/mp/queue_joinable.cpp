@@ -92,9 +92,10 @@ void QueueCore::shutdown(bool immediate) {
   if (immediate) {  // as Python: the items dropped count as done for join()
     const std::uint64_t puts = s.puts.load(std::memory_order_relaxed);
     const std::uint64_t dropped = puts - s.gets.load(std::memory_order_relaxed);
-    if (s.joinable) {
-      const std::uint64_t u = s.unfinished.load(std::memory_order_relaxed);
-      s.unfinished.store(u - std::min(u, dropped), std::memory_order_release);
+    if (s.joinable) {  // a CAS: another process's put() may count an item meanwhile
+      std::uint64_t u = s.unfinished.load(std::memory_order_relaxed);
+      while (!s.unfinished.compare_exchange_weak(u, u - std::min(u, dropped), std::memory_order_acq_rel)) {
+      }
     }
     s.gets.store(puts, std::memory_order_release);
     const std::uint64_t tail = s.tail.load(std::memory_order_relaxed);
@@ -116,13 +117,15 @@ bool QueueCore::join(std::chrono::nanoseconds timeout) {
   QueueState& s = *state_;
   const Deadline deadline = deadline_of(timeout);
   Held held(s.get_mutex);
-  while (s.unfinished.load(std::memory_order_acquire) != 0) {
+  for (;;) {
+    const Seen seen = look(s, s.done);  // before the count it decides on
+    if (s.unfinished.load(std::memory_order_acquire) == 0) break;
     // Only a join() without a timeout gives up on a dead consumer: one with a timeout
     // keeps Python's meaning (false once it ran out).
     if (!deadline)
       if (auto dead = dead_consumer(s)) throw ConsumerDiedError(dead->pid, dead->count);
     if (passed(deadline)) return false;
-    sleep_on(held, s.done, s, deadline, !deadline && anyone_owes(s));
+    sleep_on(held, s.done, s, seen, deadline, !deadline && anyone_owes(s));
   }
   return true;
 }

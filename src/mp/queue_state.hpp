@@ -154,10 +154,13 @@ inline Seen look(const QueueState& s, const Wake& w) {
   return r;
 }
 
-// Sleeps (its end's mutex released) until the state moves, the deadline, or a slice when
-// `bounded` (a waiter that must look at a named thread's liveness now and then).
-inline void sleep_on(Held& held, Wake& w, const QueueState& s, const Deadline& deadline, bool bounded) {
-  const Seen seen = look(s, w);  // under the mutex: what this waiter has already judged
+// Sleeps (its end's mutex released) until the state moves from `seen`, the deadline, or a
+// slice when `bounded` (a waiter that must look at a named thread's liveness now and then).
+// `seen` must be looked at BEFORE the waiter reads what it decides on: the other end moves
+// its fields without this end's mutex, and a change made between the decision and a later
+// look would be taken for the starting point, and slept through.
+inline void sleep_on(Held& held, Wake& w, const QueueState& s, const Seen& seen, const Deadline& deadline,
+                     bool bounded) {
   held.unlock();
   // The other end is often about to move: catching that awake saves a futex wake on its
   // side and a sleep on ours (the difference between ~0.7 and ~2M items/s).

@@ -146,6 +146,14 @@ void put_mixed(parex::Queue<std::string> q, int id, int n) {
   for (int i = 0; i < n; ++i) q.put(mixed_item(id, i));
 }
 
+void echo_ints(parex::Queue<int> in, parex::Queue<int> out) {
+  for (;;) {
+    const int v = in.get();
+    out.put(v);
+    if (v < 0) return;
+  }
+}
+
 void get_mixed(parex::Queue<std::string> q, parex::Array<int> seen, int n) {
   for (;;) {
     const std::string v = q.get();
@@ -164,6 +172,7 @@ PAREX_REGISTER(consume_n);
 PAREX_REGISTER(consume_until_minus_one);
 PAREX_REGISTER(put_mixed);
 PAREX_REGISTER(get_mixed);
+PAREX_REGISTER(echo_ints);
 PAREX_REGISTER(join_worker);
 void acquire_and_return(parex::Lock lock) { lock.acquire(); }  // exits holding it
 

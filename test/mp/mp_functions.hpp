@@ -47,6 +47,8 @@ void echo_big(parex::Queue<std::string> in, parex::Queue<std::string> out);
 // every 7th is bigger than a quarter of a 64 KiB ring (it streams in chunks).
 std::string mixed_item(int id, int seq);
 void put_mixed(parex::Queue<std::string> q, int id, int n);
+// Gets ints from `in` and puts each back on `out`, until a negative one (put back too).
+void echo_ints(parex::Queue<int> in, parex::Queue<int> out);
 // Gets until an empty item; checks each against mixed_item and counts it in seen[id * n + seq]
 // (a wrong item counts in seen's last slot).
 void get_mixed(parex::Queue<std::string> q, parex::Array<int> seen, int n);

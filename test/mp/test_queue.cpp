@@ -113,6 +113,23 @@ BOOST_AUTO_TEST_CASE(a_bounded_queue_with_putters_and_getters_at_both_ends_at_on
   BOOST_TEST(q.empty());
 }
 
+BOOST_AUTO_TEST_CASE(a_strict_ping_pong_never_loses_a_wake_up) {
+  // Each side waits for the one item the other puts, with nothing after it: a wake-up
+  // lost between a getter's look at the ring and its sleep (or a putter's, on the full
+  // maxsize-1 queue) would leave a side asleep with its item there, until the timeout.
+  parex::Queue<int> there(1), back(1);
+  parex::Process echo(echo_ints, there, back);
+  echo.start();
+  for (int i = 0; i < 30000; ++i) {
+    there.put(i);
+    BOOST_REQUIRE(back.get(10s) == i);
+  }
+  there.put(-1);
+  BOOST_TEST(back.get(10s) == -1);
+  echo.join();
+  BOOST_TEST(code_of(echo) == 0);
+}
+
 BOOST_AUTO_TEST_CASE(fifo_per_producer_across_processes) {
   parex::Queue<int> q;
   parex::Process p(produce_range, q, 0, 50000);
