@@ -10,16 +10,16 @@
 #
 # ccache cannot cache a compile that reads a precompiled header (unless its sloppiness
 # allows pch_defines), and a cache hit is cheaper than the PCH: with ccache as the compiler
-# launcher, the programs are compiled without it. -DPAREX_PROGRAMS_PCH=OFF turns it off.
+# launcher, the programs are compiled without it. -DPAREX_PCH=OFF turns it off.
 set(parex_pch_default ON)
 if(CMAKE_CXX_COMPILER_LAUNCHER MATCHES "ccache")
   set(parex_pch_default OFF)
 endif()
-option(PAREX_PROGRAMS_PCH "One precompiled <parex/parex.hpp> for the programs of examples/ and test/programs/"
+option(PAREX_PCH "One precompiled <parex/parex.hpp> for the programs of examples/ and test/programs/"
        ${parex_pch_default})
 
 function(parex_programs_pch)
-  if(NOT PAREX_PROGRAMS_PCH)
+  if(NOT PAREX_PCH)
     return()
   endif()
   if(NOT TARGET parex_programs_pch)
