@@ -104,7 +104,7 @@ void remember_socket(const SocketAddress& a) {
 }
 
 // Every shared object the server keeps costs it an fd, beside one per connection.
-void raise_fd_limit() noexcept {
+void raise_server_fd_limit() noexcept {
   rlimit r{};
   if (::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
     r.rlim_cur = r.rlim_max;
@@ -385,7 +385,7 @@ void manager_serve(std::string address, std::string authkey, std::uint64_t max_c
   std::signal(SIGPIPE, SIG_IGN);
   std::signal(SIGTERM, on_terminate);
   on_parent_death(on_owner_death);
-  raise_fd_limit();
+  raise_server_fd_limit();
   // Before listening: a server whose initializer failed leaves no socket behind.
   if (initializer != 0 && !run_initializer(initializer - 1, initializer_args, ready)) return;
   SocketAddress a;

@@ -32,8 +32,6 @@ constexpr int idle_yields = 200;
 // While ranks hold calls, the thread polls MPI; a result waits at most this long to be
 // noticed after a quiet spell (a long call), at the price of that many wake-ups a second.
 constexpr auto max_poll_sleep = std::chrono::microseconds(50);
-// A receive buffer that grew past this gives its memory back after the frame.
-constexpr std::size_t keep_input_bytes = std::size_t{16} << 20;
 // Messages handled per poll before the loop looks at new calls again.
 constexpr int max_messages_per_poll = 64;
 }  // namespace

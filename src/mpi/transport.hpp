@@ -29,6 +29,11 @@ namespace parex::detail::mpi {
 
 namespace bmpi = boost::mpi;
 
+/// A receive buffer (the client's results, a worker rank's calls) that grew past this gives
+/// its memory back after the frame: one huge argument or result must not pin it for the
+/// rank's life.
+inline constexpr std::size_t keep_input_bytes = std::size_t{16} << 20;
+
 /// Message tags; the direction is in the name.
 enum Tag : int {
   to_worker = 11,  // frames: calls

@@ -39,8 +39,6 @@ using Clock = std::chrono::steady_clock;
 
 // A calls frame larger than this is a corrupt length (as for the pipe worker).
 constexpr std::uint64_t max_calls_payload = std::uint64_t{1} << 40;
-// A calls buffer that grew past this gives its memory back after the frame ran.
-constexpr std::size_t keep_input_bytes = std::size_t{16} << 20;
 // An idle rank polls for calls with a back-off up to this: the first call after a quiet
 // spell waits up to this long; a busy rank never sleeps (its next frame is already there).
 constexpr auto max_idle_sleep = std::chrono::microseconds(200);

@@ -22,6 +22,10 @@
 using namespace test;
 using namespace std::chrono_literals;
 
+// Everything here lives in the suite's own namespace (BOOST_AUTO_TEST_SUITE(parity) below
+// reopens it), where its names hide those of the other executor/ files compiled in the
+// same unity unit (make_pool, TempDir, deadline_test::fail_first, the deadlines suite).
+namespace parity {
 namespace {
 // The count kept in the file `path`, plus one (1 the first time).
 int bump(const std::string& path) {
@@ -198,6 +202,7 @@ void stats(parex::Executor& ex, bool fresh) {
   }
 }
 }  // namespace
+}  // namespace parity
 
 BOOST_AUTO_TEST_SUITE(parity)
 

@@ -68,10 +68,16 @@ asio::awaitable<void> await_all(parex::ProcessPoolExecutor& pool, parex::ThreadP
                                 int& errors, std::thread::id& resumed_on) {
   sum += co_await parex::async_result(pool.submit(square, 5), asio::use_awaitable);
   resumed_on = std::this_thread::get_id();
-  sum += co_await parex::async_result(threads.submit([] { return 100; }), asio::use_awaitable);
-  co_await parex::async_result(threads.submit([] {}), asio::use_awaitable);  // Future<void>
+  // The lambdas are submitted before each co_await, not inside it: a closure (a type with
+  // no linkage) kept in the coroutine's frame makes GCC warn (-Wsubobject-linkage) when this
+  // file is compiled inside a unity unit.
+  auto hundred = threads.submit([] { return 100; });
+  sum += co_await parex::async_result(hundred, asio::use_awaitable);
+  auto nothing = threads.submit([] {});
+  co_await parex::async_result(nothing, asio::use_awaitable);  // Future<void>
+  auto throws = threads.submit([]() -> int { throw std::out_of_range("x"); });
   try {
-    co_await parex::async_result(threads.submit([]() -> int { throw std::out_of_range("x"); }), asio::use_awaitable);
+    co_await parex::async_result(throws, asio::use_awaitable);
   } catch (const std::out_of_range&) {
     ++errors;
   }

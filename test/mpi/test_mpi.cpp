@@ -79,7 +79,9 @@ int init_tag() { return g_init_tag; }
 PAREX_REGISTER(init_tag);
 void init_throws() { throw std::runtime_error("init boom"); }
 PAREX_REGISTER(init_throws);
+namespace parity {
 int mark_then_sleep(std::string path, int ms);  // test_parity.cpp
+}  // namespace parity
 
 /// Adds a line to the file at `path` (how many times it ran, for a test on rank 0 to
 /// read; a cancelled call must leave none), then sleeps ms.
@@ -209,7 +211,7 @@ BOOST_AUTO_TEST_CASE(an_initializer_that_throws_breaks_its_executor_naming_the_r
 BOOST_AUTO_TEST_CASE(interrupt_of_a_running_call_answers_false_as_a_thread_pool_does) {
   Dir dir;
   parex::MpiExecutor ex;
-  auto f = ex.submit(mark_then_sleep, dir / "running", 300);
+  auto f = ex.submit(parity::mark_then_sleep, dir / "running", 300);
   BOOST_TEST(eventually([&] { return std::filesystem::exists(dir / "running"); }));
   BOOST_TEST(!f.interrupt());
   BOOST_TEST(f.result(deadlock_timeout) == 300);

@@ -11,6 +11,7 @@
 #include <parex/detail/wire/frame.hpp>
 #include <parex/parex.hpp>
 
+#include "support/contract_functions.hpp"  // square
 #include "support/helpers.hpp"
 
 #include <atomic>
@@ -39,7 +40,6 @@ std::size_t first_wrong(const Bytes& v, std::size_t n, int seed) {
     if (v[i] != static_cast<unsigned char>((static_cast<std::size_t>(seed) + i * 7) % 251)) return i;
   return SIZE_MAX;
 }
-int square(int x) { return x * x; }
 // 2 MiB of pattern(seed), or an abort for a negative seed.
 Bytes two_mib_or_abort(int seed) {
   if (seed < 0) std::abort();
@@ -132,7 +132,6 @@ std::size_t size_of(const Bytes& b) { return b.size(); }
 
 using namespace shared_results_test;
 PAREX_REGISTER_AS("shared_results_test::pattern", pattern);
-PAREX_REGISTER_AS("shared_results_test::square", square);
 PAREX_REGISTER_AS("shared_results_test::two_mib_or_abort", two_mib_or_abort);
 PAREX_REGISTER_AS("shared_results_test::forge_shared_frame", forge_shared_frame);
 PAREX_REGISTER_AS("shared_results_test::bytes_written", bytes_written);

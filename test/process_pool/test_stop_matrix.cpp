@@ -57,10 +57,13 @@ PAREX_REGISTER_AS("stop_matrix::pid_now", pid_now);
 PAREX_REGISTER_AS("stop_matrix::nap_ms", nap_ms);
 PAREX_REGISTER_AS("stop_matrix::stuck", stuck);
 
+// In the suite's namespace: test_hygiene.cpp, in the same unity unit, has a gone() of its own.
+namespace stop_matrix {
 namespace {
 bool gone(int pid) { return ::kill(pid, 0) == -1 && errno == ESRCH; }
 const parex::CallOptions deadline{.timeout = 150ms};
 }  // namespace
+}  // namespace stop_matrix
 
 BOOST_AUTO_TEST_SUITE(stop_matrix)
 
