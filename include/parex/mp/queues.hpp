@@ -9,9 +9,10 @@
 // getter; an item of any size works (past a quarter of the ring it streams through in
 // chunks). FIFO per producer; nothing lost, nothing duplicated.
 //
-// Underneath: a byte ring in a memfd (`capacity_bytes`, 4 MiB by default), one robust
-// process-shared mutex, and futex words for "data" and "space": a put or a get that need
-// not wait makes no system call, and nothing passes through a pipe. An unbounded queue's
+// Underneath: a byte ring in a memfd (`capacity_bytes`, 4 MiB by default), two robust
+// process-shared mutexes (one for putters, one for getters: the two ends never wait for
+// each other's lock), and futex words for "data" and "space": a put or a get that need not
+// wait makes no system call, and nothing passes through a pipe. An unbounded queue's
 // put never waits: when the ring is full, the item waits in the putting process and a
 // feeder thread moves it in as room appears (Python's design); as in Python, that
 // process's normal exit waits until its waiting items are in the ring.
