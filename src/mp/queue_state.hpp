@@ -14,8 +14,12 @@
 // each other's lock: the bytes between head and tail belong to getters, the rest of the
 // ring to putters, and each end publishes its position with one release store (the commit)
 // that the other end reads without a lock. A record counts once `tail` passes it and is gone
-// once `head` does, so a process killed while holding either mutex leaves both as they were
-// before its operation, and EOWNERDEAD needs no repair beyond what the waits below handle.
+// once `head` does, so a process killed while holding either mutex leaves the ring as it was
+// before its operation. Known gap (as in the single-mutex version before): each end keeps
+// an item count (`puts`, `gets`) that it updates one store before its position; a process
+// killed between those two stores leaves that count one off for good (qsize() and maxsize
+// then misjudge by one; a getter's makes qsize() wrap). A journal repaired on EOWNERDEAD
+// would close it.
 // The rare changes that touch both ends (a dead writer's item taken back, shutdown) hold
 // both, always put_mutex first.
 //
@@ -124,8 +128,8 @@ using Deadline = std::optional<Clock::time_point>;
 
 // std::atomic_thread_fence(seq_cst), for the two sides of the handshake below ("announce,
 // then look" against "change, then look for sleepers"). GCC's ThreadSanitizer does not
-// support fences (-Wtsan) and its builds lost wake-ups without one: they get a locked
-// read-modify-write instead, which orders a store before a later load on x86 as the fence does.
+// support fences (-Wtsan: it may drop them, and a dropped fence loses wake-ups): its builds
+// get a locked read-modify-write instead, which orders a store before a later load on x86.
 inline void full_fence() noexcept {
 #if defined(__SANITIZE_THREAD__)
   static thread_local std::atomic<unsigned> fence_word{0};
