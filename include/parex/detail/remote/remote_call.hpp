@@ -23,6 +23,13 @@
 
 namespace parex::detail {
 
+/// The memory of call objects (SingleCall, ChunkCall), kept for reuse instead of going
+/// back to the kernel after each burst of calls: why and how in src/remote/call_blocks.cpp.
+namespace call_blocks {
+void* allocate(std::size_t bytes);
+void release(void* p, std::size_t bytes) noexcept;
+}  // namespace call_blocks
+
 class RemoteCall {
  public:
   RemoteCall* next = nullptr;           // intrusive queue link
@@ -113,6 +120,8 @@ class SingleCall final : public State<R>, public RemoteCall {
     count = 1;
     this->retain_producer();
   }
+  static void* operator new(std::size_t n) { return call_blocks::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { call_blocks::release(p, n); }
   StateBase& state() noexcept override { return *this; }
   bool interrupt() noexcept override { return this->cancel() || (!StateBase::done() && request_interrupt(*this)); }
   void take_outcomes(Reader& r, std::uint32_t) override {
@@ -158,6 +167,8 @@ class ChunkCall final : public State<ChunkResult<R>>, public RemoteCall {
     left_out_.emplace_back(i, std::move(e));
     --count;
   }
+  static void* operator new(std::size_t n) { return call_blocks::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { call_blocks::release(p, n); }
   StateBase& state() noexcept override { return *this; }
   bool interrupt() noexcept override { return this->cancel() || (!StateBase::done() && request_interrupt(*this)); }
   void take_outcomes(Reader& r, std::uint32_t n) override {
