@@ -78,7 +78,7 @@ class WorkerRank {
         }
         if (st.tag() != to_worker || f.kind() != FrameKind::calls) throw ProtocolError("unexpected message");
         working_.store(true, std::memory_order_relaxed);
-        Sink sink{*this, Clock::now()};
+        Sink sink{*this};
         run_calls(f.payload, sink);
         in_.truncate(0);
         in_.shrink(keep_input_bytes);  // one huge argument must not pin its memory for the rank's life
@@ -94,19 +94,14 @@ class WorkerRank {
   // run_calls's sink: outcomes go into the results stream, flushed as the tunables say.
   struct Sink {
     WorkerRank& w;
-    Clock::time_point since;  // start of the busy time not yet counted
 
     Writer& out() noexcept { return w.results_; }
     bool claim(std::uint64_t items) { return w.gate_.claim(w.claim_, w.revoke_to_, items); }
-    void begin_call() {
-      since = Clock::now();
-      w.results_.maybe_rewind();
-    }
+    void begin_call() { w.results_.maybe_rewind(); }
     void item_started() noexcept { w.results_.arm(); }  // results wait: the flusher watches them
     void item_finished() noexcept { w.results_.commit(); }
-    void tick(Clock::time_point now) {
-      w.results_.add_busy(now - since);
-      since = now;
+    void tick(Clock::time_point now, Clock::duration busy) {
+      w.results_.add_busy(busy);
       if (w.results_.pending() && now - w.results_.pending_since() >= flush_latency) w.results_.flush();
     }
     void after_item() {

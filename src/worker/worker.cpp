@@ -168,7 +168,6 @@ class WorkerLoop {
   struct PipeSink {
     WorkerLoop& loop;
     ResultStream& stream;
-    Clock::time_point since;  // start of the busy time not yet accounted
 
     // Looked up each time: the page moves when the results buffer grows (mremap).
     WorkerShared& shared() noexcept { return stream.shared(); }
@@ -179,7 +178,6 @@ class WorkerLoop {
       // Between calls (after one at least: a limit below a fresh worker's size must not
       // turn workers over without running anything): the call about to start goes elsewhere.
       if (loop.max_rss_ && loop.started_) loop.check_rss();
-      since = Clock::now();
       stream.maybe_rewind();
     }
     void item_started_at(Clock::time_point t) noexcept {
@@ -190,9 +188,8 @@ class WorkerLoop {
       shared().started.store(++loop.started_, std::memory_order_release);
     }
     void item_finished() noexcept { stream.commit(++loop.finished_); }
-    void tick(Clock::time_point now) {
-      stream.add_busy(now - since);
-      since = now;
+    void tick(Clock::time_point now, Clock::duration busy) {
+      stream.add_busy(busy);
       if (now - stream.pending_since() >= flush_latency) stream.flush();
     }
     void after_item() {
@@ -202,7 +199,7 @@ class WorkerLoop {
   };
 
   void run_calls(const Frame& f) {
-    PipeSink sink{*this, *results_, {}};
+    PipeSink sink{*this, *results_};
     try {
       detail::run_calls(f.payload, sink);
     } catch (const std::exception& e) {
