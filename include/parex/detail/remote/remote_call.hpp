@@ -69,7 +69,7 @@ class RemoteCall {
   /// Never sent: drops the pool's reference (the future is cancelled or failed already).
   /// Like every way out of a pool, frees the arguments first: they may live in the pool.
   void drop() noexcept {
-    args = Buffer();
+    args.reset();
     state_release();
   }
 
@@ -126,7 +126,7 @@ class SingleCall final : public State<R>, public RemoteCall {
   bool interrupt() noexcept override { return this->cancel() || (!StateBase::done() && request_interrupt(*this)); }
   void take_outcomes(Reader& r, std::uint32_t) override {
     OutcomeView o = read_outcome(r);
-    args = Buffer();
+    args.reset();
     if (o.status != OutcomeStatus::ok) return on_error(decode_error_outcome(o.body, *fn));
     if (!this->try_claim()) return;
     try {
@@ -139,7 +139,7 @@ class SingleCall final : public State<R>, public RemoteCall {
   }
   void on_error(std::exception_ptr e) noexcept override {
     ++errors;
-    args = Buffer();
+    args.reset();
     if (this->try_claim()) this->finish_with_error(std::move(e));
   }
   void expire(std::exception_ptr e) noexcept override {
@@ -221,7 +221,7 @@ class ChunkCall final : public State<ChunkResult<R>>, public RemoteCall {
     next_left_out_ = left_out_.size();
   }
   void finish() noexcept override {
-    args = Buffer();
+    args.reset();
     if (this->try_claim()) {
       try {
         fill_left_out();

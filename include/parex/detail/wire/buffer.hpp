@@ -128,6 +128,12 @@ class Buffer : public Writer {
   ~Buffer() { release(); }
 
   void clear() noexcept { size_ = 0; }
+  /// Empty, its memory freed (inline again); where big blocks may come from is kept.
+  /// The same as assigning Buffer() but inline for a buffer that never left inline_.
+  void reset() noexcept {
+    if (data_ != inline_) release();
+    size_ = 0;
+  }
   /// Frees heap memory beyond keep bytes of capacity (after a large frame).
   void shrink(std::size_t keep);
 
