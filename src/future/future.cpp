@@ -217,6 +217,10 @@ std::size_t StateBase::callback_count() const noexcept {
 bool StateBase::wait_until(const Clock::time_point* deadline) const noexcept {
   std::uint32_t old = word_.load(std::memory_order_acquire);
   if (is_done(old)) return true;
+  if (drive(deadline)) {
+    old = word_.load(std::memory_order_acquire);
+    if (is_done(old)) return true;
+  }
   // A short spin first: a result that lands within a microsecond or two costs no
   // syscalls on either side. Kept short because on small machines the spinner may be
   // stealing the very core that would finish the call.
@@ -231,6 +235,10 @@ bool StateBase::wait_until(const Clock::time_point* deadline) const noexcept {
     sched_yield();
     old = word_.load(std::memory_order_acquire);
     if (is_done(old)) return true;
+    if (drive(deadline)) {  // the loop that was busy a moment ago may be free now
+      old = word_.load(std::memory_order_acquire);
+      if (is_done(old)) return true;
+    }
   }
   for (;;) {
     if (!(old & has_waiters)) {

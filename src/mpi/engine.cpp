@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <pthread.h>
+#include <sched.h>
 
 namespace parex::detail::mpi {
 
@@ -34,6 +35,12 @@ constexpr int idle_yields = 200;
 constexpr auto max_poll_sleep = std::chrono::microseconds(50);
 // Messages handled per poll before the loop looks at new calls again.
 constexpr int max_messages_per_poll = 64;
+// A call submitted without waking the loop (will_drive) waits at most this long for a
+// thread to drive it, the rare time that the guess is wrong.
+constexpr auto deferred_pickup = std::chrono::milliseconds(1);
+// Calls in a burst submitted without waking the loop: the loop is woken every this many,
+// so that it sends while the submitting thread goes on.
+constexpr std::size_t unwoken_calls = 64;
 }  // namespace
 
 Engine& Engine::get() {
@@ -84,12 +91,14 @@ void Engine::attach(const std::shared_ptr<Client>& c) {
 
 void Engine::submit(Client& c, RemoteCall* call) {
   if (c.broken.load(std::memory_order_acquire)) throw BrokenExecutor(c.broken_why);
-  c.in_inbox.fetch_add(1, std::memory_order_relaxed);
+  const std::size_t queued = c.in_inbox.fetch_add(1, std::memory_order_relaxed) + 1;
   switch (c.inbox.push(call)) {
     case Inbox<RemoteCall>::Push::first:
-      wake();
+      if (will_drive()) deferred_.store(true, std::memory_order_seq_cst);
+      else wake();
       break;
     case Inbox<RemoteCall>::Push::more:
+      if (queued % unwoken_calls == 0) wake();  // a burst: the progress thread sends while this thread submits
       break;
     case Inbox<RemoteCall>::Push::closed:
       c.in_inbox.fetch_sub(1, std::memory_order_relaxed);
@@ -116,52 +125,67 @@ void Engine::wake() noexcept {
 
 // ---- progress thread ------------------------------------------------------------------
 
+namespace {
+// The engine whose loop this thread runs: its progress thread, or a thread that drives
+// it (Engine::drive) for now.
+thread_local const Engine* t_driving = nullptr;
+// The engine whose loop this thread drove until its call completed, the last time it
+// waited for one, and the engine's missed_ count then (Engine::will_drive).
+thread_local const Engine* t_drove = nullptr;
+thread_local std::uint32_t t_drove_missed = 0;
+// How long a waiting thread drives the loop before it leaves it to the progress thread
+// and sleeps: a call's round trip is ~10-20 us; a longer call is not worth a spinning core.
+constexpr auto max_drive = std::chrono::microseconds(200);
+}  // namespace
+
+// Whether this thread will most likely wait for the call it submits now, and drive the
+// loop then: it did so last time, and no guess has been wrong since.
+bool Engine::will_drive() const noexcept {
+  return t_drove == this && t_drove_missed == missed_.load(std::memory_order_relaxed);
+}
+
+bool Engine::on_progress_thread() const noexcept {
+  return t_driving == this;
+}
+
 void Engine::run() {
   pthread_setname_np(pthread_self(), "parex-mpi");
+  t_driving = this;
   Backoff backoff(max_poll_sleep);
   int idle_rounds = 0;
   try {
     for (;;) {
-      bool progressed = take_commands();
-      progressed |= drain_inboxes();
-      bool drained = false;
-      progressed |= receive(drained);
-      progressed |= pump();
-      const Clock::time_point now = Clock::now();
-      progressed |= rebalance(now);
-      if (interrupts_waiting_) progressed |= revoke_for_interrupts();
-      if (now >= next_deadline_check_) {
-        progressed |= check_deadlines(now);
-        next_deadline_check_ = now + std::chrono::milliseconds(1);
+      std::unique_lock loop(loop_, std::try_to_lock);
+      if (!loop) {  // a thread waiting for its call drives the loop: sleep until it leaves
+        const std::uint32_t seen = wake_seq_.load(std::memory_order_seq_cst);
+        sleeping_.store(true, std::memory_order_seq_cst);
+        if (driven_.load(std::memory_order_seq_cst)) nap(seen);
+        else sched_yield();  // a driver arriving or leaving: it holds the loop a moment more
+        sleeping_.store(false, std::memory_order_relaxed);
+        backoff.reset();
+        idle_rounds = 0;
+        continue;
       }
-      // Silence is judged only on a loop that keeps up: after a gap (a long done callback
-      // on this thread, a long receive) every rank is given the benefit of the doubt, and
-      // messages still queued are read before anyone is judged.
-      if (now - last_loop_ > watchdog_period) {
-        for (Rank& r : ranks_) r.heard = std::max(r.heard, now);
-        polling_since_ = now;
-      }
-      last_loop_ = now;
-      if (drained && now >= next_watchdog_check_) {
-        check_watchdogs(now);
-        next_watchdog_check_ = now + watchdog_period;
-      }
-      finish_clients();
+      const bool progressed = step();
       if (stop_seen_ && clients_.empty() && idle()) {
         while (run_posted()) {
         }
         return;
       }
+      if (wanted_.exchange(false, std::memory_order_relaxed)) {  // a thread waits to drive
+        loop.unlock();
+        sched_yield();
+        continue;
+      }
       if (progressed) {
         backoff.reset();
         idle_rounds = 0;
       } else if (idle() && ++idle_rounds > idle_yields) {
-        sleep();
+        sleep(loop);
         backoff.reset();
         idle_rounds = 0;
-        last_loop_ = Clock::now();
-        polling_since_ = last_loop_;
       } else {
+        loop.unlock();
         backoff.pause();
       }
     }
@@ -169,6 +193,83 @@ void Engine::run() {
     std::fprintf(stderr, "parex: the MPI progress thread failed: %s\n", e.what());
     std::abort();
   }
+}
+
+bool Engine::step() {
+  if (slept_) {
+    last_loop_ = polling_since_ = Clock::now();
+    slept_ = false;
+  }
+  bool progressed = take_commands();
+  progressed |= drain_inboxes();
+  bool drained = false;
+  progressed |= receive(drained);
+  progressed |= pump();
+  const Clock::time_point now = Clock::now();
+  progressed |= rebalance(now);
+  if (interrupts_waiting_) progressed |= revoke_for_interrupts();
+  if (now >= next_deadline_check_) {
+    progressed |= check_deadlines(now);
+    next_deadline_check_ = now + std::chrono::milliseconds(1);
+  }
+  // Silence is judged only on a loop that keeps up: after a gap (a long done callback,
+  // a long receive, a sleep) every rank is given the benefit of the doubt, and messages
+  // still queued are read before anyone is judged.
+  if (now - last_loop_ > watchdog_period) {
+    for (Rank& r : ranks_) r.heard = std::max(r.heard, now);
+    polling_since_ = now;
+  }
+  last_loop_ = now;
+  if (drained && now >= next_watchdog_check_) {
+    check_watchdogs(now);
+    next_watchdog_check_ = now + watchdog_period;
+  }
+  finish_clients();
+  return progressed;
+}
+
+// Profile (bench_mpi --round-trips, 2-vCPU AMD VM): a round trip was four hand-offs
+// between threads that poll (caller, progress thread, rank, progress thread, caller);
+// three polling threads shared two cores. The caller that drives hands its call to the
+// rank and takes the result itself, while the progress thread sleeps.
+bool Engine::drive(const StateBase& waited, const Clock::time_point* deadline) noexcept {
+  if (t_driving == this) return false;  // a done callback on a thread that runs the loop already
+  std::unique_lock loop(loop_, std::try_to_lock);
+  if (!loop) {
+    wanted_.store(true, std::memory_order_relaxed);  // the progress thread lets go after its step
+    return false;
+  }
+  if (stop_seen_) return false;  // exiting: the progress thread finishes alone
+  // The first drive ever: a nap that began before it is untimed (nap); wake it at the end
+  // to nap timed from then on, as deferred calls need.
+  const bool first = !drove_.exchange(true, std::memory_order_seq_cst);
+  driven_.store(true, std::memory_order_seq_cst);
+  t_driving = this;
+  try {
+    const Clock::time_point until = Clock::now() + max_drive;
+    while (!waited.done()) {
+      const bool progressed = step();
+      if (waited.done()) break;
+      const Clock::time_point now = last_loop_;
+      if (now >= until || (deadline && now >= *deadline) || stop_seen_) break;
+      if (!progressed) sched_yield();  // the rank may share this core
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "parex: the MPI loop failed in a waiting thread: %s\n", e.what());
+    std::abort();
+  }
+  t_driving = nullptr;
+  if (waited.done()) {
+    t_drove = this;
+    t_drove_missed = missed_.load(std::memory_order_relaxed);
+  } else {
+    t_drove = nullptr;
+  }
+  const bool more = !idle() || stop_seen_;
+  driven_.store(false, std::memory_order_seq_cst);
+  loop.unlock();
+  if (more || first) wake();  // the progress thread polls for what is still out
+  return true;
 }
 
 bool Engine::take_commands() {
@@ -217,6 +318,7 @@ bool Engine::take_commands() {
 bool Engine::drain_inboxes() {
   bool any = false;
   for (auto& c : clients_) any |= c->take(c->inbox.take_all());
+  if (any) deferred_.store(false, std::memory_order_relaxed);
   return any;
 }
 
@@ -472,13 +574,33 @@ bool Engine::idle() const noexcept {
   return true;
 }
 
-void Engine::sleep() {
+void Engine::sleep(std::unique_lock<std::mutex>& loop) {
   const std::uint32_t seen = wake_seq_.load(std::memory_order_seq_cst);
   sleeping_.store(true, std::memory_order_seq_cst);
   bool work = has_commands_.load(std::memory_order_seq_cst);
   for (const auto& c : clients_) work = work || c->inbox.has_items();
-  if (!work) futex_wait(wake_seq_, seen, nullptr);
+  slept_ = true;  // the next step starts the loop's clocks afresh
+  loop.unlock();  // a waiting thread may drive meanwhile: it finds the loop free
+  if (!work) nap(seen);
   sleeping_.store(false, std::memory_order_relaxed);
+}
+
+// Sleeps until woken. Once threads drive, a call submitted without a wake-up (will_drive)
+// may wait for a thread that does not come: look every deferred_pickup, and count a
+// call found waiting as a wrong guess, which makes every thread wake the loop again.
+void Engine::nap(std::uint32_t seen) noexcept {
+  if (!drove_.load(std::memory_order_seq_cst)) {
+    futex_wait(wake_seq_, seen, nullptr);
+    return;
+  }
+  for (;;) {
+    const Clock::time_point until = Clock::now() + deferred_pickup;
+    if (futex_wait(wake_seq_, seen, &until)) return;
+    if (deferred_.load(std::memory_order_seq_cst)) {
+      missed_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+  }
 }
 
 }  // namespace parex::detail::mpi

@@ -124,7 +124,7 @@ struct Client {
   bool finished = false;
 };
 
-class Engine {
+class Engine final : public CallDriver {
  public:
   /// The engine, started on first use (rank 0 only, after MPI_Init).
   static Engine& get();
@@ -140,8 +140,15 @@ class Engine {
   /// Closes c: no more calls; cancel_futures cancels those not sent. The engine sets
   /// c.finished once the rest have completed.
   void close(const std::shared_ptr<Client>& c, bool cancel_futures);
-  /// True in the progress thread (where done callbacks run).
-  bool on_progress_thread() const noexcept { return std::this_thread::get_id() == thread_.get_id(); }
+  /// True in the progress thread, and in a thread that drives the loop (drive): where
+  /// done callbacks run.
+  bool on_progress_thread() const noexcept;
+  /// StateBase::drive of this engine's calls: a thread waiting for a call runs the loop
+  /// itself, if the progress thread is not running it now, until the call completes or
+  /// for at most max_drive. A round trip then hands the call over twice (this thread,
+  /// the rank), not four times (this thread, the progress thread, the rank, the progress
+  /// thread): bench_mpi on the 2-vCPU AMD VM, see drive() in engine.cpp.
+  bool drive(const StateBase& waited, const Clock::time_point* deadline) noexcept override;
   /// Items per chunk of a map of `fn` without a chunksize (any thread).
   std::size_t chunk_for(const FunctionEntry& fn) const noexcept { return costs_.chunk_for(fn.id); }
   /// Runs fn on the progress thread, soon; false once the thread has ended.
@@ -187,6 +194,7 @@ class Engine {
 
   explicit Engine(const bmpi::communicator& world);
   void run();
+  bool step();  // one round of the loop, under loop_; true if it made progress
   bool take_commands();
   bool drain_inboxes();
   bool receive(bool& drained);
@@ -217,7 +225,9 @@ class Engine {
   void fail_stranded();
   void finish_clients();
   bool idle() const noexcept;
-  void sleep();
+  void sleep(std::unique_lock<std::mutex>& loop);
+  void nap(std::uint32_t seen) noexcept;
+  bool will_drive() const noexcept;
   void wake() noexcept;
 
   const bmpi::communicator& world_;
@@ -234,7 +244,18 @@ class Engine {
   bool stop_seen_ = false;  // stopping_, as the progress thread last read it
   Clock::time_point last_loop_{};      // the previous loop's clock
   Clock::time_point polling_since_{};  // since when it polls without a gap (handshake timing)
+  bool slept_ = false;                 // the progress thread slept: the next step restarts the clocks
 
+  // Held by the thread that runs the loop: the progress thread, or a thread that waits
+  // for a call and drives (drive). Everything "progress thread only" is under it.
+  std::mutex loop_;
+  std::atomic<bool> driven_{false};  // a waiting thread holds loop_
+  std::atomic<bool> wanted_{false};  // a waiting thread found loop_ held
+  // Submits without a wake-up (will_drive): one waits in an inbox; a thread has driven;
+  // how many times a deferred call was found by the progress thread's timer instead.
+  std::atomic<bool> deferred_{false};
+  std::atomic<bool> drove_{false};
+  std::atomic<std::uint32_t> missed_{0};
   std::mutex mutex_;  // guards commands_, stopping_
   std::vector<Command> commands_;
   std::vector<std::function<void()>> posted_;

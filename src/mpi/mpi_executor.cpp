@@ -74,6 +74,7 @@ void MpiExecutor::dispatch(detail::LocalTask*) {
 
 void MpiExecutor::dispatch_remote(detail::RemoteCall* call) {
   call->owner = impl_->client.get();  // for Future::interrupt (interrupts.cpp)
+  call->driver = impl_->engine;       // a thread waiting for it may run the loop (Engine::drive)
   impl_->engine->submit(*impl_->client, call);
 }
 

@@ -108,7 +108,15 @@ class StateBase {
   }
 
   /// Waits until done or until the deadline (nullptr: forever). Returns done().
+  /// Lets drive() work first.
   bool wait_until(const Clock::time_point* deadline) const noexcept;
+  /// A producer whose completions come from a loop that a waiting thread may run itself
+  /// (the MPI engine) overrides this: it runs that loop on the waiting thread for a while,
+  /// if no other thread runs it now, and returns whether it did. Returns false here.
+  virtual bool drive(const Clock::time_point* deadline) const noexcept {
+    (void)deadline;
+    return false;
+  }
   /// Once done: waits until the callbacks that completion started have returned (at once
   /// on the thread that runs them). Returns false if the deadline passed first. Moving a
   /// result out waits for this, since callbacks may be reading it.

@@ -30,9 +30,19 @@ void* allocate(std::size_t bytes);
 void release(void* p, std::size_t bytes) noexcept;
 }  // namespace call_blocks
 
+/// A backend whose loop a thread waiting for a call may run itself (StateBase::drive).
+class CallDriver {
+ public:
+  virtual bool drive(const StateBase& waited, const Clock::time_point* deadline) noexcept = 0;
+
+ protected:
+  ~CallDriver() = default;
+};
+
 class RemoteCall {
  public:
   RemoteCall* next = nullptr;           // intrusive queue link
+  CallDriver* driver = nullptr;         // set by a backend before the call is handed over
   const FunctionEntry* fn = nullptr;
   std::uint32_t count = 0;              // items
   std::uint32_t done = 0;               // items with an outcome; reactor thread only
@@ -123,6 +133,9 @@ class SingleCall final : public State<R>, public RemoteCall {
   static void* operator new(std::size_t n) { return call_blocks::allocate(n); }
   static void operator delete(void* p, std::size_t n) noexcept { call_blocks::release(p, n); }
   StateBase& state() noexcept override { return *this; }
+  bool drive(const Clock::time_point* deadline) const noexcept override {
+    return driver && driver->drive(*this, deadline);
+  }
   bool interrupt() noexcept override { return this->cancel() || (!StateBase::done() && request_interrupt(*this)); }
   void take_outcomes(Reader& r, std::uint32_t) override {
     OutcomeView o = read_outcome(r);
@@ -170,6 +183,9 @@ class ChunkCall final : public State<ChunkResult<R>>, public RemoteCall {
   static void* operator new(std::size_t n) { return call_blocks::allocate(n); }
   static void operator delete(void* p, std::size_t n) noexcept { call_blocks::release(p, n); }
   StateBase& state() noexcept override { return *this; }
+  bool drive(const Clock::time_point* deadline) const noexcept override {
+    return driver && driver->drive(*this, deadline);
+  }
   bool interrupt() noexcept override { return this->cancel() || (!StateBase::done() && request_interrupt(*this)); }
   void take_outcomes(Reader& r, std::uint32_t n) override {
     const std::size_t before = results_.size();
