@@ -26,6 +26,12 @@ namespace parex::detail::call_blocks {
 namespace {
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool enabled = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool enabled = false;
+#else
+constexpr bool enabled = true;
+#endif
 #else
 constexpr bool enabled = true;
 #endif

@@ -95,6 +95,15 @@ class StateBase {
   virtual bool interrupt() noexcept { return cancel(); }
   /// Takes the exclusive right to store a result; false if done or already claimed.
   bool try_claim() noexcept;
+  /// try_claim for a producer that alone can complete the state from here on (a remote
+  /// call once running: only its backend's loop completes it), without the atomic
+  /// read-modify-write. Profile (bench_process_pool (a), 2-vCPU AMD VM): with the caller
+  /// spinning on the state, try_claim's compare-and-swap missed the cache each time, 8 %
+  /// of all samples. False if done or claimed.
+  bool sole_claim() const noexcept {
+    const std::uint32_t w = word_.load(std::memory_order_relaxed);
+    return (w & status_mask) < finished && !(w & claimed);
+  }
   /// After try_claim(): stores the exception and completes.
   void finish_with_error(std::exception_ptr e) noexcept {
     error_ = std::move(e);

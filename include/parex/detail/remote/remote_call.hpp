@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <exception>
+#include <new>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -132,6 +133,9 @@ class SingleCall final : public State<R>, public RemoteCall {
   }
   static void* operator new(std::size_t n) { return call_blocks::allocate(n); }
   static void operator delete(void* p, std::size_t n) noexcept { call_blocks::release(p, n); }
+  // An over-aligned result type: the heap's aligned blocks, not the cache.
+  static void* operator new(std::size_t n, std::align_val_t a) { return ::operator new(n, a); }
+  static void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept { ::operator delete(p, n, a); }
   StateBase& state() noexcept override { return *this; }
   bool drive(const Clock::time_point* deadline) const noexcept override {
     return driver && driver->drive(*this, deadline);
@@ -141,7 +145,7 @@ class SingleCall final : public State<R>, public RemoteCall {
     OutcomeView o = read_outcome(r);
     args.reset();
     if (o.status != OutcomeStatus::ok) return on_error(decode_error_outcome(o.body, *fn));
-    if (!this->try_claim()) return;
+    if (!this->sole_claim()) return;  // expired before (the backend's loop is the only completer)
     try {
       if constexpr (std::is_void_v<R>) this->emplace_claimed();
       else this->emplace_claimed(decode<R>(o.body));
@@ -182,6 +186,9 @@ class ChunkCall final : public State<ChunkResult<R>>, public RemoteCall {
   }
   static void* operator new(std::size_t n) { return call_blocks::allocate(n); }
   static void operator delete(void* p, std::size_t n) noexcept { call_blocks::release(p, n); }
+  // An over-aligned result type: the heap's aligned blocks, not the cache.
+  static void* operator new(std::size_t n, std::align_val_t a) { return ::operator new(n, a); }
+  static void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept { ::operator delete(p, n, a); }
   StateBase& state() noexcept override { return *this; }
   bool drive(const Clock::time_point* deadline) const noexcept override {
     return driver && driver->drive(*this, deadline);

@@ -125,7 +125,9 @@ class Buffer : public Writer {
   }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
-  ~Buffer() { release(); }
+  ~Buffer() {
+    if (data_ != inline_) release();  // inline bytes: nothing to free (the common tiny call)
+  }
 
   void clear() noexcept { size_ = 0; }
   /// Empty, its memory freed (inline again); where big blocks may come from is kept.
