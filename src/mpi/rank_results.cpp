@@ -46,11 +46,12 @@ void RankResults::commit() noexcept {
   committed_.store(size_, std::memory_order_release);
 }
 
-void RankResults::arm() noexcept {
-  if (!pending() || (state_.load(std::memory_order_relaxed) & armed_bit)) return;
+bool RankResults::arm() noexcept {
+  if (!pending() || (state_.load(std::memory_order_relaxed) & armed_bit)) return false;
   deadline_.store((pending_since_ + flusher_latency).time_since_epoch().count(), std::memory_order_relaxed);
   state_.fetch_or(armed_bit, std::memory_order_release);
   futex_wake(state_, 1);
+  return true;
 }
 
 void RankResults::flush() {

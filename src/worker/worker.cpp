@@ -174,26 +174,29 @@ class WorkerLoop {
 
     Writer& out() noexcept { return stream; }
     bool claim(std::uint64_t items) { return loop.gate_.claim(shared().claim, shared().revoke_to, items); }
+    bool overhead_due() const noexcept { return loop.max_rss_ && loop.started_; }
     void begin_call() {
       // Between calls (after one at least: a limit below a fresh worker's size must not
       // turn workers over without running anything): the call about to start goes elsewhere.
-      if (loop.max_rss_ && loop.started_) loop.check_rss();
+      if (overhead_due()) loop.check_rss();
       stream.maybe_rewind();
     }
     void item_started_at(Clock::time_point t) noexcept {
       shared().started_ns.store(t.time_since_epoch().count(), std::memory_order_relaxed);
     }
-    void item_started() noexcept {
-      stream.arm();  // results wait while this item runs: the flusher watches them (once per batch)
+    bool item_started() noexcept {
+      const bool armed = stream.arm();  // results wait while this item runs: the flusher watches them (once per batch)
       shared().started.store(++loop.started_, std::memory_order_release);
+      return armed;
     }
     void item_finished() noexcept { stream.commit(++loop.finished_); }
     void tick(Clock::time_point now, Clock::duration busy) {
       stream.add_busy(busy);
       if (now - stream.pending_since() >= flush_latency) stream.flush();
     }
+    bool flush_due() const noexcept { return stream.size() >= flush_bytes; }
     void after_item() {
-      if (stream.size() >= flush_bytes) stream.flush();
+      if (flush_due()) stream.flush();
     }
     std::span<const std::byte> arena(ArenaRef a) const { return loop.arena_.at(a.offset, a.length); }
   };
