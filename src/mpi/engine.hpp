@@ -227,7 +227,8 @@ class Engine final : public CallDriver {
   bool idle() const noexcept;
   void sleep(std::unique_lock<std::mutex>& loop);
   void nap(std::uint32_t seen) noexcept;
-  bool will_drive() const noexcept;
+  bool will_drive(Clock::time_point now) const noexcept;
+  void note_drive_end(Clock::time_point t) noexcept;
   void wake() noexcept;
 
   const bmpi::communicator& world_;
@@ -251,10 +252,12 @@ class Engine final : public CallDriver {
   std::mutex loop_;
   std::atomic<bool> driven_{false};  // a waiting thread holds loop_
   std::atomic<bool> wanted_{false};  // a waiting thread found loop_ held
-  // Submits without a wake-up (will_drive): one waits in an inbox; a thread has driven;
-  // how many times a deferred call was found by the progress thread's timer instead.
+  // Submits without a wake-up (will_drive): one may wait in an inbox; when the last drive
+  // ended; how many times a deferred call was found by the progress thread's timer.
   std::atomic<bool> deferred_{false};
-  std::atomic<bool> drove_{false};
+  std::atomic<Clock::rep> last_drive_end_{0};  // steady clock ticks (note_drive_end)
+  std::atomic<bool> untimed_nap_{false};          // the progress thread naps without a timer
+  std::atomic<std::size_t> held_calls_{0};        // calls held and in inboxes, after the last step
   std::atomic<std::uint32_t> missed_{0};
   std::mutex mutex_;  // guards commands_, stopping_
   std::vector<Command> commands_;
