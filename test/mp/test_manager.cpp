@@ -279,7 +279,13 @@ BOOST_AUTO_TEST_CASE(a_client_killed_mid_call_leaves_the_server_serving) {
   const std::size_t n = l.size();
   BOOST_TEST(n >= 303u);
   l.append(-1);
-  BOOST_TEST(l.size() == n + 1);
+  // A killed client's last request may have reached the server whole before the kill: it
+  // is served (as by Python's manager), possibly after this thread's size() above; at most
+  // one per killed client. The server serves this thread's calls all the same.
+  const std::size_t after = l.size();
+  BOOST_TEST(after >= n + 1);
+  BOOST_TEST(after <= n + 1 + 3);
+  BOOST_TEST(l.count(-1) == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(a_dead_server_fails_every_call_at_once) {
