@@ -10,6 +10,7 @@ median of each figure and prints them with the ratios and the bars of issue 11:
 The raw farm ships tasks the way a Boost.MPI program does (a std::vector of structs that
 Boost.MPI serializes); the int-array farm is the floor of MPI itself (no serialization,
 no function named). Sets the one-node Open MPI environment itself (root, shared memory).
+--baseline PATH alternates another build's parex jobs too (issue 23: against ca71dcf).
 Standard library only; the exit code is 0 whether or not the bars are met.
 """
 import argparse
@@ -29,12 +30,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--bench", default=str(DEFAULT_BENCH))
+    ap.add_argument("--baseline", help="another build's bench_mpi (an older commit): its parex jobs alternate "
+                    "with the others and its rows are printed beside")
     a = ap.parse_args()
     os.environ.update(ENV)
-    mpirun = ["timeout", "300", "mpirun", "-np", "3", "--oversubscribe", a.bench]
-    px, raw = [], []
+    launch = ["timeout", "300", "mpirun", "-np", "3", "--oversubscribe"]
+    mpirun = launch + [a.bench]
+    px, raw, base = [], [], []
     for _ in range(a.rounds):
         px.append(run_json(mpirun))
+        if a.baseline:
+            base.append(run_json(launch + [a.baseline]))
         raw.append(run_json(mpirun + ["--raw"]))
     med = lambda rs, k: statistics.median(r[k] for r in rs)
     print(f"MpiExecutor vs raw Boost.MPI, 1 client + 2 worker ranks (mpirun -np 3 --oversubscribe), "
@@ -58,6 +64,14 @@ def main():
     print(f"  tiny calls / raw batched farm: {tiny / farm:6.0%}   (bar >= 80%: {verdict(tiny >= 0.8 * farm)})")
     print(f"  map items  / raw batched farm: {mapped / farm:6.0%}   (one future per chunk, as the farm's messages)")
     print(f"  round trip / raw ping-pong:    {rt / pp:6.1f}x  (bar <= 3x: {verdict(rt <= 3 * pp)})")
+    if base:
+        print(f"  baseline {a.baseline}, same jobs:")
+        for label, key in (("tiny calls (calls/s)", "tiny_calls_per_s"), ("map items (items/s)", "map_items_per_s"),
+                           ("round trip (us)", "round_trip_us")):
+            b, v = med(base, key), med(px, key)
+            better = b / v if key.endswith("_us") else v / b
+            print(f"    {label:24} {b:12.4g}  this build against it: {better:5.2f}x (> 1: better)")
+        print(f"    round trip / raw ping-pong: {med(base, 'round_trip_us') / pp:6.1f}x")
 
 
 if __name__ == "__main__":
