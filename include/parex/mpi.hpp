@@ -6,11 +6,13 @@
 // never returns, and rank 0 runs main (every rank must reach parex::init: it sets up
 // parex's communicator collectively). An MpiExecutor on rank 0 has every other rank as
 // its worker. Calls travel as the process pool's frames (a registered function's id and
-// encoded arguments, batched) in MPI messages; one progress thread makes every MPI call.
-// All members thread-safe; the destructor is shutdown(true). Several MpiExecutors may
-// live at once: they share the worker ranks and rank 0's one progress thread, where done
-// callbacks run (a callback that blocks, e.g. on another MpiExecutor's future, stalls
-// them all).
+// encoded arguments, batched) in MPI messages; one loop makes every MPI call of rank 0:
+// its progress thread runs it, or a thread that waits for a call (result(), wait()) runs
+// it for a while itself, so that a round trip is caller <-> rank. All members
+// thread-safe; the destructor is shutdown(true). Several MpiExecutors may live at once:
+// they share the worker ranks and the loop, where done callbacks run (on the progress
+// thread or on a waiting thread; a callback that blocks, e.g. on another MpiExecutor's
+// future, stalls them all).
 //
 // Deadlines and interrupt: a rank cannot be stopped without ending the job (no ULFM). A
 // call past its deadline fails with TimeoutError and runs on, its result dropped (as on a
