@@ -129,7 +129,10 @@ bool Engine::take_commands() {
 
 bool Engine::drain_inboxes() {
   // Cleared before taking: a deferred call pushed after the take sets it again.
-  if (deferred_.load(std::memory_order_relaxed)) deferred_.store(false, std::memory_order_seq_cst);
+  if (deferred_.load(std::memory_order_relaxed)) {
+    deferred_.store(false, std::memory_order_seq_cst);
+    drains_.fetch_add(1, std::memory_order_seq_cst);  // a deferred call was taken (nap's miss count)
+  }
   bool any = false;
   for (auto& c : clients_) any |= c->take(c->inbox.take_all());
   return any;

@@ -58,9 +58,9 @@ void Engine::submit(Client& c, RemoteCall* call) {
         break;
       }
       deferred_.store(true, std::memory_order_seq_cst);
-      // Published; if the guess has just run out (nap may sleep untimed from then on),
-      // wake after all (see nap).
-      if (Clock::now() - t_drove_at >= deferral_window) wake();
+      // Published, then looked (nap announces, then looks: one of the two sees the other):
+      // a progress thread about to sleep without a timer is woken.
+      if (untimed_nap_.load(std::memory_order_seq_cst)) wake();
       break;
     }
     case Inbox<RemoteCall>::Push::more:
@@ -257,8 +257,8 @@ void Engine::sleep(std::unique_lock<std::mutex>& loop) {
 // submitter that publishes a deferred call reads the clock after publishing it, so a
 // sleeper that saw no deferred call past the window is woken by that submitter.
 void Engine::nap(std::uint32_t seen) noexcept {
-  for (bool timed_out = false;;) {
-    untimed_nap_.store(true, std::memory_order_seq_cst);  // announced, then looked: see drive()
+  for (;;) {
+    untimed_nap_.store(true, std::memory_order_seq_cst);  // announced, then looked: see submit
     const Clock::time_point now = Clock::now();
     const Clock::time_point last(Clock::duration(last_drive_end_.load(std::memory_order_seq_cst)));
     const bool deferred = deferred_.load(std::memory_order_seq_cst);
@@ -268,13 +268,14 @@ void Engine::nap(std::uint32_t seen) noexcept {
       return;
     }
     untimed_nap_.store(false, std::memory_order_relaxed);
-    if (deferred && timed_out) {  // found waiting after a whole pickup period: a wrong guess
+    const std::uint64_t drains = drains_.load(std::memory_order_seq_cst);
+    const Clock::time_point until = now + deferred_pickup;
+    if (futex_wait(wake_seq_, seen, &until)) return;
+    // The same deferred call, seen before a whole pickup period and after it: a wrong guess.
+    if (deferred && deferred_.load(std::memory_order_seq_cst) && drains_.load(std::memory_order_seq_cst) == drains) {
       missed_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    const Clock::time_point until = now + deferred_pickup;
-    if (futex_wait(wake_seq_, seen, &until)) return;
-    timed_out = true;
   }
 }
 

@@ -46,12 +46,11 @@ void RankResults::commit() noexcept {
   committed_.store(size_, std::memory_order_release);
 }
 
-bool RankResults::arm() noexcept {
-  if (!pending() || (state_.load(std::memory_order_relaxed) & armed_bit)) return false;
+void RankResults::arm() noexcept {
+  if (!pending() || (state_.load(std::memory_order_relaxed) & armed_bit)) return;
   deadline_.store((pending_since_ + flusher_latency).time_since_epoch().count(), std::memory_order_relaxed);
   state_.fetch_or(armed_bit, std::memory_order_release);
   futex_wake(state_, 1);
-  return true;
 }
 
 void RankResults::flush() {

@@ -47,7 +47,7 @@ class RankResults final : public Writer {
   std::size_t unsent_bytes() const noexcept { return size_ - sent_bytes_.load(std::memory_order_acquire); }
   void add_busy(Clock::duration d) noexcept { busy_ns_.fetch_add(d.count(), std::memory_order_relaxed); }
   /// Before an item starts while results wait: the flusher sends them if it runs long.
-  bool arm() noexcept;  // true if it armed the flusher now
+  void arm() noexcept;
   /// Sends everything committed (main thread).
   void flush();
   /// Back to an empty stream if everything is sent and those sends have completed

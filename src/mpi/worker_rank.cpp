@@ -99,15 +99,20 @@ class WorkerRank {
     bool claim(std::uint64_t items) { return w.gate_.claim(w.claim_, w.revoke_to_, items); }
     bool overhead_due() const noexcept { return false; }
     void begin_call() { w.results_.maybe_rewind(); }
-    bool item_started() noexcept { return w.results_.arm(); }  // results wait: the flusher watches them
+    bool results_waiting() const noexcept { return w.results_.pending(); }
+    void item_started() noexcept { w.results_.arm(); }  // results wait: the flusher watches them
     void item_finished() noexcept { w.results_.commit(); }
-    void tick(Clock::time_point now, Clock::duration busy) {
+    bool tick(Clock::time_point now, Clock::duration busy) {
       w.results_.add_busy(busy);
-      if (w.results_.pending() && now - w.results_.pending_since() >= flush_latency) w.results_.flush();
+      if (!w.results_.pending() || now - w.results_.pending_since() < flush_latency) return false;
+      w.results_.flush();
+      return true;
     }
     bool flush_due() const noexcept { return w.results_.unsent_bytes() >= flush_bytes; }
-    void after_item() {
-      if (flush_due()) w.results_.flush();
+    bool after_item() {
+      if (!flush_due()) return false;
+      w.results_.flush();
+      return true;
     }
     std::span<const std::byte> arena(ArenaRef) const { throw ProtocolError("an MPI worker rank has no argument arena"); }
   };

@@ -127,13 +127,11 @@ class ResultStream final : public Writer {
   Clock::time_point pending_since() const noexcept { return pending_since_; }
 
   /// Before an item starts while results wait: let the flusher send them if it runs long.
-  /// True if it armed the flusher now.
-  bool arm() noexcept {
-    if (!pending() || armed_.load(std::memory_order_relaxed)) return false;
+  void arm() noexcept {
+    if (!pending() || armed_.load(std::memory_order_relaxed)) return;
     deadline_ns_.store((pending_since_ + flusher_latency).time_since_epoch().count(), std::memory_order_relaxed);
     armed_.store(1, std::memory_order_release);
     futex_wake(armed_, 1);
-    return true;
   }
 
   void add_busy(Clock::duration d) noexcept { busy_ns_.fetch_add(d.count(), std::memory_order_relaxed); }

@@ -11,19 +11,21 @@
 //   void begin_call()                        before a call's items
 //   bool claim(std::uint64_t items)          optional: before a call's items; false: the pool
 //                                            took the call back, it is skipped unrun
-//   bool item_started()                      before an item is decoded (crash bookkeeping);
-//                                            true if it armed the results flusher, which may
-//                                            send what waits while the item runs: a tick
-//                                            first, so that those results carry their time
+//   bool results_waiting()                   results not sent yet: they may leave while the
+//                                            next item runs (the flusher), so a tick first,
+//                                            that they carry the time of the items they answer
+//   void item_started()                      before an item is decoded (crash bookkeeping)
 //   void item_started_at(Clock::time_point)  optional: before item_started, for the items
 //                                            of a timed call (CallHead::timed)
 //   void item_finished()                     its outcome is complete in out()
 //   bool flush_due()                         after an item: after_item will flush (a tick first)
-//   void tick(Clock::time_point now,         when TickPacer says, before a flush, and at the
-//             Clock::duration busy)          payload's end: the moment for time-based
-//                                            decisions; busy: time in calls since the last
-//   void after_item()                        last, after each item (size-based decisions:
-//                                            after tick, so a flush carries the busy time)
+//   bool tick(Clock::time_point now,         when TickPacer says, before results can leave,
+//             Clock::duration busy)          and at the payload's end: the moment for
+//                                            time-based decisions; busy: time in calls since
+//                                            the last; true if it flushed
+//   bool after_item()                        last, after each item (size-based decisions:
+//                                            after tick, so a flush carries the busy time);
+//                                            true if it flushed
 //   std::span<const std::byte> arena(ArenaRef)  arguments kept in a shared arena
 // Throws ProtocolError on a malformed payload or an unknown function id (the transport
 // decides what that means; a pipe worker exits).
@@ -57,8 +59,9 @@ inline constexpr auto tick_interval = flush_latency / 8;
 /// a tick before results can leave (a flush, the flusher armed), so that they carry the
 /// time of the items they answer. Profile (a burst of 200k tiny submits, one item per
 /// call, 2-vCPU AMD VM): two clock reads per call, one at its start and one after its
-/// item, were half of each worker's time. The busy time is the time since the payload
-/// began, less what the sink spends between calls on other work (overhead_due).
+/// item, were half of each worker's time; now it is one read per item while results
+/// wait to be sent, and one per stride while none do. The busy time is the time since the
+/// payload began, less the sink's flushes and its work between calls (overhead_due).
 class TickPacer {
  public:
   using Clock = std::chrono::steady_clock;
@@ -110,7 +113,7 @@ void run_calls(std::span<const std::byte> payload, Sink& sink) {
     Reader& items = head.in_arena ? in_arena : r;
     auto tick = [&] {
       const Clock::time_point now = Clock::now();
-      sink.tick(now, pacer.tick(now));
+      if (sink.tick(now, pacer.tick(now))) pacer.restart(Clock::now());  // a flush is not busy time
     };
     if (sink.overhead_due()) {
       if (pacer.owed()) tick();
@@ -121,15 +124,16 @@ void run_calls(std::span<const std::byte> payload, Sink& sink) {
     }
     for (std::uint64_t i = 0; i < head.items; ++i) {
       Reader args = read_item(items);
+      if (pacer.owed() && sink.results_waiting()) tick();  // before the item counts as started
       if constexpr (requires { sink.item_started_at(Clock::now()); }) {
         if (head.timed) sink.item_started_at(Clock::now());
       }
-      if (sink.item_started() && pacer.owed()) tick();
+      sink.item_started();
       e->invoke(*e, args, sink.out());
       sink.item_finished();
       const bool due = pacer.due();
       if (due || sink.flush_due()) tick();
-      sink.after_item();
+      if (sink.after_item()) pacer.restart(Clock::now());
     }
   }
   if (pacer.owed()) {

@@ -184,19 +184,23 @@ class WorkerLoop {
     void item_started_at(Clock::time_point t) noexcept {
       shared().started_ns.store(t.time_since_epoch().count(), std::memory_order_relaxed);
     }
-    bool item_started() noexcept {
-      const bool armed = stream.arm();  // results wait while this item runs: the flusher watches them (once per batch)
+    bool results_waiting() const noexcept { return stream.pending(); }
+    void item_started() noexcept {
+      stream.arm();  // results wait while this item runs: the flusher watches them (once per batch)
       shared().started.store(++loop.started_, std::memory_order_release);
-      return armed;
     }
     void item_finished() noexcept { stream.commit(++loop.finished_); }
-    void tick(Clock::time_point now, Clock::duration busy) {
+    bool tick(Clock::time_point now, Clock::duration busy) {
       stream.add_busy(busy);
-      if (now - stream.pending_since() >= flush_latency) stream.flush();
+      if (now - stream.pending_since() < flush_latency) return false;
+      stream.flush();
+      return true;
     }
     bool flush_due() const noexcept { return stream.size() >= flush_bytes; }
-    void after_item() {
-      if (flush_due()) stream.flush();
+    bool after_item() {
+      if (!flush_due()) return false;
+      stream.flush();
+      return true;
     }
     std::span<const std::byte> arena(ArenaRef a) const { return loop.arena_.at(a.offset, a.length); }
   };
