@@ -258,7 +258,7 @@ class Engine final : public CallDriver {
   std::atomic<Clock::rep> last_drive_end_{0};  // steady clock ticks (note_drive_end)
   std::atomic<bool> untimed_nap_{false};          // the progress thread naps without a timer
   std::atomic<std::uint64_t> drains_{0};          // times deferred_ was cleared by a step
-  std::atomic<std::size_t> held_calls_{0};        // calls held and in inboxes, after the last step
+  std::atomic<std::size_t> held_calls_{0};        // calls held (not in inboxes), after the last step
   std::atomic<std::uint32_t> missed_{0};
   std::mutex mutex_;  // guards commands_, stopping_
   std::vector<Command> commands_;

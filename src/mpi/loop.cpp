@@ -80,7 +80,8 @@ void Engine::wake() noexcept {
 }
 
 // Whether this thread will most likely wait for the call it submits now, and drive the
-// loop then: it did so last time, and no guess has been wrong since.
+// loop then: it did so last time, less than deferral_window ago, and no guess has been
+// wrong since.
 bool Engine::will_drive(Clock::time_point now) const noexcept {
   return t_drove == this && t_driving != this && t_drove_missed == missed_.load(std::memory_order_relaxed) &&
          now - t_drove_at < deferral_window;
@@ -122,7 +123,8 @@ void Engine::run() {
         }
         return;
       }
-      if (wanted_.exchange(false, std::memory_order_relaxed)) {  // a thread waits to drive
+      if (wanted_.load(std::memory_order_relaxed) && wanted_.exchange(false, std::memory_order_relaxed)) {
+        // a thread waits to drive
         loop.unlock();
         sched_yield();
         continue;
@@ -175,9 +177,11 @@ bool Engine::step() {
     next_watchdog_check_ = now + watchdog_period;
   }
   finish_clients();
+  // Calls held, not those in inboxes: in_inbox is the submitters' line, and reading it at
+  // every step slowed a burst of submits.
   std::size_t held = 0;
-  for (const auto& c : clients_) held += c->held + c->in_inbox.load(std::memory_order_relaxed);
-  held_calls_.store(held, std::memory_order_relaxed);
+  for (const auto& c : clients_) held += c->held;
+  if (held != held_calls_.load(std::memory_order_relaxed)) held_calls_.store(held, std::memory_order_relaxed);
   return progressed;
 }
 
