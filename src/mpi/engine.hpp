@@ -1,7 +1,8 @@
-// mpi/engine.hpp - rank 0's side of an MPI job: one progress thread that owns every MPI
-// call and serves every MpiExecutor of the process (they share the worker ranks).
+// mpi/engine.hpp - rank 0's side of an MPI job: one loop that makes every MPI call and
+// serves every MpiExecutor of the process (they share the worker ranks). Its progress
+// thread runs it, or a thread waiting for one of its calls does for a while (loop.cpp).
 //
-//  submit (any thread)                 progress thread ("parex-mpi")
+//  submit (any thread)                 the loop (progress thread "parex-mpi", or a waiter)
 //  ───────────────────                 ────────────────────────────────────────────────────
 //  RemoteCall ──▶ the executor's  ──▶  pending (per executor) ──▶ pump(): for each ready rank
 //  lock-free inbox (a wake-up only     with room, one calls frame (the process pool's records;
@@ -10,16 +11,18 @@
 //  future ◀── complete ◀── results frame from the rank: outcomes in send order ◀─ MPI_Isend
 //
 // Invariants:
-//  - Only the progress thread touches ranks, pending lists and RemoteCalls that left an
-//    inbox, and makes MPI calls (between MPI_Init and MPI_Finalize, which the main thread
-//    makes: MPI_THREAD_SERIALIZED is enough).
+//  - Only the thread that holds loop_ touches ranks, pending lists and RemoteCalls that
+//    left an inbox, and makes MPI calls (between MPI_Init and MPI_Finalize, which the main
+//    thread makes: MPI_THREAD_SERIALIZED is enough). "Progress thread only" below means
+//    that thread.
 //  - A rank runs its calls in order: outcome k of a rank belongs to the k-th item sent to it.
 //  - A rank gets work as remote/batching.hpp says, from estimates per function: tiny calls
 //    go in big frames, slow ones one at a time, and the rest stay cancellable here. With
 //    nothing pending and a rank idle, calls held behind a stalled rank's running call are
 //    taken back (rebalance.cpp, remote/take_back.hpp).
-//  - Idle (nothing pending, nothing at any rank), the thread sleeps on a futex; otherwise
-//    it polls MPI with a back-off (transport.hpp: MPI cannot wait on two things at once).
+//  - Idle (nothing pending, nothing at any rank), the progress thread sleeps on a futex,
+//    as it does while a waiter drives; otherwise it polls MPI with a back-off
+//    (transport.hpp: MPI cannot wait on two things at once).
 //  - A rank runs an executor's calls only after that executor's initializer has run there
 //    (initializer.cpp). Deadlines (deadlines.cpp) and Future::interrupt (interrupts.cpp)
 //    are decided here; stats (stats.cpp) are read here, on the thread, by a posted task.
@@ -147,7 +150,7 @@ class Engine final : public CallDriver {
   /// itself, if the progress thread is not running it now, until the call completes or
   /// for at most max_drive. A round trip then hands the call over twice (this thread,
   /// the rank), not four times (this thread, the progress thread, the rank, the progress
-  /// thread): bench_mpi on the 2-vCPU AMD VM, see drive() in engine.cpp.
+  /// thread): bench_mpi on the 2-vCPU AMD VM, see drive() in loop.cpp.
   bool drive(const StateBase& waited, const Clock::time_point* deadline) noexcept override;
   /// Items per chunk of a map of `fn` without a chunksize (any thread).
   std::size_t chunk_for(const FunctionEntry& fn) const noexcept { return costs_.chunk_for(fn.id); }

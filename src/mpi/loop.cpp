@@ -257,9 +257,10 @@ void Engine::sleep(std::unique_lock<std::mutex>& loop) {
 // Sleeps until woken. A call submitted without a wake-up (will_drive) may wait for a
 // thread that does not come: while such calls can be submitted (deferral_window after the
 // last drive), look every deferred_pickup, and count a call found waiting as a wrong
-// guess, which makes every thread wake the loop again. After that, sleep untimed: a
-// submitter that publishes a deferred call reads the clock after publishing it, so a
-// sleeper that saw no deferred call past the window is woken by that submitter.
+// guess, which makes every thread wake the loop again. After that, sleep untimed: the
+// sleeper announces it (untimed_nap_) before it looks; a submitter that publishes a
+// deferred call, and a driver that notes its end, look at the announcement after: one of
+// the two sees the other, and a submitter or driver that sees it wakes the sleeper.
 void Engine::nap(std::uint32_t seen) noexcept {
   for (;;) {
     untimed_nap_.store(true, std::memory_order_seq_cst);  // announced, then looked: see submit
