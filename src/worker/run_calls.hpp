@@ -56,8 +56,9 @@ inline constexpr auto tick_interval = flush_latency / 8;
 
 /// When to read the clock. Items that take long get a tick each; tiny ones, one per
 /// stride of items about tick_interval long, whatever calls they belong to; and there is
-/// a tick before results can leave (a flush, the flusher armed), so that they carry the
-/// time of the items they answer. Profile (a burst of 200k tiny submits, one item per
+/// a tick before results can leave (before a flush, and at a call's start while results
+/// wait: the flusher may send them while the call runs), so that they carry the time of
+/// the items they answer. Profile (a burst of 200k tiny submits, one item per
 /// call, 2-vCPU AMD VM): two clock reads per call, one at its start and one after its
 /// item, were half of each worker's time; now it is one read per call while results wait
 /// to be sent, and one per stride of items within a call. The busy time is the time since
