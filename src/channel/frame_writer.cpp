@@ -3,10 +3,58 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
+#include <ctime>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/uio.h>
 
 namespace parex::detail {
+
+namespace {
+thread_local bool t_sigpipe_blocked = false;  // block_sigpipe_here
+
+// A write to a pipe whose reader is gone raises SIGPIPE in the writing thread, which kills
+// the program unless blocked. In a thread that has not blocked it for good (a waiting
+// thread that runs a pool's loop), it is blocked for the writes, and a SIGPIPE they raised
+// is taken back before the thread's mask is restored; one pending before is left alone.
+class NoSigpipe {
+ public:
+  NoSigpipe() {
+    if (t_sigpipe_blocked) return;
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    active_ = ::pthread_sigmask(SIG_BLOCK, &pipe_, &old_) == 0;
+    if (active_ && sigismember(&old_, SIGPIPE) == 1) {
+      sigset_t pending;
+      if (::sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) pending_before_ = true;
+    }
+  }
+  ~NoSigpipe() {
+    if (!active_) return;
+    if (raised_ && !pending_before_) {
+      const timespec now{0, 0};
+      while (::sigtimedwait(&pipe_, nullptr, &now) < 0 && errno == EINTR) {
+      }
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  NoSigpipe(const NoSigpipe&) = delete;
+  NoSigpipe& operator=(const NoSigpipe&) = delete;
+  void raised() noexcept { raised_ = true; }
+
+ private:
+  sigset_t pipe_{}, old_{};
+  bool active_ = false, pending_before_ = false, raised_ = false;
+};
+}  // namespace
+
+void FrameWriter::block_sigpipe_here() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  if (::pthread_sigmask(SIG_BLOCK, &set, nullptr) == 0) t_sigpipe_blocked = true;
+}
 
 void FrameWriter::begin() noexcept {
   frame_.clear();
@@ -35,6 +83,7 @@ void FrameWriter::seal() {
 }
 
 FrameWriter::Status FrameWriter::write_some(int fd, int& error) {
+  NoSigpipe no_sigpipe;
   while (next_ < pieces_.size()) {
     Piece& piece = pieces_[next_];
     ssize_t n;
@@ -58,6 +107,7 @@ FrameWriter::Status FrameWriter::write_some(int fd, int& error) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) return Status::would_block;
       error = errno;
+      if (error == EPIPE) no_sigpipe.raised();
       return Status::failed;
     }
     advance(static_cast<std::size_t>(n));

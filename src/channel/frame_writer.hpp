@@ -6,9 +6,10 @@
 // runs go out by writev, iov_batch pieces at a time; referenced pieces by vmsplice, so
 // the pipe holds references to those pages instead of copies (they must stay unchanged
 // and alive until the reader has consumed them; where vmsplice is refused - the fd is not
-// a pipe, or the kernel says no - the piece is copied instead). write_some() never blocks: it says whether the frame is out, the pipe
-// is full (wait for POLLOUT and call again), or the write failed.
-// Not thread-safe: one owner thread (a pool's reactor).
+// a pipe, or the kernel says no - the piece is copied instead). write_some() never blocks: it
+// says whether the frame is out, the pipe is full (wait for POLLOUT and call again), or the
+// write failed; and it never raises SIGPIPE (a reader that is gone is EPIPE).
+// Not thread-safe: one thread at a time (whichever runs a pool's loop).
 #pragma once
 
 #include <parex/detail/wire/buffer.hpp>
@@ -40,6 +41,9 @@ class FrameWriter {
   void seal();
   /// Writes what fd takes now. `error` is errno when failed.
   Status write_some(int fd, int& error);
+  /// Blocks SIGPIPE in the calling thread for good (a pool's reactor): its writes then need
+  /// no blocking and unblocking around them, which write_some does in any other thread.
+  static void block_sigpipe_here();
   /// After done: frees a frame buffer that grew past keep_bytes.
   void release(std::size_t keep_bytes);
 

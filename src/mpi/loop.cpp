@@ -2,6 +2,7 @@
 // one of its calls (drive); submitting, waking and sleeping around that.
 #include "mpi/engine.hpp"
 
+#include "remote/driving.hpp"
 #include "sync/futex.hpp"
 
 #include <parex/errors.hpp>
@@ -37,14 +38,11 @@ thread_local const Engine* t_driving = nullptr;
 thread_local const Engine* t_drove = nullptr;
 thread_local std::uint32_t t_drove_missed = 0;
 thread_local Clock::time_point t_drove_at{};
-// How long a waiting thread drives the loop before it leaves it to the progress thread
-// and sleeps: a call's round trip is ~10-20 us; a longer call is not worth a spinning core.
-constexpr auto max_drive = std::chrono::microseconds(200);
 // Calls in a burst submitted without waking the loop: the loop is woken every this many,
 // so that it sends while the submitting thread goes on.
 constexpr std::size_t unwoken_calls = 64;
-// A waiter drives the loop only while the engine holds at most this many calls.
-constexpr std::size_t max_driven_calls = 8;
+using driving::max_drive;         // remote/driving.hpp: how long and when a waiter drives
+using driving::max_driven_calls;
 }  // namespace
 
 void Engine::submit(Client& c, RemoteCall* call) {

@@ -24,6 +24,11 @@ void ProcessPoolExecutor::Impl::distribute() {
   if (pending.empty() || workers.empty()) return;
   const auto snapshot = workers;  // send_calls may spawn a replacement (retiring workers)
   const std::size_t n = snapshot.size();
+  for (const WorkerPtr& w : snapshot)
+    if (w.get() == last_answered) {
+      if (w->outstanding.empty() && can_take(*w) && has_room(*w, *pending.front())) send_calls(w);
+      break;
+    }
   for (std::size_t k = 0; k < n && !pending.empty(); ++k) {
     const WorkerPtr& w = snapshot[(next_worker + k) % n];
     if (can_take(*w) && has_room(*w, *pending.front())) send_calls(w);

@@ -8,8 +8,10 @@
 //   crash_policy.cpp  what a worker's death means: salvage, requeue, fail, or break
 //   interrupts.cpp    stopping a running call: deadlines, Future::interrupt
 //   rebalance.cpp     taking back calls a stalled worker holds unstarted, for idle ones
-// Thread-safety: the reactor thread owns everything but `inbox`, `broken`/`broken_reason`
-// and the join; see the fields. Internal: included by those files only.
+//   loop.cpp          who runs the loop: the reactor thread, or a thread waiting for a call
+// Thread-safety: the thread that runs the loop (loop_mutex: the reactor, or a waiter
+// driving it) owns everything but `inbox`, `broken`/`broken_reason` and the join; see the
+// fields. Internal: included by those files only.
 #pragma once
 
 #include <parex/process_pool.hpp>
@@ -30,6 +32,7 @@
 #include <cstring>
 #include <deque>
 #include <fcntl.h>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -93,7 +96,7 @@ namespace detail {
 std::string describe_status(int status);
 }
 
-struct ProcessPoolExecutor::Impl {
+struct ProcessPoolExecutor::Impl final : detail::CallDriver {
   struct WorkerProcess {
     enum class Phase { starting, initializing, ready, retiring, dead };
 
@@ -153,12 +156,31 @@ struct ProcessPoolExecutor::Impl {
   ~Impl() { withdraw(); }
 
   // process_pool.cpp: from any thread, and the reactor loop
-  void submit(RemoteCall* c);
   void shutdown(bool wait, bool cancel_futures);
   void end_workers(int sig);
-  void run();
   void drain_inbox();
   void take_rest(RemoteCall* chain);
+
+  // loop.cpp: who runs the loop - the reactor thread, or a thread waiting for a call;
+  // submitting, waking and napping around that
+  void submit(RemoteCall* c);
+  bool will_drive() const noexcept;
+  void wake_reactor() noexcept;
+  template <class Handler>
+  void post_to_loop(Handler&& h) {  // from a thread that does not run the loop
+    asio::post(io, std::forward<Handler>(h));
+    wake_reactor();
+  }
+  void run();
+  std::size_t run_ready();
+  bool holds_nothing() const noexcept;
+  bool driven_lately() const noexcept;
+  void nap(std::unique_lock<std::mutex>& lock, std::uint32_t seen);
+  bool drive(const detail::StateBase& waited, const Clock::time_point* deadline) noexcept override;
+  // The pool whose loop this thread runs now: on its reactor thread, or a waiting thread
+  // that drives it; and the pool whose reactor this thread is.
+  static thread_local const Impl* t_running;
+  static thread_local const Impl* t_reactor;
 
   // dispatcher.cpp: calls to workers
   bool can_take(const WorkerProcess& w) const;
@@ -257,6 +279,16 @@ struct ProcessPoolExecutor::Impl {
   asio::executor_work_guard<asio::io_context::executor_type> guard;
   std::thread reactor;
   std::mutex join_mutex;
+  // Held by whoever runs the loop's handlers: the reactor, or a waiter that drives (loop.cpp).
+  std::mutex loop_mutex;
+  std::atomic<bool> reactor_idle{false};    // it yields between polls: it lets go of the loop soon
+  std::atomic<std::size_t> held_calls{0};   // pending and sent, after the last handlers ran
+  bool reactor_needed = false;              // under loop_mutex: a driver left a spawn to the reactor
+  std::atomic<std::uint32_t> wake_seq{0};   // a nap's futex: bumped by wake_reactor
+  std::atomic<bool> napping{false};         // the reactor naps (without the loop)
+  std::atomic<bool> deferred{false};        // a call was submitted without a wake (will_drive)
+  std::atomic<std::uint32_t> misses{0};     // deferred calls no thread drove (will_drive)
+  std::atomic<Clock::rep> last_drive_end{std::numeric_limits<Clock::rep>::min() / 2};
   detail::Inbox<RemoteCall> inbox;
   std::atomic<bool> broken{false};
   std::string broken_reason;  // written before broken is set (release)
@@ -268,6 +300,7 @@ struct ProcessPoolExecutor::Impl {
   std::deque<RemoteCall*> pending;
   std::vector<WorkerPtr> workers;
   std::size_t next_worker = 0;
+  const WorkerProcess* last_answered = nullptr;  // compared, never followed (dispatcher.cpp)
   bool stopping = false;
   int startup_failures = 0;  // workers in a row that died before their handshake
   int startup_crashes = 0;   // of those, crashes (see startup_crash)

@@ -70,7 +70,7 @@ bool detail::request_interrupt(RemoteCall& c) noexcept {
         if (s) s->release_producer();
       }
     };
-    asio::post(impl->io, [impl, &c, keep = Keep(&c.state())] { impl->guarded([&] { impl->interrupt(&c); }); });
+    impl->post_to_loop([impl, &c, keep = Keep(&c.state())] { impl->guarded([&] { impl->interrupt(&c); }); });
     return true;
   } catch (...) {  // no memory for the handler
     return false;

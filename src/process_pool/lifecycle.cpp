@@ -12,6 +12,10 @@ std::size_t ProcessPoolExecutor::Impl::active_workers() const {
 // need someone to run them. With idle_timeout, workers start only for calls that wait.
 void ProcessPoolExecutor::Impl::ensure_workers() {
   if (respawn_scheduled) return;  // the back-off timer calls again
+  if (t_reactor != this) {  // a waiter drives the loop: spawning is the reactor's (loop.cpp)
+    reactor_needed = true;
+    return;
+  }
   const bool on_demand = stopping || options.idle_timeout.count() != 0;
   while (!broken.load(std::memory_order_relaxed) && active_workers() < n_workers &&
          (!on_demand || pending.size() > free_workers()))

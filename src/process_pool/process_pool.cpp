@@ -41,73 +41,26 @@
 
 namespace parex {
 
-namespace {
-// The pool whose reactor this thread is, if any (see shutdown).
-thread_local const void* this_threads_pool = nullptr;
-}  // namespace
-
-// ---- submit side (any thread) -----------------------------------------------------
-void ProcessPoolExecutor::Impl::submit(RemoteCall* c) {
-  c->owner = this;  // for Future::interrupt (interrupts.cpp)
-  in_inbox.fetch_add(1, std::memory_order_relaxed);
-  switch (inbox.push(c)) {
-    case detail::Inbox<RemoteCall>::Push::first:
-      asio::post(io, [this] { guarded([&] { drain_inbox(); }); });
-      break;
-    case detail::Inbox<RemoteCall>::Push::more:
-      break;
-    case detail::Inbox<RemoteCall>::Push::closed:
-      in_inbox.fetch_sub(1, std::memory_order_relaxed);
-      if (broken.load(std::memory_order_acquire)) throw BrokenProcessPool(broken_reason);
-      throw InvalidStateError("cannot submit after shutdown");
-  }
-}
-
+// ---- from any thread (submit: loop.cpp) ------------------------------------------------
 void ProcessPoolExecutor::Impl::shutdown(bool wait, bool cancel_futures) {
   RemoteCall* rest = inbox.close();
-  asio::post(io, [this, rest, cancel_futures] { guarded([&] { begin_shutdown(rest, cancel_futures); }); });
+  post_to_loop([this, rest, cancel_futures] { guarded([&] { begin_shutdown(rest, cancel_futures); }); });
   if (!wait) return;
   // Checked before the lock: the owner may hold it, joining the reactor, while a done
   // callback on the reactor calls shutdown too.
-  if (this_threads_pool == this)
-    throw InvalidStateError("shutdown(wait=true) called from the pool's reactor thread (a done callback) would "
-                            "wait for itself");
+  if (t_running == this)
+    throw InvalidStateError("shutdown(wait=true) called from a done callback on a thread that runs the pool's loop "
+                            "(its reactor, or a thread waiting for one of its calls) would wait for itself");
   std::lock_guard lock(join_mutex);
   if (reactor.joinable()) reactor.join();
 }
 
 void ProcessPoolExecutor::Impl::end_workers(int sig) {
   RemoteCall* rest = inbox.close();
-  asio::post(io, [this, rest, sig] { guarded([&] { force_stop(rest, sig); }); });
+  post_to_loop([this, rest, sig] { guarded([&] { force_stop(rest, sig); }); });
 }
 
-// ---- reactor thread ---------------------------------------------------------------
-void ProcessPoolExecutor::Impl::run() {
-  // Writes to a dead worker must fail with EPIPE, not kill the program: block SIGPIPE
-  // in this thread, the only one that writes to workers.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  pthread_setname_np(pthread_self(), "parex-reactor");
-  this_threads_pool = this;
-  guarded([&] { ensure_workers(); });
-  // Run ready handlers; when there are none, yield a few times looking for more before
-  // blocking in epoll (see reactor_idle_yields).
-  while (!io.stopped()) {
-    if (io.poll()) continue;
-    bool ran = false;
-    for (int i = 0; i < reactor_idle_yields && !ran; ++i) {
-      sched_yield();
-      ran = io.poll() != 0;
-    }
-    if (!ran && io.run_one() == 0) break;
-  }
-  std::lock_guard lock(stats_mutex);
-  final_stats = snapshot();
-  reactor_done = true;
-}
-
+// ---- the reactor thread, or a thread that drives the loop (loop.cpp) -------------
 void ProcessPoolExecutor::Impl::drain_inbox() {
   take_rest(inbox.take_all());
   pump();
@@ -144,13 +97,13 @@ ExecutorStats ProcessPoolExecutor::Impl::snapshot() const {
 }
 
 ExecutorStats ProcessPoolExecutor::Impl::stats() {
-  if (this_threads_pool == this) return snapshot();  // a done callback: we are the reactor
+  if (t_running == this) return snapshot();  // a done callback: this thread runs the loop
   auto asked = std::make_shared<std::promise<ExecutorStats>>();
   auto answer = asked->get_future();
   {
     std::lock_guard lock(stats_mutex);
     if (reactor_done) return final_stats;
-    asio::post(io, [this, asked] {
+    post_to_loop([this, asked] {
       try {
         asked->set_value(snapshot());
       } catch (...) {  // no memory for the figures: the asker gets the error

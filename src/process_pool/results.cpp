@@ -146,6 +146,7 @@ void ProcessPoolExecutor::Impl::on_results(WorkerProcess& w, Reader& r, const de
   mix.teach(costs, h.busy_us);
   w.stalled = false;  // it moves again
   w.busy_us += h.busy_us;
+  if (w.outstanding.empty()) last_answered = &w;
 }
 
 // Results the worker left in its shared buffer: read through a mapping of its memfd (the

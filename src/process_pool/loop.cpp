@@ -1,0 +1,265 @@
+// Who runs the pool's loop (its Asio handlers): the reactor thread, or a thread that waits
+// for one of the pool's calls and drives the loop itself meanwhile (drive). When a waiter
+// drives is remote/driving.hpp's policy; this file is how.
+//
+// The loop runs under loop_mutex. The reactor holds it while it runs handlers and while it
+// sleeps in epoll; it lets go while it yields between polls (reactor_idle_yields). A
+// waiter takes it then and runs the handlers itself: it sends its call to a worker and
+// reads the worker's answer, one hand-off each way instead of four.
+//
+// While a waiter holds the loop, and while waiters drive (a drive ended less than
+// deferral_window ago) and no worker holds a call, the reactor naps instead of sleeping in
+// epoll (which would hold the loop): for deferred_pickup at most, then it looks at the
+// loop and naps again. Nothing waits on a nap for longer: timers, deaths of idle workers
+// and calls no one drives are seen within deferred_pickup. Who wakes it sooner
+// (wake_reactor): a submit from a thread that will not drive, a burst, a drive that leaves
+// work behind, a post from another thread. With calls out and no waiter driving, it
+// sleeps in epoll as before: their results are read as they come.
+//
+// A thread that drove its last call to the end within deferral_window submits its next
+// call without waking the reactor: it will drive that one too (will_drive). A wrong guess
+// costs that call deferred_pickup; the reactor counts it (misses), and every thread's
+// guess is off until it drives again.
+//
+// What only the reactor thread may do: spawn a worker (PR_SET_PDEATHSIG follows the thread
+// that forked). A driver that comes to a spawn sets reactor_needed and leaves; the reactor
+// spawns as soon as it has the loop back. A driver's writes may meet a worker that is gone:
+// FrameWriter takes back the SIGPIPE (its thread has not blocked it).
+#include "process_pool/impl.hpp"
+
+#include "remote/driving.hpp"
+#include "sync/futex.hpp"
+
+namespace parex {
+
+thread_local const ProcessPoolExecutor::Impl* ProcessPoolExecutor::Impl::t_running = nullptr;
+thread_local const ProcessPoolExecutor::Impl* ProcessPoolExecutor::Impl::t_reactor = nullptr;
+
+namespace {
+using detail::driving::max_drive;
+using detail::driving::max_driven_calls;
+// A waiter that finds the reactor yielding tries this many times for the loop: the
+// reactor lets go of it for each yield, a microsecond or so after it took it.
+constexpr int handoff_tries = 256;
+// A nap's length: how late, at most, the reactor sees what no one woke it for while
+// waiters drive. Each nap costs it a wake-up: 1000 a second while the window lasts.
+constexpr auto deferred_pickup = std::chrono::milliseconds(1);
+// A thread's guess that it will drive holds this long after its last drive; the reactor
+// naps only that long after any drive.
+constexpr auto deferral_window = std::chrono::milliseconds(10);
+// Calls in a burst submitted while the reactor naps: it is woken every this many, so that
+// it sends while the submitting thread goes on.
+constexpr std::size_t unwoken_calls = 64;
+// The call a thread last drove for until max_drive ran out, and when: it waits for it on
+// its futex now, and does not drive again for it at each of its yields. (Call objects are
+// reused: the same address later is most likely another call, which may be driven.)
+constexpr auto give_up_memory = std::chrono::milliseconds(1);
+thread_local const void* t_gave_up = nullptr;
+thread_local Clock::time_point t_gave_up_at{};
+// The pool whose loop this thread drove until its call completed, the last time it
+// waited for one, when, and the pool's misses then (will_drive).
+thread_local const void* t_drove = nullptr;
+thread_local Clock::time_point t_drove_at{};
+thread_local std::uint32_t t_drove_misses = 0;
+
+std::int64_t ticks(Clock::time_point t) noexcept { return t.time_since_epoch().count(); }
+}  // namespace
+
+// ---- submitting and waking (any thread) ------------------------------------------------
+void ProcessPoolExecutor::Impl::submit(RemoteCall* c) {
+  c->owner = this;   // for Future::interrupt (interrupts.cpp)
+  c->driver = this;  // a thread waiting for it may run the loop (drive)
+  const std::size_t queued = in_inbox.fetch_add(1, std::memory_order_relaxed) + 1;
+  switch (inbox.push(c)) {
+    case detail::Inbox<RemoteCall>::Push::first:
+      asio::post(io, [this] { guarded([&] { drain_inbox(); }); });  // wakes a reactor in epoll
+      if (will_drive()) {
+        deferred.store(true, std::memory_order_seq_cst);
+        break;
+      }
+      wake_reactor();
+      break;
+    case detail::Inbox<RemoteCall>::Push::more:
+      if (queued % unwoken_calls == 0) wake_reactor();
+      break;
+    case detail::Inbox<RemoteCall>::Push::closed:
+      in_inbox.fetch_sub(1, std::memory_order_relaxed);
+      if (broken.load(std::memory_order_acquire)) throw BrokenProcessPool(broken_reason);
+      throw InvalidStateError("cannot submit after shutdown");
+  }
+}
+
+bool ProcessPoolExecutor::Impl::will_drive() const noexcept {
+  return t_drove == this && t_drove_misses == misses.load(std::memory_order_relaxed) &&
+         Clock::now() - t_drove_at < deferral_window;
+}
+
+void ProcessPoolExecutor::Impl::wake_reactor() noexcept {
+  wake_seq.fetch_add(1, std::memory_order_seq_cst);
+  if (napping.load(std::memory_order_seq_cst)) detail::futex_wake(wake_seq, 1);
+}
+
+// ---- the reactor thread ----------------------------------------------------------------
+// Whether the reactor may nap: no worker holds a call whose results it would be late for
+// (results are read by whoever runs the loop, and a nap would leave a worker's answers
+// unread for up to deferred_pickup), and waiters drove lately.
+bool ProcessPoolExecutor::Impl::holds_nothing() const noexcept {
+  return held_calls.load(std::memory_order_relaxed) == 0 && in_inbox.load(std::memory_order_relaxed) == 0;
+}
+
+bool ProcessPoolExecutor::Impl::driven_lately() const noexcept {
+  const Clock::time_point last{Clock::duration(last_drive_end.load(std::memory_order_relaxed))};
+  return Clock::now() - last < deferral_window;
+}
+
+std::size_t ProcessPoolExecutor::Impl::run_ready() {
+  const std::size_t n = io.poll();
+  if (n) {
+    std::size_t held = pending.size();
+    for (const WorkerPtr& w : workers) held += w->outstanding.size();
+    held_calls.store(held, std::memory_order_relaxed);
+  }
+  return n;
+}
+
+void ProcessPoolExecutor::Impl::run() {
+  // Writes to a dead worker must fail with EPIPE, not kill the program.
+  detail::FrameWriter::block_sigpipe_here();
+  pthread_setname_np(pthread_self(), "parex-reactor");
+  t_running = this;
+  t_reactor = this;
+  std::unique_lock lock(loop_mutex);
+  guarded([&] { ensure_workers(); });
+  bool napped = false;
+  while (!io.stopped()) {
+    if (reactor_needed) {
+      reactor_needed = false;
+      guarded([&] {
+        ensure_workers();
+        pump();
+        maybe_finish();
+      });
+    }
+    const std::uint32_t seen = wake_seq.load(std::memory_order_seq_cst);  // before the last look
+    if (run_ready()) {
+      napped = false;
+      continue;
+    }
+    // Idle: yield a few times looking for more, letting a waiter take the loop meanwhile.
+    bool ran = false, taken = false;
+    if (!napped) {
+      reactor_idle.store(true, std::memory_order_relaxed);
+      for (int i = 0; i < reactor_idle_yields && !ran; ++i) {
+        lock.unlock();
+        sched_yield();
+        if (!lock.try_lock()) {
+          taken = true;
+          break;
+        }
+        ran = reactor_needed || run_ready() != 0;
+      }
+      reactor_idle.store(false, std::memory_order_relaxed);
+    }
+    if (ran) continue;
+    if (taken || (holds_nothing() && driven_lately())) {
+      // A wake after the loop's last look (a drive ending, once the loop is let go) must
+      // not be missed: the sequence is read before the loop is let go.
+      const std::uint32_t now_seen = taken ? seen : wake_seq.load(std::memory_order_seq_cst);
+      if (lock.owns_lock()) lock.unlock();
+      nap(lock, now_seen);
+      napped = true;
+      continue;
+    }
+    napped = false;
+    if (io.run_one() == 0) break;
+    run_ready();
+  }
+  lock.unlock();
+  std::lock_guard stats_lock(stats_mutex);
+  final_stats = snapshot();
+  reactor_done = true;
+}
+
+// Without the loop: sleeps until woken or deferred_pickup passes, then takes the loop back
+// (naps again while a waiter holds it). A call deferred by a thread that did not drive it
+// within a nap is a wrong guess (will_drive).
+void ProcessPoolExecutor::Impl::nap(std::unique_lock<std::mutex>& lock, std::uint32_t seen) {
+  for (bool first = true;; first = false) {
+    napping.store(true, std::memory_order_seq_cst);
+    // A call submitted (not deferred) after the last look, whose wake came before `seen`
+    // was read: no sleep. (Once a waiter holds the loop, it drains the inbox itself.)
+    const bool undeferred_work = first && in_inbox.load(std::memory_order_seq_cst) != 0 &&
+                                 !deferred.load(std::memory_order_seq_cst);
+    bool woken = true;
+    if (!undeferred_work) {
+      const Clock::time_point until = Clock::now() + deferred_pickup;
+      woken = detail::futex_wait(wake_seq, seen, &until);
+    }
+    napping.store(false, std::memory_order_relaxed);
+    seen = wake_seq.load(std::memory_order_seq_cst);
+    if (!lock.try_lock()) continue;
+    if (!woken && deferred.load(std::memory_order_relaxed) && in_inbox.load(std::memory_order_relaxed) != 0) {
+      deferred.store(false, std::memory_order_relaxed);
+      misses.fetch_add(1, std::memory_order_relaxed);
+    }
+    return;
+  }
+}
+
+// ---- a waiting thread ------------------------------------------------------------------
+bool ProcessPoolExecutor::Impl::drive(const detail::StateBase& waited, const Clock::time_point* deadline) noexcept {
+  if (t_running == this) return false;  // a done callback on a thread that runs the loop already
+  if (t_gave_up == &waited && Clock::now() - t_gave_up_at < give_up_memory) return false;
+  if (held_calls.load(std::memory_order_relaxed) + in_inbox.load(std::memory_order_relaxed) > max_driven_calls) {
+    wake_reactor();  // a burst is the reactor's: it may nap, with calls deferred behind it
+    return false;
+  }
+  std::unique_lock lock(loop_mutex, std::try_to_lock);
+  for (int i = 0; !lock && i < handoff_tries && reactor_idle.load(std::memory_order_relaxed); ++i) {
+    detail::cpu_relax();
+    (void)lock.try_lock();
+  }
+  if (!lock) return false;
+  if (reactor_needed || io.stopped()) {
+    lock.unlock();
+    wake_reactor();
+    return false;
+  }
+  t_running = this;
+  deferred.store(false, std::memory_order_relaxed);  // this thread drains what was deferred
+  Clock::time_point now = Clock::now();
+  try {
+    const Clock::time_point until = now + max_drive;
+    for (;;) {
+      const std::size_t ran = run_ready();
+      if (waited.done() || reactor_needed || io.stopped()) break;
+      now = Clock::now();
+      if (now >= until || (deadline && now >= *deadline)) break;
+      if (!ran) sched_yield();  // the worker may share this core
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "parex: the process pool's loop failed in a waiting thread: %s\n", e.what());
+    std::abort();
+  }
+  t_running = nullptr;
+  const bool done = waited.done();
+  if (done) {
+    t_drove = this;
+    t_drove_at = now;
+    t_drove_misses = misses.load(std::memory_order_relaxed);
+    last_drive_end.store(ticks(now), std::memory_order_relaxed);
+    t_gave_up = nullptr;
+  } else {
+    t_drove = nullptr;
+    t_gave_up = &waited;
+    t_gave_up_at = now;
+  }
+  // Work left behind (other calls out, a spawn, a call not done) is the reactor's again.
+  const bool more = !done || reactor_needed || io.stopped() ||
+                    held_calls.load(std::memory_order_relaxed) + in_inbox.load(std::memory_order_relaxed) != 0;
+  lock.unlock();
+  if (more) wake_reactor();
+  return true;
+}
+
+}  // namespace parex
