@@ -96,7 +96,7 @@ namespace detail {
 std::string describe_status(int status);
 }
 
-struct ProcessPoolExecutor::Impl final : detail::CallDriver {
+struct ProcessPoolExecutor::Impl {
   struct WorkerProcess {
     enum class Phase { starting, initializing, ready, retiring, dead };
 
@@ -164,7 +164,7 @@ struct ProcessPoolExecutor::Impl final : detail::CallDriver {
   // loop.cpp: who runs the loop - the reactor thread, or a thread waiting for a call;
   // submitting, waking and napping around that
   void submit(RemoteCall* c);
-  bool will_drive() const noexcept;
+  bool will_drive(Clock::time_point now) const noexcept;
   void wake_reactor() noexcept;
   template <class Handler>
   void post_to_loop(Handler&& h) {  // from a thread that does not run the loop
@@ -176,7 +176,9 @@ struct ProcessPoolExecutor::Impl final : detail::CallDriver {
   bool holds_nothing() const noexcept;
   bool driven_lately() const noexcept;
   void nap(std::unique_lock<std::mutex>& lock, std::uint32_t seen);
-  bool drive(const detail::StateBase& waited, const Clock::time_point* deadline) noexcept override;
+  void note_held() noexcept;
+  bool drive(const detail::StateBase& waited, const Clock::time_point* deadline) noexcept;
+  static Impl* enter_live(const void* owner) noexcept;  // interrupts.cpp: counted in drivers
   // The pool whose loop this thread runs now: on its reactor thread, or a waiting thread
   // that drives it; and the pool whose reactor this thread is.
   static thread_local const Impl* t_running;
@@ -286,9 +288,10 @@ struct ProcessPoolExecutor::Impl final : detail::CallDriver {
   bool reactor_needed = false;              // under loop_mutex: a driver left a spawn to the reactor
   std::atomic<std::uint32_t> wake_seq{0};   // a nap's futex: bumped by wake_reactor
   std::atomic<bool> napping{false};         // the reactor naps (without the loop)
-  std::atomic<bool> deferred{false};        // a call was submitted without a wake (will_drive)
-  std::atomic<std::uint32_t> misses{0};     // deferred calls no thread drove (will_drive)
+  std::atomic<Clock::rep> deferred_at{0};   // when a call was submitted without a wake (0: none)
+  std::atomic<Clock::rep> last_miss{std::numeric_limits<Clock::rep>::min() / 2};  // one no thread drove
   std::atomic<Clock::rep> last_drive_end{std::numeric_limits<Clock::rep>::min() / 2};
+  std::atomic<int> drivers{0};              // waiters inside drive (withdraw waits for them)
   detail::Inbox<RemoteCall> inbox;
   std::atomic<bool> broken{false};
   std::string broken_reason;  // written before broken is set (release)

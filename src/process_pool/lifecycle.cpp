@@ -167,6 +167,7 @@ void ProcessPoolExecutor::Impl::discard(const WorkerPtr& w) {
   w->shm_fd = -1;
   if (w->page) ::munmap(w->page, detail::shm_header_bytes);
   w->page = nullptr;
+  if (last_answered == w.get()) last_answered = nullptr;
   std::erase(workers, w);
 }
 

@@ -18,8 +18,13 @@
 //
 // A thread that drove its last call to the end within deferral_window submits its next
 // call without waking the reactor: it will drive that one too (will_drive). A wrong guess
-// costs that call deferred_pickup; the reactor counts it (misses), and every thread's
-// guess is off until it drives again.
+// (the thread waits another way: a callback, as_completed) costs that call up to
+// deferred_pickup; the reactor notes it (last_miss), and no thread guesses for
+// miss_penalty after.
+//
+// Waiters reach the pool through the registry of live pools (interrupts.cpp), never
+// through a pointer the call keeps: a future may outlive its pool, and a thread may
+// find its call not done just before the pool that completed it is destroyed.
 //
 // What only the reactor thread may do: spawn a worker (PR_SET_PDEATHSIG follows the thread
 // that forked). A driver that comes to a spawn sets reactor_needed and leaves; the reactor
@@ -47,6 +52,9 @@ constexpr auto deferred_pickup = std::chrono::milliseconds(1);
 // A thread's guess that it will drive holds this long after its last drive; the reactor
 // naps only that long after any drive.
 constexpr auto deferral_window = std::chrono::milliseconds(10);
+// After a wrong guess, no thread guesses for this long: a program that waits for every
+// other call another way pays deferred_pickup at most once in this long.
+constexpr auto miss_penalty = std::chrono::milliseconds(100);
 // Calls in a burst submitted while the reactor naps: it is woken every this many, so that
 // it sends while the submitting thread goes on.
 constexpr std::size_t unwoken_calls = 64;
@@ -57,28 +65,47 @@ constexpr auto give_up_memory = std::chrono::milliseconds(1);
 thread_local const void* t_gave_up = nullptr;
 thread_local Clock::time_point t_gave_up_at{};
 // The pool whose loop this thread drove until its call completed, the last time it
-// waited for one, when, and the pool's misses then (will_drive).
+// waited for one, and when (will_drive).
 thread_local const void* t_drove = nullptr;
 thread_local Clock::time_point t_drove_at{};
-thread_local std::uint32_t t_drove_misses = 0;
 
-std::int64_t ticks(Clock::time_point t) noexcept { return t.time_since_epoch().count(); }
+Clock::rep ticks(Clock::time_point t) noexcept { return t.time_since_epoch().count(); }
+Clock::time_point at_ticks(Clock::rep r) noexcept { return Clock::time_point(Clock::duration(r)); }
+
+// Every process pool's calls name this driver: it finds the call's pool among the live
+// ones (Impl::enter_live) and drives it, or does nothing if the pool is gone.
+class PoolDriver final : public detail::CallDriver {
+ public:
+  bool drive(const detail::StateBase& waited, const Clock::time_point* deadline) noexcept override {
+    if (t_gave_up == &waited && Clock::now() - t_gave_up_at < give_up_memory) return false;
+    const auto* call = dynamic_cast<const RemoteCall*>(&waited);
+    ProcessPoolExecutor::Impl* pool = call ? ProcessPoolExecutor::Impl::enter_live(call->owner) : nullptr;
+    if (!pool) return false;
+    const bool drove = !waited.done() && pool->drive(waited, deadline);
+    pool->drivers.fetch_sub(1, std::memory_order_release);  // the last touch of the pool
+    return drove;
+  }
+};
+PoolDriver pool_driver;
 }  // namespace
 
 // ---- submitting and waking (any thread) ------------------------------------------------
 void ProcessPoolExecutor::Impl::submit(RemoteCall* c) {
-  c->owner = this;   // for Future::interrupt (interrupts.cpp)
-  c->driver = this;  // a thread waiting for it may run the loop (drive)
+  c->owner = this;            // for Future::interrupt and drive (interrupts.cpp's registry)
+  c->driver = &pool_driver;  // a thread waiting for it may run the loop (drive)
   const std::size_t queued = in_inbox.fetch_add(1, std::memory_order_relaxed) + 1;
   switch (inbox.push(c)) {
-    case detail::Inbox<RemoteCall>::Push::first:
+    case detail::Inbox<RemoteCall>::Push::first: {
       asio::post(io, [this] { guarded([&] { drain_inbox(); }); });  // wakes a reactor in epoll
-      if (will_drive()) {
-        deferred.store(true, std::memory_order_seq_cst);
+      if (t_running == this) break;  // a done callback: the loop runs here, it drains the post
+      const Clock::time_point now = Clock::now();
+      if (will_drive(now)) {
+        deferred_at.store(std::max<Clock::rep>(ticks(now), 1), std::memory_order_seq_cst);
         break;
       }
       wake_reactor();
       break;
+    }
     case detail::Inbox<RemoteCall>::Push::more:
       if (queued % unwoken_calls == 0) wake_reactor();
       break;
@@ -89,9 +116,9 @@ void ProcessPoolExecutor::Impl::submit(RemoteCall* c) {
   }
 }
 
-bool ProcessPoolExecutor::Impl::will_drive() const noexcept {
-  return t_drove == this && t_drove_misses == misses.load(std::memory_order_relaxed) &&
-         Clock::now() - t_drove_at < deferral_window;
+bool ProcessPoolExecutor::Impl::will_drive(Clock::time_point now) const noexcept {
+  return t_drove == this && now - t_drove_at < deferral_window &&
+         now - at_ticks(last_miss.load(std::memory_order_relaxed)) >= miss_penalty;
 }
 
 void ProcessPoolExecutor::Impl::wake_reactor() noexcept {
@@ -108,17 +135,18 @@ bool ProcessPoolExecutor::Impl::holds_nothing() const noexcept {
 }
 
 bool ProcessPoolExecutor::Impl::driven_lately() const noexcept {
-  const Clock::time_point last{Clock::duration(last_drive_end.load(std::memory_order_relaxed))};
-  return Clock::now() - last < deferral_window;
+  return Clock::now() - at_ticks(last_drive_end.load(std::memory_order_relaxed)) < deferral_window;
+}
+
+void ProcessPoolExecutor::Impl::note_held() noexcept {
+  std::size_t held = pending.size();
+  for (const WorkerPtr& w : workers) held += w->outstanding.size();
+  held_calls.store(held, std::memory_order_relaxed);
 }
 
 std::size_t ProcessPoolExecutor::Impl::run_ready() {
   const std::size_t n = io.poll();
-  if (n) {
-    std::size_t held = pending.size();
-    for (const WorkerPtr& w : workers) held += w->outstanding.size();
-    held_calls.store(held, std::memory_order_relaxed);
-  }
+  if (n) note_held();
   return n;
 }
 
@@ -139,8 +167,11 @@ void ProcessPoolExecutor::Impl::run() {
         pump();
         maybe_finish();
       });
+      note_held();
     }
-    const std::uint32_t seen = wake_seq.load(std::memory_order_seq_cst);  // before the last look
+    // The wake sequence is read before each look at the loop: a wake after it (a post, a
+    // drive that ends once the loop is let go) ends the nap that may follow.
+    std::uint32_t seen = wake_seq.load(std::memory_order_seq_cst);
     if (run_ready()) {
       napped = false;
       continue;
@@ -156,23 +187,21 @@ void ProcessPoolExecutor::Impl::run() {
           taken = true;
           break;
         }
+        seen = wake_seq.load(std::memory_order_seq_cst);
         ran = reactor_needed || run_ready() != 0;
       }
       reactor_idle.store(false, std::memory_order_relaxed);
     }
     if (ran) continue;
     if (taken || (holds_nothing() && driven_lately())) {
-      // A wake after the loop's last look (a drive ending, once the loop is let go) must
-      // not be missed: the sequence is read before the loop is let go.
-      const std::uint32_t now_seen = taken ? seen : wake_seq.load(std::memory_order_seq_cst);
       if (lock.owns_lock()) lock.unlock();
-      nap(lock, now_seen);
+      nap(lock, seen);
       napped = true;
       continue;
     }
     napped = false;
     if (io.run_one() == 0) break;
-    run_ready();
+    note_held();
   }
   lock.unlock();
   std::lock_guard stats_lock(stats_mutex);
@@ -189,7 +218,7 @@ void ProcessPoolExecutor::Impl::nap(std::unique_lock<std::mutex>& lock, std::uin
     // A call submitted (not deferred) after the last look, whose wake came before `seen`
     // was read: no sleep. (Once a waiter holds the loop, it drains the inbox itself.)
     const bool undeferred_work = first && in_inbox.load(std::memory_order_seq_cst) != 0 &&
-                                 !deferred.load(std::memory_order_seq_cst);
+                                 deferred_at.load(std::memory_order_seq_cst) == 0;
     bool woken = true;
     if (!undeferred_work) {
       const Clock::time_point until = Clock::now() + deferred_pickup;
@@ -198,18 +227,18 @@ void ProcessPoolExecutor::Impl::nap(std::unique_lock<std::mutex>& lock, std::uin
     napping.store(false, std::memory_order_relaxed);
     seen = wake_seq.load(std::memory_order_seq_cst);
     if (!lock.try_lock()) continue;
-    if (!woken && deferred.load(std::memory_order_relaxed) && in_inbox.load(std::memory_order_relaxed) != 0) {
-      deferred.store(false, std::memory_order_relaxed);
-      misses.fetch_add(1, std::memory_order_relaxed);
-    }
+    const Clock::rep at = deferred_at.load(std::memory_order_relaxed);
+    const Clock::time_point now = Clock::now();
+    if (!woken && at != 0 && in_inbox.load(std::memory_order_relaxed) != 0 && now - at_ticks(at) >= deferred_pickup)
+      last_miss.store(ticks(now), std::memory_order_relaxed);  // deferred a whole nap ago, still not driven
     return;
   }
 }
 
 // ---- a waiting thread ------------------------------------------------------------------
+// Through pool_driver, which holds the pool alive meanwhile.
 bool ProcessPoolExecutor::Impl::drive(const detail::StateBase& waited, const Clock::time_point* deadline) noexcept {
   if (t_running == this) return false;  // a done callback on a thread that runs the loop already
-  if (t_gave_up == &waited && Clock::now() - t_gave_up_at < give_up_memory) return false;
   if (held_calls.load(std::memory_order_relaxed) + in_inbox.load(std::memory_order_relaxed) > max_driven_calls) {
     wake_reactor();  // a burst is the reactor's: it may nap, with calls deferred behind it
     return false;
@@ -225,8 +254,7 @@ bool ProcessPoolExecutor::Impl::drive(const detail::StateBase& waited, const Clo
     wake_reactor();
     return false;
   }
-  t_running = this;
-  deferred.store(false, std::memory_order_relaxed);  // this thread drains what was deferred
+  const Impl* outer = std::exchange(t_running, this);  // a callback of another pool's loop may drive
   Clock::time_point now = Clock::now();
   try {
     const Clock::time_point until = now + max_drive;
@@ -241,12 +269,11 @@ bool ProcessPoolExecutor::Impl::drive(const detail::StateBase& waited, const Clo
     std::fprintf(stderr, "parex: the process pool's loop failed in a waiting thread: %s\n", e.what());
     std::abort();
   }
-  t_running = nullptr;
+  t_running = outer;
   const bool done = waited.done();
   if (done) {
     t_drove = this;
     t_drove_at = now;
-    t_drove_misses = misses.load(std::memory_order_relaxed);
     last_drive_end.store(ticks(now), std::memory_order_relaxed);
     t_gave_up = nullptr;
   } else {

@@ -62,6 +62,7 @@ void ProcessPoolExecutor::Impl::end_workers(int sig) {
 
 // ---- the reactor thread, or a thread that drives the loop (loop.cpp) -------------
 void ProcessPoolExecutor::Impl::drain_inbox() {
+  deferred_at.store(0, std::memory_order_relaxed);  // a deferred call is here now (loop.cpp)
   take_rest(inbox.take_all());
   pump();
   if (options.idle_timeout.count() && !pending.empty()) ensure_workers();  // workers on demand
@@ -145,7 +146,7 @@ ProcessPoolExecutor::~ProcessPoolExecutor() {
   try {
     impl_->shutdown(true, false);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "parex: ProcessPoolExecutor destroyed from its own reactor thread: %s\n", e.what());
+    std::fprintf(stderr, "parex: ProcessPoolExecutor destroyed from a done callback on a thread that runs its loop: %s\n", e.what());
     std::abort();
   }
 }

@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <fcntl.h>
 #include <numeric>
+#include <pthread.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -115,6 +117,39 @@ BOOST_AUTO_TEST_CASE(a_reader_that_went_away_is_a_failure_with_its_errno) {
   std::signal(SIGPIPE, old);
   BOOST_TEST((status == FrameWriter::Status::failed));
   BOOST_TEST(error == EPIPE);
+}
+
+// A thread that has not blocked SIGPIPE (one that waits for a call and runs a pool's
+// loop meanwhile): the default action would end the program. The write fails with EPIPE,
+// no SIGPIPE is left pending, and the thread's mask is as it was.
+BOOST_AUTO_TEST_CASE(a_reader_that_went_away_raises_no_sigpipe_in_a_thread_that_did_not_block_it) {
+  FrameWriter::Status status = FrameWriter::Status::done;
+  int error = 0;
+  bool blocked_after = true, pending_after = true;
+  auto old = std::signal(SIGPIPE, SIG_DFL);
+  std::thread t([&] {  // a thread of its own: its mask is the test's to set
+    Pipe p;
+    ::close(p.fd[0]);
+    p.fd[0] = -1;
+    sigset_t none, after, pending;
+    sigemptyset(&none);
+    ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+    FrameWriter w;
+    w.begin();
+    w.frame().put_byte(1);
+    w.seal();
+    status = w.write_some(p.fd[1], error);
+    ::pthread_sigmask(SIG_SETMASK, nullptr, &after);
+    ::sigpending(&pending);
+    blocked_after = sigismember(&after, SIGPIPE) == 1;
+    pending_after = sigismember(&pending, SIGPIPE) == 1;
+  });
+  t.join();
+  std::signal(SIGPIPE, old);
+  BOOST_TEST((status == FrameWriter::Status::failed));
+  BOOST_TEST(error == EPIPE);
+  BOOST_TEST(!blocked_after);
+  BOOST_TEST(!pending_after);
 }
 
 BOOST_AUTO_TEST_CASE(call_records_and_outcomes_round_trip) {
