@@ -4,8 +4,10 @@
 // calls travel as a registered function's name-id plus encoded arguments over one pipe
 // pair per worker, in batches both ways. A worker that dies fails only the call it was
 // running (WorkerCrashed); the calls it held but had not started run elsewhere, results it
-// had computed are still delivered, and a replacement starts. All members thread-safe;
-// the destructor is shutdown(true).
+// had computed are still delivered, and a replacement starts. The pool's loop runs on its
+// reactor thread, or for a while on a thread that waits for its only call in flight
+// (result(), wait()), so that a round trip is caller <-> worker; done callbacks run where
+// the loop runs. All members thread-safe; the destructor is shutdown(true).
 //
 // @code
 //   int square(int x) { return x * x; }

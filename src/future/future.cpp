@@ -325,6 +325,18 @@ CompletionWatch::~CompletionWatch() {
 std::optional<std::size_t> CompletionWatch::next(const Clock::time_point* deadline) {
   std::unique_lock lock(core_->mutex);
   auto has_ready = [&] { return core_->head < core_->ready.size(); };
+  if (!has_ready()) {
+    // As wait_until: the loop of a state's producer may run on this thread first
+    // (StateBase::drive), here for the first state not done. Unlocked: its completion
+    // fires a node, which takes the mutex.
+    for (StateBase* s : core_->states) {
+      if (s->done()) continue;
+      lock.unlock();
+      s->drive(deadline);
+      lock.lock();
+      break;
+    }
+  }
   if (deadline) {
     if (!core_->cv.wait_until(lock, *deadline, has_ready)) return std::nullopt;
   } else {

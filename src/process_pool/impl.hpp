@@ -178,7 +178,7 @@ struct ProcessPoolExecutor::Impl {
   void nap(std::unique_lock<std::mutex>& lock, std::uint32_t seen);
   void note_held() noexcept;
   bool drive(const detail::StateBase& waited, const Clock::time_point* deadline) noexcept;
-  static Impl* enter_live(const void* owner) noexcept;  // interrupts.cpp: counted in drivers
+  void wait_for_drivers() noexcept;
   // The pool whose loop this thread runs now: on its reactor thread, or a waiting thread
   // that drives it; and the pool whose reactor this thread is.
   static thread_local const Impl* t_running;
@@ -292,6 +292,8 @@ struct ProcessPoolExecutor::Impl {
   std::atomic<Clock::rep> last_miss{std::numeric_limits<Clock::rep>::min() / 2};  // one no thread drove
   std::atomic<Clock::rep> last_drive_end{std::numeric_limits<Clock::rep>::min() / 2};
   std::atomic<int> drivers{0};              // waiters inside drive (withdraw waits for them)
+  std::atomic<const void*> last_submitter{nullptr};  // the thread that submitted last, and
+  std::atomic<std::uint32_t> solo_calls{0};          // its calls in a row since another's (capped)
   detail::Inbox<RemoteCall> inbox;
   std::atomic<bool> broken{false};
   std::string broken_reason;  // written before broken is set (release)

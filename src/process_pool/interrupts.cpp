@@ -23,9 +23,8 @@ namespace {
 // (it runs behind another call), and the shortest wait for a timed one not started.
 constexpr auto interrupt_poll = std::chrono::milliseconds(1);
 constexpr auto min_watch_poll = std::chrono::milliseconds(1);
-// The pools alive in this process: Future::interrupt and a waiter that drives (loop.cpp)
-// reach a pool only through here, under this mutex, so that a pool being destroyed is
-// never posted to nor driven.
+// The pools alive in this process: Future::interrupt reaches a pool only through here,
+// under this mutex, so that a pool being destroyed is never posted to.
 std::mutex pools_mutex;
 std::unordered_set<const void*>& pools() {
   static auto* p = new std::unordered_set<const void*>;  // never destroyed: pools may outlive main
@@ -43,17 +42,7 @@ void ProcessPoolExecutor::Impl::withdraw() noexcept {
     std::lock_guard lock(pools_mutex);
     pools().erase(this);
   }
-  // A waiter found this pool before it left the registry: its drive ends at once (its call
-  // is done: shutdown waited for every call) and it lets go of the pool last.
-  while (drivers.load(std::memory_order_acquire) != 0) sched_yield();
-}
-
-ProcessPoolExecutor::Impl* ProcessPoolExecutor::Impl::enter_live(const void* owner) noexcept {
-  std::lock_guard lock(pools_mutex);
-  if (!owner || !pools().contains(owner)) return nullptr;
-  auto* impl = static_cast<Impl*>(const_cast<void*>(owner));
-  impl->drivers.fetch_add(1, std::memory_order_relaxed);
-  return impl;
+  wait_for_drivers();  // loop.cpp
 }
 
 namespace {

@@ -22,9 +22,10 @@
 // deferred_pickup; the reactor notes it (last_miss), and no thread guesses for
 // miss_penalty after.
 //
-// Waiters reach the pool through the registry of live pools (interrupts.cpp), never
-// through a pointer the call keeps: a future may outlive its pool, and a thread may
-// find its call not done just before the pool that completed it is destroyed.
+// A future may outlive its pool, and a waiter may find its call not done just before
+// the pool that completes it is destroyed: calls name a driver that lives for ever
+// (pool_driver), which touches the pool only while the call is not done, and the pool's
+// destruction waits for waiters that are in it (wait_for_drivers).
 //
 // What only the reactor thread may do: spawn a worker (PR_SET_PDEATHSIG follows the thread
 // that forked). A driver that comes to a spawn sets reactor_needed and leaves; the reactor
@@ -42,7 +43,7 @@ thread_local const ProcessPoolExecutor::Impl* ProcessPoolExecutor::Impl::t_react
 
 namespace {
 using detail::driving::max_drive;
-using detail::driving::max_driven_calls;
+using detail::driving::max_driven_pool_calls;
 // A waiter that finds the reactor yielding tries this many times for the loop: the
 // reactor lets go of it for each yield, a microsecond or so after it took it.
 constexpr int handoff_tries = 256;
@@ -52,15 +53,21 @@ constexpr auto deferred_pickup = std::chrono::milliseconds(1);
 // A thread's guess that it will drive holds this long after its last drive; the reactor
 // naps only that long after any drive.
 constexpr auto deferral_window = std::chrono::milliseconds(10);
+// A waiter drives only once its thread alone has submitted this many calls in a row: with
+// threads submitting side by side, drivers and a napping reactor would take the loop from
+// each other and wake each other (4 threads of round trips, 2-vCPU AMD VM: 10-15 % slower
+// than the reactor serving them all).
+constexpr std::uint32_t min_solo_calls = 8;
 // After a wrong guess, no thread guesses for this long: a program that waits for every
 // other call another way pays deferred_pickup at most once in this long.
 constexpr auto miss_penalty = std::chrono::milliseconds(100);
 // Calls in a burst submitted while the reactor naps: it is woken every this many, so that
 // it sends while the submitting thread goes on.
 constexpr std::size_t unwoken_calls = 64;
-// The call a thread last drove for until max_drive ran out, and when: it waits for it on
-// its futex now, and does not drive again for it at each of its yields. (Call objects are
-// reused: the same address later is most likely another call, which may be driven.)
+// The call a thread last drove for until max_drive ran out, or was refused the loop for
+// (not for the loop being busy), and when: it waits for it on its futex now, and does not
+// look again at each of its yields. (Call objects are reused: the same address later is
+// most likely another call, which may be driven.)
 constexpr auto give_up_memory = std::chrono::milliseconds(1);
 thread_local const void* t_gave_up = nullptr;
 thread_local Clock::time_point t_gave_up_at{};
@@ -72,16 +79,28 @@ thread_local Clock::time_point t_drove_at{};
 Clock::rep ticks(Clock::time_point t) noexcept { return t.time_since_epoch().count(); }
 Clock::time_point at_ticks(Clock::rep r) noexcept { return Clock::time_point(Clock::duration(r)); }
 
-// Every process pool's calls name this driver: it finds the call's pool among the live
-// ones (Impl::enter_live) and drives it, or does nothing if the pool is gone.
+// Waiters between finding their call not done and counting themselves in their pool's
+// drivers (PoolDriver). A pool is destroyed only once every call it took is done; then
+// withdraw waits until no waiter is in that window, nor counted in its drivers.
+std::atomic<int> entering{0};
+
+// Every process pool's calls name this driver: a waiter whose call is not done counts
+// itself in the call's pool, which is alive since the call is not done, and drives it.
 class PoolDriver final : public detail::CallDriver {
  public:
   bool drive(const detail::StateBase& waited, const Clock::time_point* deadline) noexcept override {
     if (t_gave_up == &waited && Clock::now() - t_gave_up_at < give_up_memory) return false;
     const auto* call = dynamic_cast<const RemoteCall*>(&waited);
-    ProcessPoolExecutor::Impl* pool = call ? ProcessPoolExecutor::Impl::enter_live(call->owner) : nullptr;
-    if (!pool) return false;
-    const bool drove = !waited.done() && pool->drive(waited, deadline);
+    if (!call) return false;
+    entering.fetch_add(1, std::memory_order_seq_cst);
+    if (waited.done()) {  // its pool may be gone: not touched
+      entering.fetch_sub(1, std::memory_order_release);
+      return false;
+    }
+    auto* pool = static_cast<ProcessPoolExecutor::Impl*>(const_cast<void*>(call->owner));
+    pool->drivers.fetch_add(1, std::memory_order_seq_cst);
+    entering.fetch_sub(1, std::memory_order_release);
+    const bool drove = pool->drive(waited, deadline);
     pool->drivers.fetch_sub(1, std::memory_order_release);  // the last touch of the pool
     return drove;
   }
@@ -89,25 +108,45 @@ class PoolDriver final : public detail::CallDriver {
 PoolDriver pool_driver;
 }  // namespace
 
+// From ~Impl: every call this pool took is done (shutdown waited for them).
+void ProcessPoolExecutor::Impl::wait_for_drivers() noexcept {
+  while (entering.load(std::memory_order_seq_cst) != 0 || drivers.load(std::memory_order_seq_cst) != 0)
+    sched_yield();
+}
+
+namespace {
+}  // namespace
+
 // ---- submitting and waking (any thread) ------------------------------------------------
 void ProcessPoolExecutor::Impl::submit(RemoteCall* c) {
-  c->owner = this;            // for Future::interrupt and drive (interrupts.cpp's registry)
+  c->owner = this;            // for Future::interrupt
   c->driver = &pool_driver;  // a thread waiting for it may run the loop (drive)
-  const std::size_t queued = in_inbox.fetch_add(1, std::memory_order_relaxed) + 1;
+  t_gave_up = nullptr;       // a new call, perhaps where the call given up on was
+  // Calls from several threads at once: the reactor serves them (solo_calls).
+  if (const void* me = &t_drove; last_submitter.load(std::memory_order_relaxed) != me) {
+    last_submitter.store(me, std::memory_order_relaxed);
+    solo_calls.store(0, std::memory_order_relaxed);
+  } else if (const std::uint32_t n = solo_calls.load(std::memory_order_relaxed); n < min_solo_calls) {
+    solo_calls.store(n + 1, std::memory_order_relaxed);
+  }
+  // seq_cst: against the reactor's nap, which sets napping and then looks at in_inbox.
+  const std::size_t queued = in_inbox.fetch_add(1, std::memory_order_seq_cst) + 1;
   switch (inbox.push(c)) {
     case detail::Inbox<RemoteCall>::Push::first: {
       asio::post(io, [this] { guarded([&] { drain_inbox(); }); });  // wakes a reactor in epoll
       if (t_running == this) break;  // a done callback: the loop runs here, it drains the post
-      const Clock::time_point now = Clock::now();
-      if (will_drive(now)) {
-        deferred_at.store(std::max<Clock::rep>(ticks(now), 1), std::memory_order_seq_cst);
-        break;
+      if (t_drove == this) {
+        const Clock::time_point now = Clock::now();
+        if (will_drive(now)) {
+          deferred_at.store(std::max<Clock::rep>(ticks(now), 1), std::memory_order_seq_cst);
+          break;
+        }
       }
-      wake_reactor();
+      if (napping.load(std::memory_order_seq_cst)) wake_reactor();
       break;
     }
     case detail::Inbox<RemoteCall>::Push::more:
-      if (queued % unwoken_calls == 0) wake_reactor();
+      if (queued % unwoken_calls == 0 && napping.load(std::memory_order_seq_cst)) wake_reactor();
       break;
     case detail::Inbox<RemoteCall>::Push::closed:
       in_inbox.fetch_sub(1, std::memory_order_relaxed);
@@ -239,10 +278,19 @@ void ProcessPoolExecutor::Impl::nap(std::unique_lock<std::mutex>& lock, std::uin
 // Through pool_driver, which holds the pool alive meanwhile.
 bool ProcessPoolExecutor::Impl::drive(const detail::StateBase& waited, const Clock::time_point* deadline) noexcept {
   if (t_running == this) return false;  // a done callback on a thread that runs the loop already
-  if (held_calls.load(std::memory_order_relaxed) + in_inbox.load(std::memory_order_relaxed) > max_driven_calls) {
-    wake_reactor();  // a burst is the reactor's: it may nap, with calls deferred behind it
+  // Not for this call (the memory spares the pool this thread's next looks while it waits).
+  auto refuse = [&] {
+    t_gave_up = &waited;
+    t_gave_up_at = Clock::now();
     return false;
+  };
+  if (held_calls.load(std::memory_order_relaxed) + in_inbox.load(std::memory_order_relaxed) > max_driven_pool_calls) {
+    if (napping.load(std::memory_order_seq_cst)) wake_reactor();  // a burst is the reactor's
+    return refuse();
   }
+  if (last_submitter.load(std::memory_order_relaxed) != &t_drove ||
+      solo_calls.load(std::memory_order_relaxed) < min_solo_calls)
+    return refuse();
   std::unique_lock lock(loop_mutex, std::try_to_lock);
   for (int i = 0; !lock && i < handoff_tries && reactor_idle.load(std::memory_order_relaxed); ++i) {
     detail::cpu_relax();

@@ -22,5 +22,11 @@ inline constexpr auto max_drive = std::chrono::microseconds(200);
 // in flight is streamed best by the loop's own thread, and a waiter taking the loop for
 // each result would make it sleep and wake once per result (MPI's tiny calls: 0.88x).
 inline constexpr std::size_t max_driven_calls = 8;
+// The process pool's waiter drives only its own call, alone in the pool (and only while
+// one thread submits: process_pool/loop.cpp's min_solo_calls): with several threads each
+// waiting for a call, drivers taking the loop from each other and from the reactor measured
+// 15-50 % slower than the reactor serving them all (4 threads of round trips on the 2-vCPU
+// AMD VM). MPI's loop, with its progress thread polling, gained from 8.
+inline constexpr std::size_t max_driven_pool_calls = 1;
 
 }  // namespace parex::detail::driving

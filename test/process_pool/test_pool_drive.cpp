@@ -107,7 +107,8 @@ BOOST_AUTO_TEST_CASE(shutdown_with_wait_from_a_done_callback_is_an_error_on_any_
   int on_waiter = 0, errors = 0, ran = 0, at_once = 0;
   for (int i = 0; i < 20; ++i) {
     parex::ProcessPoolExecutor pool{{.max_workers = 1}};
-    for (int k = 0; k < 5; ++k) BOOST_REQUIRE(pool.submit(square, k).result(test::deadlock_timeout) == k * k);
+    // Enough calls from this thread alone that its waits drive (loop.cpp's min_solo_calls).
+    for (int k = 0; k < 20; ++k) BOOST_REQUIRE(pool.submit(square, k).result(test::deadlock_timeout) == k * k);
     bool adding = true;  // read by a callback that runs at once, on this thread
     bool invalid = false, here = false, now = false;
     std::atomic<bool> done{false};
