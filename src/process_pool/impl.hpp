@@ -179,9 +179,10 @@ struct ProcessPoolExecutor::Impl {
   void note_held() noexcept;
   bool drive(const detail::StateBase& waited, const Clock::time_point* deadline) noexcept;
   void wait_for_drivers() noexcept;
-  // The pool whose loop this thread runs now: on its reactor thread, or a waiting thread
-  // that drives it; and the pool whose reactor this thread is.
-  static thread_local const Impl* t_running;
+  // Whether this thread runs this pool's loop now: its reactor thread, or a waiting thread
+  // that drives it (perhaps from a done callback of another pool's loop it also runs).
+  bool runs_loop_here() const noexcept;
+  // The pool whose reactor this thread is.
   static thread_local const Impl* t_reactor;
 
   // dispatcher.cpp: calls to workers

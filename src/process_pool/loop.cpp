@@ -38,7 +38,6 @@
 
 namespace parex {
 
-thread_local const ProcessPoolExecutor::Impl* ProcessPoolExecutor::Impl::t_running = nullptr;
 thread_local const ProcessPoolExecutor::Impl* ProcessPoolExecutor::Impl::t_reactor = nullptr;
 
 namespace {
@@ -71,6 +70,13 @@ constexpr std::size_t unwoken_calls = 64;
 constexpr auto give_up_memory = std::chrono::milliseconds(1);
 thread_local const void* t_gave_up = nullptr;
 thread_local Clock::time_point t_gave_up_at{};
+// The pools whose loops this thread runs now, innermost last: its own pool if it is a
+// reactor, and the pools it drives (a done callback on one loop may wait for a call of
+// another pool, and drive that). Deeper nesting than this does not drive.
+constexpr int max_nested_loops = 8;
+thread_local const void* t_loops[max_nested_loops];
+thread_local int t_loop_count = 0;
+
 // The pool whose loop this thread drove until its call completed, the last time it
 // waited for one, and when (will_drive).
 thread_local const void* t_drove = nullptr;
@@ -93,6 +99,7 @@ class PoolDriver final : public detail::CallDriver {
     const auto* call = dynamic_cast<const RemoteCall*>(&waited);
     if (!call) return false;
     entering.fetch_add(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // the count, then the call's state
     if (waited.done()) {  // its pool may be gone: not touched
       entering.fetch_sub(1, std::memory_order_release);
       return false;
@@ -110,12 +117,16 @@ PoolDriver pool_driver;
 
 // From ~Impl: every call this pool took is done (shutdown waited for them).
 void ProcessPoolExecutor::Impl::wait_for_drivers() noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // the calls' completions, then the counts
   while (entering.load(std::memory_order_seq_cst) != 0 || drivers.load(std::memory_order_seq_cst) != 0)
     sched_yield();
 }
 
-namespace {
-}  // namespace
+bool ProcessPoolExecutor::Impl::runs_loop_here() const noexcept {
+  for (int i = 0; i < t_loop_count; ++i)
+    if (t_loops[i] == this) return true;
+  return false;
+}
 
 // ---- submitting and waking (any thread) ------------------------------------------------
 void ProcessPoolExecutor::Impl::submit(RemoteCall* c) {
@@ -123,26 +134,27 @@ void ProcessPoolExecutor::Impl::submit(RemoteCall* c) {
   c->driver = &pool_driver;  // a thread waiting for it may run the loop (drive)
   t_gave_up = nullptr;       // a new call, perhaps where the call given up on was
   // Calls from several threads at once: the reactor serves them (solo_calls).
+  std::uint32_t solo = 0;
   if (const void* me = &t_drove; last_submitter.load(std::memory_order_relaxed) != me) {
     last_submitter.store(me, std::memory_order_relaxed);
     solo_calls.store(0, std::memory_order_relaxed);
-  } else if (const std::uint32_t n = solo_calls.load(std::memory_order_relaxed); n < min_solo_calls) {
-    solo_calls.store(n + 1, std::memory_order_relaxed);
+  } else if (solo = solo_calls.load(std::memory_order_relaxed); solo < min_solo_calls) {
+    solo_calls.store(++solo, std::memory_order_relaxed);
+  }
+  // Deferred (no wake) only as drive will allow, and marked before the call is in the
+  // inbox: a drain that comes first clears the mark, never a later one.
+  bool defer = false;
+  if (t_drove == this && solo >= min_solo_calls && in_inbox.load(std::memory_order_relaxed) == 0) {
+    const Clock::time_point now = Clock::now();
+    if ((defer = will_drive(now))) deferred_at.store(std::max<Clock::rep>(ticks(now), 1), std::memory_order_seq_cst);
   }
   // seq_cst: against the reactor's nap, which sets napping and then looks at in_inbox.
   const std::size_t queued = in_inbox.fetch_add(1, std::memory_order_seq_cst) + 1;
   switch (inbox.push(c)) {
     case detail::Inbox<RemoteCall>::Push::first: {
       asio::post(io, [this] { guarded([&] { drain_inbox(); }); });  // wakes a reactor in epoll
-      if (t_running == this) break;  // a done callback: the loop runs here, it drains the post
-      if (t_drove == this) {
-        const Clock::time_point now = Clock::now();
-        if (will_drive(now)) {
-          deferred_at.store(std::max<Clock::rep>(ticks(now), 1), std::memory_order_seq_cst);
-          break;
-        }
-      }
-      if (napping.load(std::memory_order_seq_cst)) wake_reactor();
+      // Not when deferred, nor from a done callback on this pool's loop (it drains the post).
+      if (!defer && !runs_loop_here() && napping.load(std::memory_order_seq_cst)) wake_reactor();
       break;
     }
     case detail::Inbox<RemoteCall>::Push::more:
@@ -193,7 +205,7 @@ void ProcessPoolExecutor::Impl::run() {
   // Writes to a dead worker must fail with EPIPE, not kill the program.
   detail::FrameWriter::block_sigpipe_here();
   pthread_setname_np(pthread_self(), "parex-reactor");
-  t_running = this;
+  t_loops[t_loop_count++] = this;  // a new thread: its first entry
   t_reactor = this;
   std::unique_lock lock(loop_mutex);
   guarded([&] { ensure_workers(); });
@@ -263,9 +275,9 @@ void ProcessPoolExecutor::Impl::nap(std::unique_lock<std::mutex>& lock, std::uin
       const Clock::time_point until = Clock::now() + deferred_pickup;
       woken = detail::futex_wait(wake_seq, seen, &until);
     }
-    napping.store(false, std::memory_order_relaxed);
     seen = wake_seq.load(std::memory_order_seq_cst);
-    if (!lock.try_lock()) continue;
+    if (!lock.try_lock()) continue;  // still napping: a waker meanwhile wakes the next sleep
+    napping.store(false, std::memory_order_relaxed);
     const Clock::rep at = deferred_at.load(std::memory_order_relaxed);
     const Clock::time_point now = Clock::now();
     if (!woken && at != 0 && in_inbox.load(std::memory_order_relaxed) != 0 && now - at_ticks(at) >= deferred_pickup)
@@ -277,16 +289,16 @@ void ProcessPoolExecutor::Impl::nap(std::unique_lock<std::mutex>& lock, std::uin
 // ---- a waiting thread ------------------------------------------------------------------
 // Through pool_driver, which holds the pool alive meanwhile.
 bool ProcessPoolExecutor::Impl::drive(const detail::StateBase& waited, const Clock::time_point* deadline) noexcept {
-  if (t_running == this) return false;  // a done callback on a thread that runs the loop already
+  if (runs_loop_here() || t_loop_count == max_nested_loops) return false;  // a done callback of this loop
   // Not for this call (the memory spares the pool this thread's next looks while it waits).
   auto refuse = [&] {
+    if (napping.load(std::memory_order_seq_cst)) wake_reactor();  // what this thread deferred is its
     t_gave_up = &waited;
     t_gave_up_at = Clock::now();
     return false;
   };
   if (held_calls.load(std::memory_order_relaxed) + in_inbox.load(std::memory_order_relaxed) > max_driven_pool_calls) {
-    if (napping.load(std::memory_order_seq_cst)) wake_reactor();  // a burst is the reactor's
-    return refuse();
+    return refuse();  // a burst is the reactor's
   }
   if (last_submitter.load(std::memory_order_relaxed) != &t_drove ||
       solo_calls.load(std::memory_order_relaxed) < min_solo_calls)
@@ -302,7 +314,8 @@ bool ProcessPoolExecutor::Impl::drive(const detail::StateBase& waited, const Clo
     wake_reactor();
     return false;
   }
-  const Impl* outer = std::exchange(t_running, this);  // a callback of another pool's loop may drive
+  t_loops[t_loop_count++] = this;
+  const std::uint32_t seq_before = wake_seq.load(std::memory_order_seq_cst);
   Clock::time_point now = Clock::now();
   try {
     const Clock::time_point until = now + max_drive;
@@ -317,7 +330,7 @@ bool ProcessPoolExecutor::Impl::drive(const detail::StateBase& waited, const Clo
     std::fprintf(stderr, "parex: the process pool's loop failed in a waiting thread: %s\n", e.what());
     std::abort();
   }
-  t_running = outer;
+  --t_loop_count;
   const bool done = waited.done();
   if (done) {
     t_drove = this;
@@ -329,9 +342,11 @@ bool ProcessPoolExecutor::Impl::drive(const detail::StateBase& waited, const Clo
     t_gave_up = &waited;
     t_gave_up_at = now;
   }
-  // Work left behind (other calls out, a spawn, a call not done) is the reactor's again.
+  // Work left behind (other calls out, a spawn, a call not done, a post or wake meanwhile)
+  // is the reactor's again.
   const bool more = !done || reactor_needed || io.stopped() ||
-                    held_calls.load(std::memory_order_relaxed) + in_inbox.load(std::memory_order_relaxed) != 0;
+                    held_calls.load(std::memory_order_relaxed) + in_inbox.load(std::memory_order_relaxed) != 0 ||
+                    wake_seq.load(std::memory_order_seq_cst) != seq_before;
   lock.unlock();
   if (more) wake_reactor();
   return true;

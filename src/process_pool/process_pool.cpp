@@ -48,7 +48,7 @@ void ProcessPoolExecutor::Impl::shutdown(bool wait, bool cancel_futures) {
   if (!wait) return;
   // Checked before the lock: the owner may hold it, joining the reactor, while a done
   // callback on the reactor calls shutdown too.
-  if (t_running == this)
+  if (runs_loop_here())
     throw InvalidStateError("shutdown(wait=true) called from a done callback on a thread that runs the pool's loop "
                             "(its reactor, or a thread waiting for one of its calls) would wait for itself");
   std::lock_guard lock(join_mutex);
@@ -98,7 +98,7 @@ ExecutorStats ProcessPoolExecutor::Impl::snapshot() const {
 }
 
 ExecutorStats ProcessPoolExecutor::Impl::stats() {
-  if (t_running == this) return snapshot();  // a done callback: this thread runs the loop
+  if (runs_loop_here()) return snapshot();  // a done callback: this thread runs the loop
   auto asked = std::make_shared<std::promise<ExecutorStats>>();
   auto answer = asked->get_future();
   {
