@@ -7,13 +7,15 @@
 //   (d) pool start-up to first result (construct, submit, result)       ms (median)
 //   (e) one call with a 64 MiB argument, against a raw pipe moving the
 //       same bytes to a child process in the same run                   GB/s
+//   (g) on request: round trips from 4 threads at once (each submits one tiny call and waits
+//       for it, 2000 times), wall time per call                            us
 //   (f) on request (--only f): one call with a 1 GiB result (through shared memory), against
 //       the same pool's pipe path, a bare child computing the same bytes and writing them to
 //       a raw pipe, and a raw pipe moving 1 GiB kept ready, into a fresh vector, same run GB/s
 //
 // 2 workers by default. Prints a human table, or with --json one JSON object that
 // tools/bench_vs_python.py puts side by side with Python's pools.
-//   bench_process_pool [--workers W] [--repeats R] [--json] [--only a,b,c,d,e | f]
+//   bench_process_pool [--workers W] [--repeats R] [--json] [--only a,b,c,d,e,g | f]
 #include <parex/parex.hpp>
 
 #include <algorithm>
@@ -92,6 +94,19 @@ double round_trip_us(parex::ProcessPoolExecutor& pool, int trips) {
     us.push_back(since(t0) * 1e6);
   }
   return median(us);
+}
+
+// Wall time per call while `threads` threads each make round trips at once.
+double threaded_round_trip_us(parex::ProcessPoolExecutor& pool, int threads, int trips) {
+  std::vector<std::thread> ts;
+  const auto t0 = Clock::now();
+  for (int t = 0; t < threads; ++t)
+    ts.emplace_back([&pool, trips] {
+      for (int i = 0; i < trips; ++i)
+        if (pool.submit(tiny, i).result() != i + 1) std::abort();
+    });
+  for (auto& t : ts) t.join();
+  return since(t0) * 1e6 / (threads * trips);
 }
 
 double startup_ms(std::size_t workers) {
@@ -227,7 +242,7 @@ int main(int argc, char** argv) {
     else if (k == "--repeats" && i + 1 < argc) a.repeats = std::stoi(argv[++i]);
     else if (k == "--only" && i + 1 < argc) a.only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--workers W] [--repeats R] [--json] [--only abcdef]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--workers W] [--repeats R] [--json] [--only abcdeg | f]\n", argv[0]);
       return 2;
     }
   }
@@ -278,6 +293,11 @@ int main(int argc, char** argv) {
     }
     report("round_trip_us", "(c) round trip on a warm pool", median(r), "us");
     report("raw_pipe_round_trip_us", "    raw pipe ping-pong with a child process", median(raw), "us");
+  }
+  if (want('g')) {
+    std::vector<double> r;
+    for (int i = 0; i < a.repeats; ++i) r.push_back(threaded_round_trip_us(*main_pool, 4, 2000));
+    report("threaded_round_trip_us", "(g) round trips from 4 threads at once, per call", median(r), "us");
   }
   if (want('d')) {
     std::vector<double> r;
