@@ -327,14 +327,17 @@ std::optional<std::size_t> CompletionWatch::next(const Clock::time_point* deadli
   auto has_ready = [&] { return core_->head < core_->ready.size(); };
   if (!has_ready()) {
     // As wait_until: the loop of a state's producer may run on this thread first
-    // (StateBase::drive), here for the first state not done. Unlocked: its completion
-    // fires a node, which takes the mutex.
-    for (StateBase* s : core_->states) {
-      if (s->done()) continue;
+    // (StateBase::drive), when one state alone is not done (a wait for one call; over a
+    // burst of calls the producer's own thread streams, and a driver would be in its way).
+    // Unlocked: its completion fires a node, which takes the mutex.
+    StateBase* pending = nullptr;
+    std::size_t n = 0;
+    for (StateBase* s : core_->states)
+      if (!s->done() && ++n == 1) pending = s;
+    if (n == 1) {
       lock.unlock();
-      s->drive(deadline);
+      pending->drive(deadline);
       lock.lock();
-      break;
     }
   }
   if (deadline) {
