@@ -17,8 +17,9 @@
 // reactor walks the outcomes in order, completing futures as it goes, without a lock.
 //
 // Invariants:
-//  - Only the reactor thread touches pending, workers and every RemoteCall once it has
-//    left the inbox. Submitters touch only the inbox; the futures are atomic on their own.
+//  - Only the thread that runs the loop (the reactor, or a waiter driving it: loop.cpp,
+//    under loop_mutex) touches pending, workers and every RemoteCall once it has left the
+//    inbox. Submitters touch only the inbox; the futures are atomic on their own.
 //  - Each worker runs its input in order, so outcome k of a worker belongs to the k-th
 //    item sent to it: the outstanding list needs no ids.
 //  - A worker gets work as remote/batching.hpp says, from estimates per function: many
