@@ -86,6 +86,43 @@ BOOST_AUTO_TEST_CASE(call_objects_freed_on_another_thread_serve_the_next_submits
   for (void* p : big) cb::release(p, 4000);
 }
 
+#if !defined(__SANITIZE_ADDRESS__)  // under ASan there are no slabs (and no cache)
+constexpr std::size_t max_slab_bytes = std::size_t{64} << 20;  // call_blocks.cpp
+
+// A thread that exits gives back its free list and the fresh blocks it had carved but not
+// used: the next thread finds them and maps no slab.
+BOOST_AUTO_TEST_CASE(a_thread_that_exits_gives_back_its_fresh_blocks) {
+  constexpr std::size_t bytes = 440;  // a class no call of the other tests uses
+  std::thread([] { cb::release(cb::allocate(bytes), bytes); }).join();  // carves a run, uses one block
+  const cb::Usage before = cb::usage();
+  BOOST_TEST(before.cached_bytes >= 256 * 448u);  // the batch it gave: 1 block freed + 255 fresh
+  std::vector<void*> v;
+  std::thread([&] { v = take(256, bytes); }).join();
+  BOOST_TEST(cb::usage().slab_bytes == before.slab_bytes);
+  BOOST_TEST(std::set<void*>(v.begin(), v.end()).size() == 256u);
+  BOOST_TEST(intact(v, bytes));
+  for (void* p : v) cb::release(p, bytes);
+}
+
+// Past max_slab_bytes fresh blocks come from the heap. Freed past the cache's bound, heap
+// blocks go back to the heap and slab blocks stay: none is lost or handed out twice.
+BOOST_AUTO_TEST_CASE(past_the_slabs_bound_blocks_come_from_the_heap) {
+  constexpr std::size_t bytes = 512;
+  const std::size_t n = max_slab_bytes / bytes + 4096;  // more than the slabs hold
+  std::vector<void*> v = take(n, bytes);
+  BOOST_TEST(cb::usage().slab_bytes == max_slab_bytes);
+  BOOST_TEST(std::set<void*>(v.begin(), v.end()).size() == n);
+  BOOST_TEST(intact(v, bytes));
+  for (void* p : v) cb::release(p, bytes);
+  BOOST_TEST(cb::usage().cached_bytes <= max_slab_bytes);  // = the bound: the heap blocks past it went back
+  std::vector<void*> again = take(n, bytes);
+  BOOST_TEST(cb::usage().slab_bytes == max_slab_bytes);
+  BOOST_TEST(std::set<void*>(again.begin(), again.end()).size() == n);
+  BOOST_TEST(intact(again, bytes));
+  for (void* p : again) cb::release(p, bytes);
+}
+#endif
+
 // A result type aligned past what the cache's blocks promise lives in a block aligned for it.
 BOOST_AUTO_TEST_CASE(an_over_aligned_result_is_stored_aligned) {
   parex::ProcessPoolExecutor pool({.max_workers = 1});
