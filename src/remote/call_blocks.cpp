@@ -12,19 +12,23 @@
 // guest: perf shows native_set_pte and pvm_irq_enable), so the faults were most of the
 // submitting thread's time (bench_mpi's tiny calls are one such burst per job). Fresh
 // blocks therefore come from 2 MiB slabs the kernel may back with a huge page
-// (MADV_HUGEPAGE: one fault per slab where transparent huge pages are on, and no worse
-// than the heap where they are off). Slabs are never given back, so they are bounded
-// (max_slab_bytes); past the bound, fresh blocks come from the heap.
+// (MADV_HUGEPAGE: one fault per slab where transparent huge pages are on; 4 KiB faults,
+// as from the heap, where they are off; with THP's defrag on "madvise", a fault may
+// compact memory first on a fragmented host). Slabs are never given back, so they are
+// bounded (max_slab_bytes); past the bound, fresh blocks come from the heap.
 //
 // How: each thread keeps a free list per class (no atomics: the submitting thread
 // usually frees its own calls, when the futures go), and a run of fresh blocks per class
-// carved from the current slab a batch at a time (untouched until used). A list past 2
-// batches gives one batch to a process-wide stack, under one mutex taken once per
-// `batch` blocks; a thread whose list and run are empty takes a batch back, or carves
-// a new run. So calls freed on a pool's reactor thread come back to the submitters.
-// Past the bound, heap blocks go back to the heap; slab blocks always stay cached.
+// carved from the current slab a batch at a time (untouched until handed out, or until
+// the thread exits and gives the rest back). A list past 2 batches gives one batch to a
+// process-wide stack, under one mutex taken once per `batch` blocks; a thread whose list
+// and run are empty takes a batch back, or carves a new run. So calls freed on a pool's
+// reactor thread come back to the submitters. Past the stacks' bound (max_cached_bytes,
+// counting every block in them), heap blocks go back to the heap; slab blocks stay.
 //
 // Under AddressSanitizer nothing is cached: reuse would hide a use after free.
+#include "remote/call_blocks.hpp"
+
 #include <parex/detail/remote/remote_call.hpp>
 
 #include <algorithm>
@@ -34,6 +38,7 @@
 #include <mutex>
 #include <new>
 #include <sys/mman.h>
+#include <type_traits>
 
 namespace parex::detail::call_blocks {
 
@@ -53,7 +58,7 @@ constexpr std::size_t grain = 64;        // classes: 64, 128, ... max_block byte
 constexpr std::size_t max_block = 512;   // bigger calls (map chunks of big types) use the heap
 constexpr std::size_t classes = max_block / grain;
 constexpr std::uint32_t batch = 256;     // blocks moved between a thread and the stack at once
-constexpr std::size_t max_cached_bytes = std::size_t{64} << 20;  // heap blocks in the process-wide stacks
+constexpr std::size_t max_cached_bytes = std::size_t{64} << 20;  // in the process-wide stacks
 constexpr std::size_t slab_bytes = std::size_t{2} << 20;         // a huge page on x86-64 and arm64 (4 KiB base)
 constexpr std::size_t max_slabs = 32;                            // max_slab_bytes: 64 MiB
 
@@ -72,13 +77,17 @@ struct Shared {
   std::mutex mutex;
   Node* batches[classes]{};
   std::size_t bytes = 0;  // in batches
+  std::size_t class_bytes_cached[classes]{};
   // The slabs: their bases are written under the mutex and read by from_slab without it.
   std::atomic<std::uintptr_t> slab[max_slabs]{};
   std::atomic<std::size_t> slabs{0};
-  char* carve_at = nullptr;  // the current slab's first byte not yet carved
+  std::atomic<bool> spent{false};  // no more slabs: fresh blocks come from the heap
+  char* carve_at = nullptr;        // the current slab's first byte not yet carved
   char* carve_end = nullptr;
+  std::size_t carved = 0;
 };
 constinit Shared shared;
+static_assert(std::is_trivially_destructible_v<Shared>);
 
 // Whether p lies in a slab (such a block must never reach ::operator delete).
 bool from_slab(const void* p) noexcept {
@@ -114,6 +123,7 @@ void give(std::size_t c, Node* first, std::uint32_t n) noexcept {
       first->next_batch = shared.batches[c];
       shared.batches[c] = first;
       shared.bytes += std::size_t{n} * class_bytes(c);
+      shared.class_bytes_cached[c] += std::size_t{n} * class_bytes(c);
     }
   }
   while (heap) {
@@ -130,16 +140,21 @@ Node* take(std::size_t c, std::uint32_t& n) noexcept {
   shared.batches[c] = first->next_batch;
   n = first->n;
   shared.bytes -= std::size_t{n} * class_bytes(c);
+  shared.class_bytes_cached[c] -= std::size_t{n} * class_bytes(c);
   return first;
 }
 
 // A new slab, aligned to its size (so that the kernel can map it with one huge page);
-// false past max_slabs or when the kernel refuses. Under the mutex.
+// false past max_slabs or when the kernel refuses (then never again: the heap serves).
+// Under the mutex.
 bool new_slab_locked() noexcept {
   const std::size_t k = shared.slabs.load(std::memory_order_relaxed);
-  if (k == max_slabs) return false;
-  void* m = ::mmap(nullptr, 2 * slab_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED) return false;
+  void* m = k == max_slabs ? MAP_FAILED
+                           : ::mmap(nullptr, 2 * slab_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) {
+    shared.spent.store(true, std::memory_order_relaxed);
+    return false;
+  }
   const auto at = reinterpret_cast<std::uintptr_t>(m);
   const std::uintptr_t base = (at + slab_bytes - 1) & ~(std::uintptr_t{slab_bytes} - 1);
   if (base > at) ::munmap(m, base - at);
@@ -155,6 +170,7 @@ bool new_slab_locked() noexcept {
 // Up to a batch of fresh blocks of class c, as a run [at, end); false when the slabs
 // are spent (the blocks then come from the heap).
 bool carve(std::size_t c, char*& at, char*& end) noexcept {
+  if (shared.spent.load(std::memory_order_relaxed)) return false;  // no mutex taken for nothing
   const std::size_t b = class_bytes(c);
   std::lock_guard lock(shared.mutex);
   if (static_cast<std::size_t>(shared.carve_end - shared.carve_at) < b && !new_slab_locked()) return false;
@@ -162,6 +178,7 @@ bool carve(std::size_t c, char*& at, char*& end) noexcept {
   at = shared.carve_at;
   end = at + std::min<std::size_t>(room, batch) * b;  // the slab's tail, under one block, stays unused
   shared.carve_at = end;
+  shared.carved += static_cast<std::size_t>(end - at);
   return true;
 }
 
@@ -196,7 +213,7 @@ void* allocate(std::size_t bytes) {
     l.head[c] = take(c, l.n[c]);
     if (!l.head[c] && !carve(c, l.run_at[c], l.run_end[c])) return ::operator new(class_bytes(c));
   }
-  if (Node* x = l.head[c]) {  // freed blocks first: their pages are warm
+  if (Node* x = l.head[c]) {  // this thread's freed blocks, then its run, then the stack's, then a new run
     l.head[c] = x->next;
     --l.n[c];
     return x;
@@ -229,9 +246,17 @@ void release(void* p, std::size_t bytes) noexcept {
   give(c, rest, given);
 }
 
-Usage usage() noexcept {
+Usage usage(std::size_t bytes) noexcept {
   std::lock_guard lock(shared.mutex);
-  return {shared.slabs.load(std::memory_order_relaxed) * slab_bytes, shared.bytes};
+  return {enabled,
+          shared.slabs.load(std::memory_order_relaxed) * slab_bytes,
+          shared.carved,
+          shared.bytes,
+          bytes && bytes <= max_block ? shared.class_bytes_cached[class_of(bytes)] : 0,
+          max_slabs * slab_bytes,
+          max_cached_bytes};
 }
+
+bool in_slab(const void* p) noexcept { return from_slab(p); }
 
 }  // namespace parex::detail::call_blocks

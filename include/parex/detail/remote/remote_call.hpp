@@ -29,11 +29,6 @@ namespace parex::detail {
 namespace call_blocks {
 void* allocate(std::size_t bytes);
 void release(void* p, std::size_t bytes) noexcept;
-struct Usage {
-  std::size_t slab_bytes;    // slabs mapped (never given back; bounded)
-  std::size_t cached_bytes;  // free blocks in the process-wide stacks (not the threads' lists)
-};
-Usage usage() noexcept;  // for tests and diagnostics
 }  // namespace call_blocks
 
 /// A backend whose loop a thread waiting for a call may run itself (StateBase::drive).
