@@ -218,7 +218,9 @@ void set_process_identity(std::string name, pid_t parent, std::string parent_nam
   current_name() = std::move(name);
   current_daemon() = daemon;
   current_authkey() = std::move(authkey);
-  parent_info() = ProcessInfo{std::move(parent_name), parent};
+  ProcessInfo& info = parent_info().emplace();
+  info.name = std::move(parent_name);
+  info.pid = parent;
 }
 }  // namespace detail
 
@@ -481,8 +483,13 @@ std::vector<ProcessInfo> active_children() {
   std::vector<Process::State*> ended;
   for (auto& s : all) {
     std::lock_guard lock(s->mutex);
-    if (s->reap(false)) ended.push_back(s.get());
-    else out.push_back({s->name, s->pid});
+    if (s->reap(false)) {
+      ended.push_back(s.get());
+      continue;
+    }
+    ProcessInfo& info = out.emplace_back();
+    info.name = s->name;
+    info.pid = s->pid;
   }
   std::lock_guard lock(children().mutex);
   std::erase_if(children().list, [&](const auto& s) { return std::ranges::find(ended, s.get()) != ended.end(); });
