@@ -54,8 +54,9 @@ constexpr auto deferred_pickup = std::chrono::milliseconds(1);
 constexpr auto deferral_window = std::chrono::milliseconds(10);
 // A waiter drives only once its thread alone has submitted this many calls in a row: with
 // threads submitting side by side, drivers and a napping reactor would take the loop from
-// each other and wake each other (4 threads of round trips, 2-vCPU AMD VM: 10-15 % slower
-// than the reactor serving them all).
+// each other and wake each other (4 threads of round trips without this rule: 22.7 us
+// each against 19.5; bench_ab.py over bench_process_pool --only g, 11 rounds, 2-vCPU AMD
+// VM, 2026-12-08).
 constexpr std::uint32_t min_solo_calls = 8;
 // After a wrong guess, no thread guesses for this long: a program that waits for every
 // other call another way pays deferred_pickup at most once in this long.

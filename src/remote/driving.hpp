@@ -24,9 +24,10 @@ inline constexpr auto max_drive = std::chrono::microseconds(200);
 inline constexpr std::size_t max_driven_calls = 8;
 // The process pool's waiter drives only its own call, alone in the pool (and only while
 // one thread submits: process_pool/loop.cpp's min_solo_calls): with several threads each
-// waiting for a call, drivers taking the loop from each other and from the reactor measured
-// 15-50 % slower than the reactor serving them all (4 threads of round trips on the 2-vCPU
-// AMD VM). MPI's loop, with its progress thread polling, gained from 8.
+// waiting for a call, drivers take the loop from each other and from the reactor: with 8
+// here and no min_solo_calls, 4 threads of round trips took 25.8 us each against 18.2
+// (bench_ab.py over bench_process_pool --only g, 11 rounds, 2-vCPU AMD VM, 2026-12-08).
+// MPI's loop, with its progress thread polling, gained from 8.
 inline constexpr std::size_t max_driven_pool_calls = 1;
 
 }  // namespace parex::detail::driving
