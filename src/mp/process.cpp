@@ -109,6 +109,8 @@ std::optional<ProcessInfo>& parent_info() {
   static std::optional<ProcessInfo> p;
   return p;
 }
+// A name and a pid, the rest as declared (g++ 12 warns at every aggregate init that skips fields).
+ProcessInfo info_of(std::string name, pid_t pid) { ProcessInfo i; i.name = std::move(name); i.pid = pid; return i; }
 bool& current_daemon() {
   static bool d = false;
   return d;
@@ -218,9 +220,7 @@ void set_process_identity(std::string name, pid_t parent, std::string parent_nam
   current_name() = std::move(name);
   current_daemon() = daemon;
   current_authkey() = std::move(authkey);
-  ProcessInfo& info = parent_info().emplace();
-  info.name = std::move(parent_name);
-  info.pid = parent;
+  parent_info() = info_of(std::move(parent_name), parent);
 }
 }  // namespace detail
 
@@ -483,13 +483,8 @@ std::vector<ProcessInfo> active_children() {
   std::vector<Process::State*> ended;
   for (auto& s : all) {
     std::lock_guard lock(s->mutex);
-    if (s->reap(false)) {
-      ended.push_back(s.get());
-      continue;
-    }
-    ProcessInfo& info = out.emplace_back();
-    info.name = s->name;
-    info.pid = s->pid;
+    if (s->reap(false)) ended.push_back(s.get());
+    else out.push_back(info_of(s->name, s->pid));
   }
   std::lock_guard lock(children().mutex);
   std::erase_if(children().list, [&](const auto& s) { return std::ranges::find(ended, s.get()) != ended.end(); });
